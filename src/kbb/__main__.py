@@ -1,0 +1,3 @@
+from kbb.cli import main
+
+raise SystemExit(main())

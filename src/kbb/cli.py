@@ -1,0 +1,163 @@
+"""The command line: `python -m kbb COMMAND TARGET ...` (see --help)."""
+
+import argparse
+import contextlib
+import fcntl
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from kbb import KbbError
+from kbb import build
+from kbb import gitops
+from kbb.pins import Workspace
+
+
+def _fetch(ws, pin, args):
+    source = args.source or os.environ.get("KBB_SOURCE") or None
+    return gitops.fetch(ws, pin, source, args.git_url)
+
+
+def _ensure_applied(ws, pin, args):
+    """Fetches, and applies the series unless branch patched is current.
+
+    A patched branch with commits not yet exported is used as it is, so that
+    a contributor can test an edit before exporting it, unless the series
+    changed too: then `gitops.apply` refuses to discard those commits.
+    """
+    checkout = _fetch(ws, pin, args)
+    if not gitops.is_current(ws, pin):
+        gitops.apply(ws, pin)
+    return checkout
+
+
+def cmd_fetch(ws, pin, args):
+    print(_fetch(ws, pin, args))
+
+
+def cmd_apply(ws, pin, args):
+    _fetch(ws, pin, args)
+    gitops.apply(ws, pin, force=args.force)
+
+
+def cmd_export(ws, pin, args):
+    for patch in gitops.export(ws, pin, new_group=args.new_group):
+        print(f"patches/{pin.target}/{patch.name}")
+
+
+def cmd_wheel(ws, pin, args):
+    _ensure_applied(ws, pin, args)
+    path = build.wheel(ws, pin, args.ref)
+    if args.output:
+        args.output.mkdir(parents=True, exist_ok=True)
+        path = Path(shutil.copy(path, args.output))
+    print(path)
+
+
+def cmd_install(ws, pin, args):
+    _ensure_applied(ws, pin, args)
+    print(build.install(ws, pin, args.ref, no_deps=not args.deps))
+
+
+def cmd_tree(ws, pin, args):
+    """Writes the files of a branch to a folder (for upstream's tests)."""
+    _ensure_applied(ws, pin, args)
+    print(build.tree(ws, pin, args.ref, args.dest))
+
+
+def cmd_clean(ws, pin, args):
+    gitops.clean(ws, pin, force=args.force)
+
+
+def cmd_check(ws, pin, args):
+    """Checks the series file and each patch's provenance headers."""
+    series = gitops.Series.load(ws.patches(pin.target))
+    bad = [
+        f"{p.name}: lacks {', '.join(k + ':' for k in missing)}"
+        for p in series.patches
+        if (missing := gitops.provenance_missing(p.path.read_text()))
+    ]
+    if bad:
+        raise KbbError("; ".join(bad))
+    print(f"patches/{pin.target}: {len(series.patches)} patches, headers ok")
+
+
+def parser():
+    top = argparse.ArgumentParser(
+        prog="kbb",
+        description="Pinned upstreams and their patch series (keras-bn-bessel).",
+    )
+    top.add_argument("--root", help="workspace root (default: this checkout)")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    def command(name, func, help):
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("targets", nargs="+", metavar="TARGET")
+        sub.set_defaults(func=func)
+        return sub
+
+    def source_options(sub):
+        sub.add_argument(
+            "--source",
+            choices=("sdist", "git"),
+            help="where a new checkout comes from (default: $KBB_SOURCE, else sdist)",
+        )
+        sub.add_argument("--git-url", help="override the pinned git-url")
+
+    source_options(command("fetch", cmd_fetch, "make .upstream/TARGET (cached)"))
+    sub = command("apply", cmd_apply, "apply the series as branch patched")
+    source_options(sub)
+    sub.add_argument("--force", action="store_true", help="discard unexported commits")
+    sub = command("export", cmd_export, "write branch patched back to patches/TARGET")
+    sub.add_argument(
+        "--new-group",
+        metavar="NAME",
+        help="put the commits after branch group/LAST into a new group NAME",
+    )
+    for name, func, help in (
+        ("wheel", cmd_wheel, "build the wheel of a branch (cached per commit)"),
+        ("install", cmd_install, "install the wheel of a branch into this Python"),
+    ):
+        sub = command(name, func, help)
+        source_options(sub)
+        sub.add_argument("--ref", default="patched", help="branch (default: patched)")
+        if name == "wheel":
+            sub.add_argument("-o", "--output", type=Path, help="copy the wheel here")
+        else:
+            sub.add_argument(
+                "--deps", action="store_true", help="also install its dependencies"
+            )
+    sub = command("tree", cmd_tree, "write the files of a branch to a folder")
+    source_options(sub)
+    sub.add_argument("--ref", default="patched", help="branch (default: patched)")
+    sub.add_argument("--dest", type=Path, required=True, help="folder (replaced)")
+    sub = command("clean", cmd_clean, "remove .upstream/TARGET")
+    sub.add_argument("--force", action="store_true", help="even with unexported work")
+    command("check", cmd_check, "check the series and the patches' provenance headers")
+    return top
+
+
+@contextlib.contextmanager
+def _locked(ws):
+    """One kbb at a time per workspace (`tox p` runs environments at once)."""
+    ws.upstream_dir.mkdir(parents=True, exist_ok=True)
+    with open(ws.upstream_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        ws = Workspace.find(args.root)
+        pins = [ws.pin(target) for target in args.targets]
+        with _locked(ws):
+            for pin in pins:
+                args.func(ws, pin, args)
+    except KbbError as e:
+        print(f"kbb: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0

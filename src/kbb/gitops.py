@@ -1,0 +1,769 @@
+"""Every git and patch mechanic of the workspace: fetch, apply and export.
+
+The upstream checkout `.upstream/TARGET` is a git repository:
+
+- branch `upstream` and tag `pristine-VERSION`: the pristine release, from
+  the PyPI sdist (one commit) or from the upstream git repository;
+- branch `group/NAME` for each patch group of the series, stacked in series
+  order, and branch `patched`: every group applied;
+- ref `refs/kbb/applied`: what `patched` was when the series was last
+  applied or exported, so that `kbb apply` never discards unexported work.
+
+Commits made here have a fixed committer and dates, so the same series on
+the same release always gives the same commit ids. Git runs without the
+user's configuration for everything but network access, so that
+`git format-patch` writes the same bytes everywhere.
+"""
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from kbb import KbbError
+from kbb import layouts
+
+BOT_NAME = "keras-bn-bessel"
+BOT_EMAIL = "keras-bn-bessel@users.noreply.github.com"
+PROVENANCE = ("Bug", "Origin", "Forwarded")
+FORMAT_PATCH = (
+    "format-patch",
+    "--no-numbered",
+    "--zero-commit",
+    "--no-signature",
+    "--full-index",
+    "--no-renames",
+)
+_EXCLUDES = "build/\ndist/\n__pycache__/\n*.pyc\n.pytest_cache/\n"
+
+
+def log(message):
+    print(f"kbb: {message}", file=sys.stderr, flush=True)
+
+
+def git(*args, cwd=None, check=True, input=None, env=None, user_config=False):
+    """Runs git; returns its stdout. Raises KbbError on failure if `check`."""
+    environment = {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
+    if not user_config:
+        environment.update(
+            GIT_CONFIG_NOSYSTEM="1",
+            GIT_CONFIG_GLOBAL=os.devnull,
+            GIT_AUTHOR_NAME=BOT_NAME,
+            GIT_AUTHOR_EMAIL=BOT_EMAIL,
+            GIT_COMMITTER_NAME=BOT_NAME,
+            GIT_COMMITTER_EMAIL=BOT_EMAIL,
+        )
+    environment.update(env or {})
+    result = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        env=environment,
+        text=isinstance(input, str) or input is None,
+    )
+    if check and result.returncode:
+        raise KbbError(f"git {args[0]} failed: {_last_line(result.stderr)}")
+    return result if not check else result.stdout
+
+
+def _last_line(text):
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def _bot_env(date):
+    return {
+        "GIT_AUTHOR_NAME": BOT_NAME,
+        "GIT_AUTHOR_EMAIL": BOT_EMAIL,
+        "GIT_AUTHOR_DATE": date,
+        "GIT_COMMITTER_NAME": BOT_NAME,
+        "GIT_COMMITTER_EMAIL": BOT_EMAIL,
+        "GIT_COMMITTER_DATE": date,
+    }
+
+
+def rev(repo, ref):
+    """The commit id of `ref`, or None if there is no such ref."""
+    result = git(
+        "rev-parse", "--verify", "-q", f"{ref}^{{commit}}", cwd=repo, check=False
+    )
+    return result.stdout.strip() or None
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# The series file ---------------------------------------------------------
+
+
+class Patch:
+    """One line of a series file: `GROUP/FILE.patch [only=SOURCE]`."""
+
+    def __init__(self, directory, name, only=None):
+        self.name = name
+        self.path = directory / name
+        self.group = name.split("/", 1)[0]
+        self.only = only
+
+    def applies_to(self, source):
+        return self.only in (None, source)
+
+    def line(self):
+        return self.name + (f" only={self.only}" if self.only else "")
+
+
+class Series:
+    """patches/TARGET/series: patch groups, each a folder, in order."""
+
+    def __init__(self, directory, header, patches):
+        self.directory = directory
+        self.header = header
+        self.patches = patches
+
+    @classmethod
+    def load(cls, directory):
+        path = directory / "series"
+        if not path.is_file():
+            raise KbbError(f"no series file: {path}")
+        header, patches = [], []
+        for number, raw in enumerate(path.read_text().splitlines(), 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                if not patches:
+                    header.append(raw)
+                continue
+            name, *options = line.split()
+            only = None
+            for option in options:
+                if not re.fullmatch(r"only=(git|sdist)", option):
+                    raise KbbError(f"{path}:{number}: unknown option {option!r}")
+                only = option.split("=", 1)[1]
+            if name.count("/") != 1 or not name.endswith(".patch"):
+                raise KbbError(
+                    f"{path}:{number}: expected GROUP/NAME.patch, got {name!r}"
+                )
+            patch = Patch(directory, name, only)
+            if not patch.path.is_file():
+                raise KbbError(f"{path}:{number}: {patch.path} does not exist")
+            patches.append(patch)
+        series = cls(directory, header, patches)
+        series._check_groups(path)
+        return series
+
+    def _check_groups(self, path):
+        seen = []
+        for patch in self.patches:
+            if seen and seen[-1] == patch.group:
+                continue
+            if patch.group in seen:
+                raise KbbError(
+                    f"{path}: the patches of group {patch.group!r} are not contiguous"
+                )
+            seen.append(patch.group)
+        for group in seen:
+            flags = [p.only is not None for p in self.group_patches(group)]
+            if flags != sorted(flags):
+                raise KbbError(
+                    f"{path}: in group {group!r}, patches with only= must come last"
+                )
+
+    @property
+    def groups(self):
+        return list(dict.fromkeys(p.group for p in self.patches))
+
+    def group_patches(self, group):
+        return [p for p in self.patches if p.group == group]
+
+    def write(self, patches):
+        lines = self.header + [p.line() for p in patches]
+        (self.directory / "series").write_text("\n".join(lines) + "\n")
+
+    def digest(self):
+        """A hash of the series file and every patch, to notice edits."""
+        digest = hashlib.sha256((self.directory / "series").read_bytes())
+        for patch in self.patches:
+            digest.update(patch.path.read_bytes())
+        return digest.hexdigest()
+
+
+def is_current(ws, pin):
+    """True when branch patched was applied from (or exported to) the
+    series as it is now in patches/TARGET/."""
+    checkout = ws.checkout(pin.target)
+    if rev(checkout, "refs/heads/patched") is None:
+        return False
+    recorded = git("config", "kbb.series", cwd=checkout, check=False).stdout.strip()
+    return recorded == Series.load(ws.patches(pin.target)).digest()
+
+
+def provenance_missing(text):
+    """The DEP-3 style headers that a patch's message lacks."""
+    message = text.split("\n---\n", 1)[0]
+    return [
+        key
+        for key in PROVENANCE
+        if not re.search(rf"^{key}: \S", message, re.MULTILINE)
+    ]
+
+
+def hunks(text):
+    """[(file, number, count, header)] for each hunk of a patch, in order."""
+    found, current, counts = [], None, {}
+    for line in text.splitlines():
+        match = re.match(r"diff --git a/(\S+) b/", line)
+        if match:
+            current = match.group(1)
+            continue
+        if line.startswith("@@ ") and current:
+            counts[current] = counts.get(current, 0) + 1
+            found.append((current, counts[current], line.split(" @@")[0] + " @@"))
+    return [(f, n, counts[f], h) for f, n, h in found]
+
+
+# Fetch ---------------------------------------------------------------------
+
+
+def fetch(ws, pin, source=None, git_url=None):
+    """Makes (once) the upstream checkout of `pin`; returns its path."""
+    checkout = ws.checkout(pin.target)
+    if checkout.exists():
+        made_from = git(
+            "config", "kbb.source", cwd=checkout, check=False
+        ).stdout.strip()
+        if source and made_from != source:
+            raise KbbError(
+                f"{checkout} was made from the {made_from or 'unknown'} source; "
+                f"run `kbb clean {pin.target}` first to use the {source} source"
+            )
+        expected = pin.sdist_sha256 if made_from == "sdist" else pin.git_commit
+        made_pin = git("config", "kbb.pin", cwd=checkout, check=False).stdout.strip()
+        if made_pin != expected:
+            raise KbbError(
+                f"{checkout} holds another release than pins.toml pins "
+                f"({pin.spec}); export any work, then `kbb clean {pin.target}`"
+            )
+        return checkout
+    source = source or "sdist"
+    ws.upstream_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{pin.target}-", dir=ws.upstream_dir))
+    try:
+        if source == "sdist":
+            date = _unpack(download_sdist(ws, pin), tmp)
+            git("init", "-q", "-b", "upstream", cwd=tmp)
+            git("add", "-A", cwd=tmp)
+            git(
+                "commit",
+                "-q",
+                "-m",
+                f"{pin.project} {pin.version} (PyPI sdist, sha256 {pin.sdist_sha256})",
+                cwd=tmp,
+                env=_bot_env(date),
+            )
+            expected = pin.sdist_sha256
+        elif source == "git":
+            _clone(pin, git_url or pin.git_url, tmp)
+            expected = pin.git_commit
+        else:
+            raise KbbError(f"unknown source {source!r} (sdist or git)")
+        git("tag", pin.pristine_tag, cwd=tmp)
+        for key, value in (
+            ("target", pin.target),
+            ("source", source),
+            ("pin", expected),
+        ):
+            git("config", f"kbb.{key}", value, cwd=tmp)
+        (tmp / ".git" / "info").mkdir(exist_ok=True)
+        (tmp / ".git" / "info" / "exclude").write_text(_EXCLUDES)
+        tmp.rename(checkout)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"{checkout} is {pin.spec} from the {source} source (branch upstream)")
+    return checkout
+
+
+def download_sdist(ws, pin):
+    """The pinned sdist, downloaded with pip once, verified every time."""
+    cached = ws.downloads / f"{pin.sdist_sha256}.tar.gz"
+    if cached.is_file():
+        if sha256(cached) == pin.sdist_sha256:
+            return cached
+        cached.unlink()
+    ws.downloads.mkdir(parents=True, exist_ok=True)
+    log(f"downloading the {pin.spec} sdist with pip")
+    with tempfile.TemporaryDirectory(dir=ws.downloads) as tmp:
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            tmp,
+            pin.spec,
+        ]
+        result = subprocess.run(command, capture_output=True, text=True)
+        files = sorted(Path(tmp).glob("*.tar.gz"))
+        if result.returncode or len(files) != 1:
+            raise KbbError(
+                f"cannot download {pin.spec} with pip, and no verified copy is "
+                f"cached in {ws.downloads}: {_last_line(result.stderr)}"
+            )
+        digest = sha256(files[0])
+        if digest != pin.sdist_sha256:
+            raise KbbError(
+                f"sha256 mismatch for {files[0].name}: pins.toml says "
+                f"{pin.sdist_sha256}, the download is {digest}; it was discarded"
+            )
+        files[0].rename(cached)
+    return cached
+
+
+def _unpack(archive, dest):
+    """Unpacks an sdist into `dest` without its top folder; returns a date."""
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+        tops = {m.name.split("/", 1)[0] for m in members}
+        if len(tops) != 1:
+            raise KbbError(
+                f"{archive.name}: expected one top folder, found {sorted(tops)}"
+            )
+        top = tops.pop()
+        date = max(m.mtime for m in members)
+        for member in members:
+            if member.name == top:
+                continue
+            member.name = member.name.split("/", 1)[1]
+            tar.extract(member, dest, filter="data")
+    return f"@{int(date)} +0000"
+
+
+def _clone(pin, url, dest):
+    log(f"fetching {pin.git_tag} from {url}")
+    git("init", "-q", "-b", "upstream", cwd=dest)
+    git("remote", "add", "origin", url, cwd=dest)
+    tag = f"refs/tags/{pin.git_tag}"
+    result = git(
+        "fetch",
+        "-q",
+        "--depth=1",
+        "--no-tags",
+        "origin",
+        f"+{tag}:{tag}",
+        cwd=dest,
+        check=False,
+        user_config=True,
+    )
+    if result.returncode:
+        raise KbbError(
+            f"cannot fetch {pin.git_tag} from {url}: {_last_line(result.stderr)}"
+        )
+    commit = rev(dest, tag)
+    if commit != pin.git_commit:
+        raise KbbError(
+            f"{pin.git_tag} at {url} is commit {commit}, but pins.toml pins "
+            f"{pin.git_commit}"
+        )
+    git("reset", "-q", "--hard", commit, cwd=dest)
+
+
+def clean(ws, pin, force=False):
+    checkout = ws.checkout(pin.target)
+    if not checkout.exists():
+        return
+    if not force:
+        _require_clean(checkout, pin)
+        _require_exported(checkout, pin, "remove it")
+    shutil.rmtree(checkout)
+    log(f"removed {checkout}")
+
+
+# Apply and export ----------------------------------------------------------
+
+
+def _require_clean(checkout, pin):
+    status = git("status", "--porcelain", "--untracked-files=normal", cwd=checkout)
+    if status.strip():
+        raise KbbError(
+            f"{checkout} has uncommitted changes: commit them and "
+            f"`kbb export {pin.target}`, or discard them"
+        )
+    if (Path(checkout) / ".git" / "rebase-apply").exists():
+        raise KbbError(f"{checkout}: a `git am` is in progress (git am --abort)")
+
+
+def _require_exported(checkout, pin, action):
+    patched, applied = (
+        rev(checkout, "refs/heads/patched"),
+        rev(checkout, "refs/kbb/applied"),
+    )
+    if patched and patched != applied:
+        raise KbbError(
+            f"branch patched of {checkout} has commits that are not in "
+            f"patches/{pin.target}/: `kbb export {pin.target}` them, or pass "
+            f"--force to {action} anyway"
+        )
+
+
+def _source(checkout):
+    return git("config", "kbb.source", cwd=checkout).strip()
+
+
+def apply(ws, pin, force=False):
+    """Applies the series as branches group/* and patched; returns patched."""
+    checkout = ws.checkout(pin.target)
+    _require_clean(checkout, pin)
+    if not force:
+        _require_exported(checkout, pin, "discard them")
+    series = Series.load(ws.patches(pin.target))
+    source = _source(checkout)
+    translator = layouts.translator(pin.layout(source), pin.series_layout)
+    base = rev(checkout, "refs/heads/upstream")
+    try:
+        if translator is None:
+            tips = _am(checkout, pin, series, source, base)
+        else:
+            tips = _am_translated(checkout, pin, series, source, base, translator)
+    except BaseException:
+        git("checkout", "-q", "-f", "upstream", cwd=checkout, check=False)
+        raise
+    _set_branches(checkout, series, tips)
+    git("checkout", "-q", "-f", "patched", cwd=checkout)
+    git("config", "kbb.series", series.digest(), cwd=checkout)
+    log(
+        f"applied {len(series.patches)} patches of patches/{pin.target}/ "
+        f"on {pin.spec}: branch patched ({tips[series.groups[-1]][:12]})"
+    )
+    return tips[series.groups[-1]]
+
+
+def _set_branches(checkout, series, tips):
+    for group in series.groups:
+        git("branch", "-f", f"group/{group}", tips[group], cwd=checkout)
+    tip = tips[series.groups[-1]]
+    git("checkout", "-q", "--detach", tip, cwd=checkout)
+    git("branch", "-f", "patched", tip, cwd=checkout)
+    git("update-ref", "refs/kbb/applied", tip, cwd=checkout)
+
+
+def _am(repo, pin, series, source, base, on_skip=None):
+    """`git am`s the series on `base` in `repo`; returns each group's tip."""
+    git("checkout", "-q", "-f", "--detach", base, cwd=repo)
+    tips = {}
+    for patch in series.patches:
+        if not patch.applies_to(source):
+            log(f"skipping {patch.name} (only={patch.only}, checkout from {source})")
+        else:
+            _am_one(repo, pin, patch)
+        tips[patch.group] = rev(repo, "HEAD")
+    return tips
+
+
+def _am_one(repo, pin, patch):
+    result = git(
+        "am",
+        "-q",
+        "--3way",
+        "--committer-date-is-author-date",
+        str(patch.path),
+        cwd=repo,
+        check=False,
+    )
+    if result.returncode == 0:
+        return
+    output = result.stdout + result.stderr
+    git("am", "--abort", cwd=repo, check=False)
+    raise KbbError(
+        f"{patch.name} does not apply to {pin.spec}: "
+        f"{_where(patch.path.read_text(), output)}; the checkout is back on "
+        "its pristine commit"
+    )
+
+
+def _where(text, output):
+    """Names the file and hunk of a patch that `git am` reported failing."""
+    match = re.search(r"patch failed: (\S+):(\d+)", output)
+    if match:
+        path, line = match.group(1), match.group(2)
+        for file, number, count, header in hunks(text):
+            if file == path and re.match(rf"@@ -{line}(,| )", header):
+                return f"{file}, hunk {number} of {count} ({header})"
+        return f"{path}, the hunk at line {line}"
+    match = re.search(r"error: (\S+): does not exist in index", output)
+    if match:
+        return f"{match.group(1)} does not exist upstream"
+    match = re.search(r"Merge conflict in (\S+)", output)
+    if match:
+        return f"{match.group(1)}: merge conflict"
+    return _last_line(output)
+
+
+def export(ws, pin, new_group=None):
+    """Writes the branches of the checkout back to patches/TARGET/.
+
+    Each group but the last ends at its branch group/NAME, the last at
+    branch patched. `new_group` starts a group after the last one: it gets
+    the commits from group/LAST to patched.
+    """
+    checkout = ws.checkout(pin.target)
+    _require_clean(checkout, pin)
+    series = Series.load(ws.patches(pin.target))
+    groups = series.groups
+    if new_group:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", new_group) or new_group in groups:
+            raise KbbError(f"--new-group {new_group!r}: a new name of a-z, 0-9 and -")
+        groups = groups + [new_group]
+    if not groups:
+        raise KbbError(
+            f"patches/{pin.target}/series lists no patch: start a group with "
+            f"`kbb export {pin.target} --new-group NAME`"
+        )
+    source = _source(checkout)
+    translator = layouts.translator(pin.layout(source), pin.series_layout)
+    branches = ranges = _group_ranges(checkout, groups)
+    if translator is not None:
+        ranges = _mirror_ranges(checkout, branches, translator)
+    new = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for group, start, end in ranges:
+            out = Path(tmp) / group
+            git(*FORMAT_PATCH, "-o", str(out), f"{start}..{end}", cwd=checkout)
+            names = sorted(p.name for p in out.glob("*.patch"))
+            for name in names:
+                missing = provenance_missing((out / name).read_text())
+                if missing:
+                    raise KbbError(
+                        f"{group}/{name} lacks the provenance header(s) "
+                        f"{', '.join(k + ':' for k in missing)} in its message "
+                        "(see docs/workflow.md); nothing was written"
+                    )
+            kept = [p for p in series.group_patches(group) if not p.applies_to(source)]
+            for patch in kept:
+                shutil.copy(patch.path, out / patch.path.name)
+            if not names and not kept:
+                raise KbbError(f"group {group!r} has no commits; nothing was written")
+            new += [Patch(Path(tmp), f"{group}/{n}") for n in names] + [
+                Patch(Path(tmp), patch.name, patch.only) for patch in kept
+            ]
+        _write_series(series, new)
+    patched = rev(checkout, "refs/heads/patched")
+    for group, _, end in branches:
+        git("branch", "-f", f"group/{group}", end, cwd=checkout)
+    git("update-ref", "refs/kbb/applied", patched, cwd=checkout)
+    git("config", "kbb.series", Series.load(series.directory).digest(), cwd=checkout)
+    log(f"exported {len(new)} patches to patches/{pin.target}/ from {patched[:12]}")
+    return new
+
+
+def _group_ranges(checkout, groups):
+    """[(group, start, end)]: the commits of each group, checked stacked."""
+    ranges, start = [], rev(checkout, "refs/heads/upstream")
+    for i, group in enumerate(groups):
+        ref = (
+            "refs/heads/patched"
+            if i == len(groups) - 1
+            else f"refs/heads/group/{group}"
+        )
+        end = rev(checkout, ref)
+        if end is None:
+            raise KbbError(
+                f"{checkout} has no branch {ref[11:]}: run `kbb apply` first"
+            )
+        if git(
+            "merge-base", "--is-ancestor", start, end, cwd=checkout, check=False
+        ).returncode:
+            raise KbbError(
+                f"branch {ref[11:]} is not based on the group before it: rebase "
+                f"it (`git rebase --onto {start[:12]} ...`) before exporting"
+            )
+        if git("rev-list", "--merges", f"{start}..{end}", cwd=checkout).strip():
+            raise KbbError(
+                f"branch {ref[11:]} has merge commits: a series must be linear"
+            )
+        ranges.append((group, start, end))
+        start = end
+    return ranges
+
+
+def _write_series(series, new):
+    directory = series.directory
+    wanted = {p.name for p in new}
+    for old in directory.glob("*/*.patch"):
+        if f"{old.parent.name}/{old.name}" not in wanted:
+            old.unlink()
+    for patch in new:
+        target = directory / patch.name
+        target.parent.mkdir(exist_ok=True)
+        data = patch.path.read_bytes()
+        if not target.exists() or target.read_bytes() != data:
+            target.write_bytes(data)
+    for folder in directory.iterdir():
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    series.write(new)
+
+
+# Layout translation: a mirror of the checkout in the series' layout --------
+#
+# When the checkout's layout differs from the series' (tf-keras' sdist has
+# tf_keras/src/..., the series uses the git repository's tf_keras/...), the
+# series is applied to, and exported from, mirror commits in the same
+# repository: the pristine tree translated file by file, then one commit per
+# patch. Mirror commits are deterministic, so their blob ids are stable.
+
+_MIRROR_DATE = "@0 +0000"
+
+
+def _translate_tree(repo, commit, translate):
+    """A commit of `commit`'s tree with every file translated."""
+    with tempfile.TemporaryDirectory() as tmp:
+        index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        entries = git("ls-tree", "-r", "-z", commit, cwd=repo).split("\0")
+        for entry in filter(None, entries):
+            info, path = entry.split("\t", 1)
+            mode, _, blob = info.split()
+            data = git("cat-file", "blob", blob, cwd=repo, input=b"")
+            mapped = translate(path, data)
+            if mapped is None:
+                continue
+            new_blob = git(
+                "hash-object", "-w", "--stdin", cwd=repo, input=mapped[1]
+            ).strip()
+            git(
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                f"{mode},{new_blob.decode()},{mapped[0]}",
+                cwd=repo,
+                env=index,
+            )
+        tree = git("write-tree", cwd=repo, env=index).strip()
+    message = f"Mirror of {commit[:12]} in the series layout"
+    return git(
+        "commit-tree", tree, "-m", message, cwd=repo, env=_bot_env(_MIRROR_DATE)
+    ).strip()
+
+
+def _replay(repo, commit, onto, translate):
+    """Replays `commit` on `onto`, translating every file it changes."""
+    parent = rev(repo, f"{commit}^")
+    changes = git(
+        "diff-tree",
+        "-r",
+        "-z",
+        "--no-renames",
+        "--name-status",
+        parent,
+        commit,
+        cwd=repo,
+    )
+    fields = [f for f in changes.split("\0") if f]
+    with tempfile.TemporaryDirectory() as tmp:
+        index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git("read-tree", onto, cwd=repo, env=index)
+        for status, path in zip(fields[::2], fields[1::2], strict=True):
+            side = parent if status == "D" else commit
+            data = git("cat-file", "blob", f"{side}:{path}", cwd=repo, input=b"")
+            mapped = translate(path, data)
+            if mapped is None:
+                raise KbbError(
+                    f"commit {commit[:12]} changes {path}, which has no "
+                    "counterpart in the other layout"
+                )
+            if status == "D":
+                git("update-index", "--force-remove", mapped[0], cwd=repo, env=index)
+                continue
+            mode = git("ls-tree", commit, "--", path, cwd=repo).split()[0]
+            blob = (
+                git("hash-object", "-w", "--stdin", cwd=repo, input=mapped[1])
+                .strip()
+                .decode()
+            )
+            git(
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                f"{mode},{blob},{mapped[0]}",
+                cwd=repo,
+                env=index,
+            )
+        tree = git("write-tree", cwd=repo, env=index).strip()
+    meta = git(
+        "log", "-1", "--format=%an%x00%ae%x00%ad%x00%B", "--date=raw", commit, cwd=repo
+    )
+    name, email, date, message = meta.split("\0", 3)
+    env = {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_AUTHOR_DATE": date,
+        "GIT_COMMITTER_NAME": BOT_NAME,
+        "GIT_COMMITTER_EMAIL": BOT_EMAIL,
+        "GIT_COMMITTER_DATE": date,
+    }
+    return git(
+        "commit-tree",
+        tree,
+        "-p",
+        onto,
+        cwd=repo,
+        input=message.rstrip("\n") + "\n",
+        env=env,
+    ).strip()
+
+
+def _am_translated(checkout, pin, series, source, base, translator):
+    mirror = _translate_tree(checkout, base, translator.to_series)
+    with tempfile.TemporaryDirectory(dir=checkout.parent) as tmp:
+        worktree = Path(tmp) / "mirror"
+        git("worktree", "add", "-q", "--detach", str(worktree), mirror, cwd=checkout)
+        try:
+            mirror_tips = _am(worktree, pin, series, source, mirror)
+        finally:
+            git(
+                "worktree",
+                "remove",
+                "--force",
+                str(worktree),
+                cwd=checkout,
+                check=False,
+            )
+    commits = git(
+        "rev-list",
+        "--reverse",
+        f"{mirror}..{mirror_tips[series.groups[-1]]}",
+        cwd=checkout,
+    ).split()
+    mapped, tip = {mirror: base}, base
+    for commit in commits:
+        tip = mapped[commit] = _replay(checkout, commit, tip, translator.to_checkout)
+    return {group: mapped[commit] for group, commit in mirror_tips.items()}
+
+
+def _mirror_ranges(checkout, ranges, translator):
+    """The group ranges of the checkout, replayed as mirror commits."""
+    base = ranges[0][1]
+    tip = _translate_tree(checkout, base, translator.to_series)
+    mirrored = []
+    for group, start, end in ranges:
+        first = tip
+        for commit in git(
+            "rev-list", "--reverse", f"{start}..{end}", cwd=checkout
+        ).split():
+            tip = _replay(checkout, commit, tip, translator.to_series)
+        mirrored.append((group, first, tip))
+    return mirrored

@@ -1,0 +1,41 @@
+"""How a target lays out its files, and the translation between layouts.
+
+A pin names three layouts: the sdist's, the git repository's and the stored
+series'. When the checkout's layout differs from the series', `kbb apply` and
+`kbb export` go through a mirror of the checkout in the series' layout (see
+`kbb.gitops`), translating whole files with a `Translator`:
+
+- `to_series(path, data)` maps a checkout file to the series layout,
+- `to_checkout(path, data)` maps it back,
+
+each returning `(path, data)`, or None for a file that has no counterpart in
+the other layout (it is left out of the mirror, and a patch touching it fails
+with a clear error).
+"""
+
+from kbb import KbbError
+
+_TRANSLATORS = {}
+
+
+def register(checkout_layout, series_layout):
+    """Class decorator: the translator from `checkout_layout` to the series'."""
+
+    def decorate(cls):
+        _TRANSLATORS[checkout_layout, series_layout] = cls
+        return cls
+
+    return decorate
+
+
+def translator(checkout_layout, series_layout):
+    """Returns a translator, or None when the layouts are the same."""
+    if checkout_layout == series_layout:
+        return None
+    try:
+        return _TRANSLATORS[checkout_layout, series_layout]()
+    except KeyError:
+        raise KbbError(
+            f"no translation from the {checkout_layout!r} layout to the "
+            f"{series_layout!r} layout"
+        ) from None

@@ -1,0 +1,71 @@
+"""Float64 NumPy reference of BatchNormalization's moving statistics.
+
+The exact recursion, batch by batch, that the regression and parity tests
+compare every framework against:
+
+    moving_mean <- momentum * moving_mean + (1 - momentum) * mean(batch)
+    moving_var  <- momentum * moving_var  + (1 - momentum) * var(batch) * c
+
+with `c = 1` for the biased rule (upstream Keras 3, tf-keras' non-fused
+path) and `c = n / max(n - 1, 1)` for the unbiased one (the paper's
+Algorithm 2, PyTorch, cuDNN, FusedBatchNormV3, patched Keras), where `n` is
+the number of values per channel that the batch statistics reduce.
+"""
+
+import numpy as np
+
+RULES = ("biased", "unbiased")
+
+
+def batch_moments(x, axis=-1, mask=None):
+    """(mean, biased variance, count) per channel, in float64.
+
+    `mask` has the shape of `x` without the channel axis (Keras' masks are
+    broadcast over the last, channel, axis); False values are left out.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    axis = axis % x.ndim
+    x = np.moveaxis(x, axis, -1).reshape(-1, x.shape[axis])
+    if mask is None:
+        weights = np.ones(x.shape[0])
+    else:
+        weights = np.asarray(mask, dtype=np.float64).reshape(-1)
+    count = weights.sum()
+    mean = (weights[:, None] * x).sum(0) / max(count, 1.0)
+    variance = (weights[:, None] * (x - mean) ** 2).sum(0) / max(count, 1.0)
+    return mean, variance, count
+
+
+def correction(count, rule):
+    if rule == "biased":
+        return 1.0
+    if rule == "unbiased":
+        return count / max(count - 1.0, 1.0)
+    raise ValueError(f"rule must be one of {RULES}, not {rule!r}")
+
+
+def moving_statistics(
+    batches, rule, momentum=0.99, axis=-1, masks=None, mean=0.0, var=1.0
+):
+    """The moving mean and variance after training on `batches` in order."""
+    masks = masks if masks is not None else [None] * len(batches)
+    for x, mask in zip(batches, masks, strict=True):
+        batch_mean, batch_var, count = batch_moments(x, axis, mask)
+        mean = momentum * mean + (1 - momentum) * batch_mean
+        var = momentum * var + (1 - momentum) * batch_var * correction(count, rule)
+    return np.asarray(mean), np.asarray(var)
+
+
+def ema_stationary_sd(momentum, estimate_variance):
+    """Standard deviation of an exponential moving average, in its steady
+    state, of independent estimates with variance `estimate_variance`:
+    sum_k ((1 - m) m^k)^2 v = v (1 - m) / (1 + m)."""
+    return np.sqrt(estimate_variance * (1 - momentum) / (1 + momentum))
+
+
+def sample_variance_variance(n, rule):
+    """Variance of the batch variance of n N(0, 1) values: 2 / (n - 1) for
+    the unbiased estimate (chi-square with n - 1 degrees of freedom, over
+    n - 1), times ((n - 1) / n)^2 for the biased one."""
+    unbiased = 2.0 / (n - 1)
+    return unbiased if rule == "unbiased" else unbiased * ((n - 1) / n) ** 2

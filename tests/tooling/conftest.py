@@ -1,0 +1,230 @@
+"""A synthetic upstream for the tooling tests: `toypkg` 1.0, published as a
+local sdist (found by pip through PIP_FIND_LINKS, no index) and as a local
+`file://` git repository with tag v1.0. No network, no ML framework.
+
+The sdist builds with an in-tree PEP 517 backend that needs no package, so
+`pip download` and `pip wheel` work offline.
+"""
+
+import hashlib
+import io
+import os
+import subprocess
+import tarfile
+import textwrap
+
+import pytest
+
+from kbb.cli import main
+
+CORE = "".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(12))
+
+BACKEND = textwrap.dedent(
+    '''\
+    """A PEP 517 backend that needs nothing: a pure-Python wheel of toypkg/."""
+    import base64, hashlib, os, re, zipfile
+
+    def _version():
+        text = open(os.path.join("toypkg", "version.py")).read()
+        return re.search(r'"(.+)"', text).group(1)
+
+    def _metadata(version):
+        return f"Metadata-Version: 2.1\\nName: toypkg\\nVersion: {version}\\n"
+
+    def prepare_metadata_for_build_wheel(directory, config_settings=None):
+        info = f"toypkg-{_version()}.dist-info"
+        os.makedirs(os.path.join(directory, info))
+        with open(os.path.join(directory, info, "METADATA"), "w") as f:
+            f.write(_metadata(_version()))
+        return info
+
+    def build_wheel(directory, config_settings=None, metadata_directory=None):
+        version = _version()
+        name = f"toypkg-{version}-py3-none-any.whl"
+        info = f"toypkg-{version}.dist-info"
+        files = {f"toypkg/{n}": open(f"toypkg/{n}", "rb").read()
+                 for n in sorted(os.listdir("toypkg")) if n.endswith(".py")}
+        files[f"{info}/METADATA"] = _metadata(version).encode()
+        files[f"{info}/WHEEL"] = (
+            b"Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+        )
+        record = []
+        for path, data in files.items():
+            digest = hashlib.sha256(data).digest()
+            digest = base64.urlsafe_b64encode(digest).rstrip(b"=")
+            record.append(f"{path},sha256={digest.decode()},{len(data)}")
+        record.append(f"{info}/RECORD,,")
+        files[f"{info}/RECORD"] = ("\\n".join(record) + "\\n").encode()
+        with zipfile.ZipFile(os.path.join(directory, name), "w") as z:
+            for path, data in files.items():
+                z.writestr(path, data)
+        return name
+
+    def build_sdist(directory, config_settings=None):
+        raise NotImplementedError
+    '''
+)
+
+FILES = {
+    "PKG-INFO": "Metadata-Version: 2.1\nName: toypkg\nVersion: 1.0\n",
+    "pyproject.toml": (
+        '[build-system]\nrequires = []\nbuild-backend = "toy_backend"\n'
+        'backend-path = ["."]\n'
+    ),
+    "toy_backend.py": BACKEND,
+    "toypkg/__init__.py": "from toypkg.core import *  # noqa\n",
+    "toypkg/version.py": '__version__ = "1.0"\n',
+    "toypkg/core.py": CORE,
+}
+
+
+def make_sdist(path, files=FILES, mtime=1700000000):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, text in sorted(files.items()):
+            data = text.encode()
+            info = tarfile.TarInfo(f"toypkg-1.0/{name}")
+            info.size, info.mtime = len(data), mtime
+            tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(buffer.getvalue())
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_git(*args, cwd):
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    env.update(
+        GIT_AUTHOR_NAME="Toy",
+        GIT_AUTHOR_EMAIL="toy@example.org",
+        GIT_COMMITTER_NAME="Toy",
+        GIT_COMMITTER_EMAIL="toy@example.org",
+    )
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def make_git_repo(path, files=FILES):
+    path.mkdir()
+    run_git("init", "-q", "-b", "main", cwd=path)
+    for name, text in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    run_git("add", "-A", cwd=path)
+    run_git("commit", "-q", "-m", "toypkg 1.0", cwd=path)
+    run_git("tag", "v1.0", cwd=path)
+    return run_git("rev-parse", "HEAD", cwd=path)
+
+
+def pins_toml(sha256, commit, url, **extra):
+    lines = [
+        "[toy]",
+        'project = "toypkg"',
+        'version = "1.0"',
+        f'sdist-sha256 = "{sha256}"',
+        f'git-url = "{url}"',
+        'git-tag = "v1.0"',
+        f'git-commit = "{commit}"',
+        'version-files = ["toypkg/version.py"]',
+        'local-version = "bessel1"',
+    ] + [f'{key.replace("_", "-")} = "{value}"' for key, value in extra.items()]
+    return "\n".join(lines) + "\n"
+
+
+class Toy:
+    """A workspace root with pins.toml for the toy upstream, and helpers."""
+
+    def __init__(self, tmp_path, monkeypatch, capsys):
+        self.tmp = tmp_path
+        self.capsys = capsys
+        self.index = tmp_path / "index"
+        self.index.mkdir()
+        self.sha256 = make_sdist(self.index / "toypkg-1.0.tar.gz")
+        self.repo = tmp_path / "toypkg.git"
+        self.commit = make_git_repo(self.repo)
+        self.url = self.repo.as_uri()
+        self.root = tmp_path / "ws"
+        (self.root / "patches" / "toy").mkdir(parents=True)
+        (self.root / "patches" / "toy" / "series").write_text("# toy series\n")
+        self.write_pins()
+        # pip: only the local folder, none of the machine's configuration.
+        monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+        monkeypatch.setenv("PIP_NO_INDEX", "1")
+        monkeypatch.setenv("PIP_FIND_LINKS", str(self.index))
+        monkeypatch.delenv("KBB_SOURCE", raising=False)
+
+    def write_pins(self, **overrides):
+        values = dict(sha256=self.sha256, commit=self.commit, url=self.url)
+        extra = overrides.pop("extra", {})
+        values.update(overrides)
+        (self.root / "pins.toml").write_text(pins_toml(**values, **extra))
+
+    @property
+    def checkout(self):
+        return self.root / ".upstream" / "toy"
+
+    @property
+    def patches(self):
+        return self.root / "patches" / "toy"
+
+    def kbb(self, *args, expect=0):
+        """Runs `kbb --root ROOT ARGS`; returns (stdout, stderr)."""
+        self.capsys.readouterr()
+        code = main(["--root", str(self.root), *args])
+        out, err = self.capsys.readouterr()
+        assert code == expect, f"exit {code}, expected {expect}:\n{out}\n{err}"
+        return out, err
+
+    def git(self, *args):
+        return run_git(*args, cwd=self.checkout)
+
+    def commit_edit(self, path, old, new, message):
+        file = self.checkout / path
+        text = file.read_text()
+        assert old in text
+        file.write_text(text.replace(old, new))
+        self.git("commit", "-q", "-am", message)
+
+    def snapshot(self):
+        return {
+            p.relative_to(self.patches).as_posix(): p.read_bytes()
+            for p in sorted(self.patches.rglob("*"))
+            if p.is_file()
+        }
+
+    def leftovers(self):
+        """Temporary files or folders left in .upstream/ (must be none)."""
+        upstream = self.root / ".upstream"
+        if not upstream.exists():
+            return []
+        names = [p.name for p in upstream.iterdir()]
+        names += (
+            [p.name for p in (upstream / "downloads").glob("*")]
+            if (upstream / "downloads").exists()
+            else []
+        )
+        return [n for n in names if n.startswith(".") and n != ".lock" or "tmp" in n]
+
+
+PROVENANCE = (
+    "\n\nBug: https://example.org/bug/1\nOrigin: vendor, tests\nForwarded: no\n"
+)
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch, capsys):
+    return Toy(tmp_path, monkeypatch, capsys)
+
+
+@pytest.fixture
+def toy_series(toy):
+    """The toy workspace with a two-patch group `fix`, exported."""
+    toy.kbb("fetch", "toy")
+    toy.git("checkout", "-q", "-b", "patched", "upstream")
+    toy.commit_edit(
+        "toypkg/core.py", "return x + 3\n", "return x + 30\n", "Change f3" + PROVENANCE
+    )
+    toy.commit_edit(
+        "toypkg/core.py", "return x + 9\n", "return x + 90\n", "Change f9" + PROVENANCE
+    )
+    toy.kbb("export", "toy", "--new-group", "fix")
+    return toy
