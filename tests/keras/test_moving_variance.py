@@ -48,6 +48,7 @@ def test_issue_8982_reporter_script(rule, other_rule, record):
     batches = [x[i : i + 2] for i in range(0, len(x), 2)] * 2
     check(norm, batches, rule, other_rule, momentum=0.99)
     record(
+        scenario="issue-8982",
         moving_variance=float(numpy(norm.moving_variance)[0]),
         data_variance=float(np.var(x, ddof=1)),
         biased_reference=float(moving_statistics(batches, "biased")[1][0]),
@@ -76,7 +77,13 @@ def test_converges_to_the_rule_s_expectation(n, rule, other_rule, record):
     tolerance = 5 * sd / np.sqrt(channels)
     assert abs(converged - expected) < tolerance
     assert tolerance < 1.0 / n  # the other rule is further than 5 sd away
-    record(n=n, converged=converged, expected=expected, tolerance=tolerance)
+    record(
+        scenario="convergence",
+        n=n,
+        converged=converged,
+        expected=expected,
+        tolerance=tolerance,
+    )
 
 
 @pytest.mark.parametrize(
