@@ -11,6 +11,7 @@ from pathlib import Path
 from kbb import KbbError
 from kbb import build
 from kbb import gitops
+from kbb import pr
 from kbb.pins import Workspace
 
 
@@ -71,7 +72,8 @@ def cmd_clean(ws, pin, args):
 
 
 def cmd_check(ws, pin, args):
-    """Checks the series file and each patch's provenance headers."""
+    """Checks the series file and each patch's provenance headers, and with
+    --applies that the series applies (in a temporary copy of the root)."""
     series = gitops.Series.load(ws.patches(pin.target))
     bad = [
         f"{p.name}: lacks {', '.join(k + ':' for k in missing)}"
@@ -81,6 +83,17 @@ def cmd_check(ws, pin, args):
     if bad:
         raise KbbError("; ".join(bad))
     print(f"patches/{pin.target}: {len(series.patches)} patches, headers ok")
+    if args.applies and gitops.applies_in_copy(ws, pin):
+        print(f"patches/{pin.target}: applies to {pin.spec}")
+
+
+def cmd_pr(ws, pin, args):
+    """Prepares the upstream pull requests, or pushes one (see kbb.pr)."""
+    checkout = _fetch(ws, pin, args)
+    if args.push:
+        pr.push(ws, pin, checkout, args)
+    else:
+        pr.prepare(ws, pin, checkout, args)
 
 
 def parser():
@@ -91,9 +104,9 @@ def parser():
     top.add_argument("--root", help="workspace root (default: this checkout)")
     commands = top.add_subparsers(dest="command", required=True)
 
-    def command(name, func, help):
+    def command(name, func, help, nargs="+"):
         sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument("targets", nargs="+", metavar="TARGET")
+        sub.add_argument("targets", nargs=nargs, metavar="TARGET")
         sub.set_defaults(func=func)
         return sub
 
@@ -134,7 +147,44 @@ def parser():
     sub.add_argument("--dest", type=Path, required=True, help="folder (replaced)")
     sub = command("clean", cmd_clean, "remove .upstream/TARGET")
     sub.add_argument("--force", action="store_true", help="even with unexported work")
-    command("check", cmd_check, "check the series and the patches' provenance headers")
+    sub = command(
+        "check",
+        cmd_check,
+        "check the series and the patches' provenance headers (default: every target)",
+        nargs="*",
+    )
+    sub.add_argument(
+        "--applies",
+        action="store_true",
+        help="also apply the series to the cached pinned sdist, in a temporary copy",
+    )
+    sub = command(
+        "pr", cmd_pr, "prepare the upstream pull requests: out/pr/TARGET/GROUP/"
+    )
+    source_options(sub)
+    sub.add_argument(
+        "--tip-git",
+        nargs="?",
+        const=True,
+        metavar="URL",
+        help="check against the default branch of this git remote (default: the "
+        "pinned git-url) rather than the newest tip-project sdist; a branch that "
+        "applies there is based there, ready to push",
+    )
+    sub.add_argument(
+        "--offline",
+        action="store_true",
+        help="download nothing: check against the cached tip sdist, if any",
+    )
+    sub.add_argument(
+        "--group", action="append", help="only this patch group (repeatable)"
+    )
+    sub.add_argument(
+        "--push",
+        metavar="REMOTE",
+        help="push branch pr/GROUP to REMOTE and open its pull request, once "
+        "you have reviewed PR.md, ticked its boxes and filled in its marks",
+    )
     return top
 
 
@@ -151,7 +201,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     try:
         ws = Workspace.find(args.root)
-        pins = [ws.pin(target) for target in args.targets]
+        pins = [ws.pin(target) for target in args.targets] or list(ws.pins().values())
         with _locked(ws):
             for pin in pins:
                 args.func(ws, pin, args)

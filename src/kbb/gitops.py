@@ -15,7 +15,10 @@ user's configuration for everything but network access, so that
 `git format-patch` writes the same bytes everywhere.
 """
 
+import contextlib
+import dataclasses
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from kbb import KbbError
 from kbb import layouts
+from kbb.pins import Workspace
 
 BOT_NAME = "keras-bn-bessel"
 BOT_EMAIL = "keras-bn-bessel@users.noreply.github.com"
@@ -303,35 +307,51 @@ def download_sdist(ws, pin):
     ws.downloads.mkdir(parents=True, exist_ok=True)
     log(f"downloading the {pin.spec} sdist with pip")
     with tempfile.TemporaryDirectory(dir=ws.downloads) as tmp:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            "--disable-pip-version-check",
-            "-q",
-            "-d",
-            tmp,
-            pin.spec,
-        ]
-        result = subprocess.run(command, capture_output=True, text=True)
-        files = sorted(Path(tmp).glob("*.tar.gz"))
-        if result.returncode or len(files) != 1:
-            raise KbbError(
+        try:
+            download = pip_download(pin.spec, Path(tmp))
+        except Unreachable as e:
+            raise Unreachable(
                 f"cannot download {pin.spec} with pip, and no verified copy is "
-                f"cached in {ws.downloads}: {_last_line(result.stderr)}"
-            )
-        digest = sha256(files[0])
+                f"cached in {ws.downloads}: {e}"
+            ) from None
+        digest = sha256(download)
         if digest != pin.sdist_sha256:
             raise KbbError(
-                f"sha256 mismatch for {files[0].name}: pins.toml says "
+                f"sha256 mismatch for {download.name}: pins.toml says "
                 f"{pin.sdist_sha256}, the download is {digest}; it was discarded"
             )
-        files[0].rename(cached)
+        download.rename(cached)
     return cached
+
+
+class Unreachable(KbbError):
+    """The package index or the git remote could not be reached."""
+
+
+def pip_download(spec, directory, pre=False):
+    """Downloads the sdist of `spec` with pip into `directory`; returns it.
+    Raises Unreachable, with pip's last error line, when pip fails."""
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(directory),
+        spec,
+    ]
+    if pre:
+        command.insert(-1, "--pre")
+    result = subprocess.run(command, capture_output=True, text=True)
+    files = sorted(Path(directory).glob("*.tar.gz"))
+    if result.returncode or len(files) != 1:
+        raise Unreachable(_last_line(result.stderr))
+    return files[0]
 
 
 def _unpack(archive, dest):
@@ -475,24 +495,31 @@ def _am(repo, pin, series, source, base, on_skip=None):
 
 
 def _am_one(repo, pin, patch):
+    output = _git_am(repo, patch.path)
+    if output is not None:
+        raise KbbError(
+            f"{patch.name} does not apply to {pin.spec}: "
+            f"{_where(patch.path.read_text(), output)}; the checkout is back on "
+            "its pristine commit"
+        )
+
+
+def _git_am(repo, path):
+    """`git am --3way` of one patch file; on failure, aborts it and returns
+    git's output (None on success)."""
     result = git(
         "am",
         "-q",
         "--3way",
         "--committer-date-is-author-date",
-        str(patch.path),
+        str(path),
         cwd=repo,
         check=False,
     )
     if result.returncode == 0:
-        return
-    output = result.stdout + result.stderr
+        return None
     git("am", "--abort", cwd=repo, check=False)
-    raise KbbError(
-        f"{patch.name} does not apply to {pin.spec}: "
-        f"{_where(patch.path.read_text(), output)}; the checkout is back on "
-        "its pristine commit"
-    )
+    return result.stdout + result.stderr
 
 
 def _where(text, output):
@@ -767,3 +794,229 @@ def _mirror_ranges(checkout, ranges, translator):
             tip = _replay(checkout, commit, tip, translator.to_series)
         mirrored.append((group, first, tip))
     return mirrored
+
+
+# The series on another base: checks and pull-request branches ---------------
+#
+# `kbb pr` applies the series, in the series' layout, onto other commits of
+# the checkout's repository (the pinned release, the newest upstream) in a
+# temporary worktree, so that the checkout's branches and files stay as they
+# are, while `git am --3way` still finds the pinned blobs the patches name.
+
+
+def file_diffs(text):
+    """Splits a patch: (message, [(file, head, [hunk, ...]), ...]), where
+    `head` is the diff's header up to its first hunk."""
+    message, *diffs = re.split(r"^(?=diff --git )", text, flags=re.MULTILINE)
+    split = []
+    for diff in diffs:
+        file = re.match(r"diff --git a/(\S+) b/", diff).group(1)
+        head, *hunks = re.split(r"^(?=@@ )", diff, flags=re.MULTILINE)
+        split.append((file, head, hunks))
+    return message, split
+
+
+def hunk_patches(text):
+    """A patch of each hunk of `text` alone, in the order of `hunks(text)`."""
+    return [head + hunk for _, head, hunks in file_diffs(text)[1] for hunk in hunks]
+
+
+def drop_files(text, files):
+    """`text` without the diffs of `files`; returns (text, [(file, hunks)])."""
+    message, diffs = file_diffs(text)
+    kept = [head + "".join(hunks) for f, head, hunks in diffs if f not in files]
+    dropped = [(f, len(hunks)) for f, _, hunks in diffs if f in files]
+    return message + "".join(kept), dropped
+
+
+def patch_files(text):
+    """The files a patch changes, as they are named after it."""
+    return re.findall(r"^diff --git a/\S+ b/(\S+)$", text, re.MULTILINE)
+
+
+@contextlib.contextmanager
+def scratch(repo, commit):
+    """A temporary worktree of `repo`, detached at `commit`."""
+    with tempfile.TemporaryDirectory(dir=Path(repo).parent) as tmp:
+        tree = Path(tmp) / "tree"
+        git("worktree", "add", "-q", "--detach", str(tree), commit, cwd=repo)
+        try:
+            yield tree
+        finally:
+            git("worktree", "remove", "--force", str(tree), cwd=repo, check=False)
+            git("worktree", "prune", cwd=repo, check=False)
+
+
+@dataclasses.dataclass
+class Attempt:
+    """What became of a series applied onto `base` (see `try_series`)."""
+
+    base: str
+    tips: dict = dataclasses.field(default_factory=dict)  # group -> commit
+    skipped: list = dataclasses.field(default_factory=list)  # only= patches
+    omitted: dict = dataclasses.field(default_factory=dict)  # name -> [(f, n)]
+    unchecked: list = dataclasses.field(default_factory=list)  # all omitted
+    failed: Patch | None = None
+    reason: str = ""
+
+
+def try_series(tree, series, source, omit=frozenset()):
+    """Applies the series with `git am --3way` on HEAD of the worktree
+    `tree`, leaving out the diffs of the files in `omit`; stops at the first
+    patch that does not apply, naming its conflicting files and hunks."""
+    attempt = Attempt(base=rev(tree, "HEAD"))
+    for patch in series.patches:
+        if not patch.applies_to(source):
+            attempt.skipped.append(patch.name)
+        else:
+            text, dropped = drop_files(patch.path.read_text(), omit)
+            if dropped:
+                attempt.omitted[patch.name] = dropped
+            if not patch_files(text):
+                attempt.unchecked.append(patch.name)
+            else:
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = Path(tmp) / Path(patch.name).name
+                    path.write_text(text)
+                    output = _git_am(tree, path)
+                if output is not None:
+                    attempt.tips.pop(patch.group, None)
+                    attempt.failed = patch
+                    attempt.reason = _conflicts(tree, text, output)
+                    return attempt
+        attempt.tips[patch.group] = rev(tree, "HEAD")
+    return attempt
+
+
+def _conflicts(tree, text, output):
+    """Names every hunk of a patch that does not apply to HEAD of `tree`,
+    even with a 3-way merge, each tried alone."""
+    failing = {}
+    for (file, number, count, header), single in zip(
+        hunks(text), hunk_patches(text), strict=True
+    ):
+        result = git("apply", "--3way", "-", cwd=tree, input=single, check=False)
+        git("reset", "-q", "--hard", cwd=tree)
+        if "does not exist in index" in result.stderr:
+            failing[file] = ["does not exist there"]
+        elif result.returncode:
+            failing.setdefault(file, []).append(f"hunk {number} of {count} ({header})")
+    if not failing:  # only the hunks together conflict
+        return _where(text, output)
+    return "; ".join(f"{file}, {', '.join(parts)}" for file, parts in failing.items())
+
+
+def commit_sdist(repo, archive, message):
+    """A commit (without parent) of the files of an sdist, in `repo`."""
+    with tempfile.TemporaryDirectory(dir=Path(repo).parent) as tmp:
+        files = Path(tmp) / "files"
+        date = _unpack(archive, files)
+        index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git("--work-tree", str(files), "add", "-A", cwd=repo, env=index)
+        tree = git("write-tree", cwd=repo, env=index).strip()
+    return git("commit-tree", tree, "-m", message, cwd=repo, env=_bot_env(date)).strip()
+
+
+def fetch_default_branch(repo, url, ref):
+    """Fetches the default branch of the git remote `url` (its last commit
+    only) as `ref`; returns (commit, branch name)."""
+    result = git("ls-remote", "--symref", url, "HEAD", cwd=repo, check=False)
+    if result.returncode:
+        raise Unreachable(f"cannot reach {url}: {_last_line(result.stderr)}")
+    match = re.search(r"^ref: refs/heads/(\S+)\tHEAD$", result.stdout, re.MULTILINE)
+    branch = match.group(1) if match else "HEAD"
+    source = f"refs/heads/{branch}" if match else "HEAD"
+    result = git(
+        "fetch",
+        "-q",
+        "--depth=1",
+        "--no-tags",
+        url,
+        f"+{source}:{ref}",
+        cwd=repo,
+        check=False,
+        user_config=True,
+    )
+    if result.returncode:
+        raise Unreachable(
+            f"cannot fetch {branch} from {url}: {_last_line(result.stderr)}"
+        )
+    return rev(repo, ref), branch
+
+
+def in_layout(repo, commit, layout, series_layout):
+    """`commit`, or its mirror when `layout` is not the series' layout."""
+    translator = layouts.translator(layout, series_layout)
+    if translator is None:
+        return commit
+    return _translate_tree(repo, commit, translator.to_series)
+
+
+def strip_provenance(message):
+    """A commit message without the workspace's DEP-3 style headers."""
+    paragraphs = message.rstrip("\n").split("\n\n")
+    last = [
+        line
+        for line in paragraphs[-1].splitlines()
+        if not re.match(rf"({'|'.join(PROVENANCE)}): ", line)
+    ]
+    paragraphs[-1:] = ["\n".join(last)] if last else []
+    return "\n\n".join(paragraphs) + "\n"
+
+
+def rewrite(repo, base, tip, edit, identity=None):
+    """Remakes the commits base..tip with their messages passed through
+    `edit` and, if given, the (name, email) `identity` as their author and
+    committer (the dates are kept); returns the new tip."""
+    new = base
+    for commit in git("rev-list", "--reverse", f"{base}..{tip}", cwd=repo).split():
+        meta = git(
+            "log",
+            "-1",
+            "--format=%an%x00%ae%x00%ad%x00%B",
+            "--date=raw",
+            commit,
+            cwd=repo,
+        )
+        name, email, date, message = meta.split("\0", 3)
+        name, email = identity or (name, email)
+        committer = identity or (BOT_NAME, BOT_EMAIL)
+        env = {
+            "GIT_AUTHOR_NAME": name,
+            "GIT_AUTHOR_EMAIL": email,
+            "GIT_AUTHOR_DATE": date,
+            "GIT_COMMITTER_NAME": committer[0],
+            "GIT_COMMITTER_EMAIL": committer[1],
+            "GIT_COMMITTER_DATE": date,
+        }
+        new = git(
+            "commit-tree",
+            f"{commit}^{{tree}}",
+            "-p",
+            new,
+            cwd=repo,
+            input=edit(message),
+            env=env,
+        ).strip()
+    return new
+
+
+def applies_in_copy(ws, pin):
+    """Applies the series to the pinned sdist in a temporary copy of the
+    workspace root, so that .upstream/TARGET stays as it is. Returns False,
+    having said why, when the sdist is neither cached nor downloadable."""
+    try:
+        archive = download_sdist(ws, pin)
+    except Unreachable as e:
+        log(f"not checked whether patches/{pin.target}/ applies: {e}")
+        return False
+    with tempfile.TemporaryDirectory(prefix="kbb-check-") as tmp:
+        copy = Workspace(Path(tmp))
+        shutil.copy(ws.pins_file, copy.pins_file)
+        shutil.copytree(ws.patches(pin.target), copy.patches(pin.target))
+        copy.downloads.mkdir(parents=True)
+        os.symlink(archive, copy.downloads / archive.name)
+        with contextlib.redirect_stderr(io.StringIO()):  # about the copy
+            fetch(copy, pin, "sdist")
+            apply(copy, pin)
+    return True

@@ -1,0 +1,826 @@
+"""`kbb pr TARGET`: prepares the upstream pull requests of a target, one per
+patch group, for a human to review and submit (docs/workflow.md).
+
+For each group it checks that the series applies to the pinned release and
+to the newest upstream (the `tip-project` sdist, or a git remote's default
+branch), runs upstream's formatter and linter (pr/TARGET/pr.toml) on the files
+the group changes, renders ISSUE.md and PR.md from the templates of
+pr/TARGET/ and the workspace's measured results into out/pr/TARGET/GROUP/, and
+makes branch pr/GROUP in the upstream checkout. Nothing leaves the machine:
+`kbb pr TARGET --push REMOTE` pushes a branch, only once the human has ticked
+PR.md's boxes and filled in what it asks for.
+"""
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import json
+import os
+import re
+import shlex
+import shutil
+import string
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+from kbb import KbbError
+from kbb import gitops
+from kbb.gitops import git
+from kbb.gitops import rev
+
+# Upstream's test files (keras and tf-keras name them so).
+TEST_FILE = re.compile(r"_test\.py$")
+MARK = re.compile(r"\[kbb: [^\]]*\]")
+UNCHECKED = re.compile(r"^\s*[-*] \[ \] (.+)$", re.MULTILINE)
+TIP_REF = "refs/kbb/tip"
+
+
+# pr/TARGET/pr.toml ---------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """pr/TARGET/: pr.toml, and the templates ISSUE.md and PR.md."""
+
+    directory: Path
+    lint_requires: tuple
+    lint_commands: tuple
+    implementation: str
+    version_key: str
+    envs: tuple
+
+    def template(self, group, name):
+        for path in (self.directory / group / name, self.directory / name):
+            if path.is_file():
+                return path
+        raise KbbError(
+            f"no template {self.directory.name}/{name} in pr/ (see docs/workflow.md)"
+        )
+
+
+def load_config(ws, target):
+    path = ws.root / "pr" / target / "pr.toml"
+    if not path.is_file():
+        raise KbbError(
+            f"no pr/{target}/pr.toml: write how {target}'s pull requests are "
+            "linted and which results they show (see docs/workflow.md)"
+        )
+    try:
+        data = tomllib.loads(path.read_text())
+        lint, results = data["lint"], data["results"]
+        commands = tuple(tuple(c) for c in lint["commands"])
+        config = Config(
+            directory=path.parent,
+            lint_requires=tuple(lint.get("requires", ())),
+            lint_commands=commands,
+            implementation=results["implementation"],
+            version_key=results["version-key"],
+            envs=tuple(results["envs"]),
+        )
+    except tomllib.TOMLDecodeError as e:
+        raise KbbError(f"pr/{target}/pr.toml: {e}") from None
+    except KeyError as e:
+        raise KbbError(f"pr/{target}/pr.toml lacks {e.args[0]!r}") from None
+    if not all(c and "{files}" in c for c in commands):
+        raise KbbError(f"pr/{target}/pr.toml: each lint command needs a {{files}}")
+    return config
+
+
+# The newest upstream -------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Tip:
+    """The upstream to check the series against besides the pinned one."""
+
+    commit: str | None  # in the series' layout; None: not checked
+    description: str
+    source: str = "sdist"
+    branch: str | None = None  # upstream's default branch, if the tip is on it
+    omit: frozenset = frozenset()
+    note: str = ""
+
+
+def _tip(ws, pin, checkout, args, series_files):
+    if args.tip_git:
+        if args.offline:
+            raise KbbError("--tip-git fetches from the network: leave out --offline")
+        url = pin.git_url if args.tip_git is True else args.tip_git
+        commit, branch = gitops.fetch_default_branch(checkout, url, TIP_REF)
+        described = f"{branch} of {url} ({commit[:12]})"
+        commit = gitops.in_layout(checkout, commit, pin.git_layout, pin.series_layout)
+        return Tip(commit, described, "git", branch)
+    if not pin.tip_project:
+        return Tip(None, "", note=f"pins.toml [{pin.target}] has no tip-project")
+    archive, where = _tip_sdist(ws, pin, args.offline)
+    if archive is None:
+        return Tip(None, "", note=where)
+    version = re.search(r"-([0-9][^-]*)\.tar\.gz$", archive.name).group(1)
+    described = f"{pin.tip_project} {version}, PyPI sdist"
+    commit = gitops.commit_sdist(
+        checkout, archive, f"{described} (sha256 {gitops.sha256(archive)})"
+    )
+    git("update-ref", TIP_REF, commit, cwd=checkout)
+    commit = gitops.in_layout(checkout, commit, pin.sdist_layout, pin.series_layout)
+    files = set(git("ls-tree", "-r", "--name-only", commit, cwd=checkout).split())
+    omit, note = frozenset(), ""
+    if not any(TEST_FILE.search(f) for f in files):
+        omit = frozenset(f for f in series_files - files if TEST_FILE.search(f))
+        note = f"the {pin.tip_project} sdist ships no tests"
+    return Tip(commit, f"{described} ({where})", omit=omit, note=note)
+
+
+def _tip_sdist(ws, pin, offline):
+    """The newest tip-project sdist: downloaded, else the cached one."""
+    cache = ws.downloads / "tip" / pin.tip_project
+    cached = sorted(cache.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
+    reason = "--offline"
+    if not offline:
+        cache.mkdir(parents=True, exist_ok=True)
+        gitops.log(f"downloading the newest {pin.tip_project} sdist with pip")
+        with tempfile.TemporaryDirectory(dir=cache.parent) as tmp:
+            try:
+                download = gitops.pip_download(pin.tip_project, Path(tmp), pre=True)
+            except gitops.Unreachable as e:
+                reason = f"cannot download {pin.tip_project} with pip: {e}"
+            else:
+                path = cache / download.name
+                os.replace(download, path)
+                for old in cached:
+                    if old != path:
+                        old.unlink()
+                return path, "the newest on the package index"
+    if cached:
+        return cached[-1], f"cached: {reason}"
+    return None, f"{reason}, and no {pin.tip_project} sdist is cached"
+
+
+# Upstream's formatter and linter --------------------------------------------
+
+
+def _lint_tools(config):
+    """'ruff 0.9.2, ...': the installed lint tools, checked against pr.toml."""
+    found = []
+    for requirement in config.lint_requires:
+        name, _, wanted = requirement.partition("==")
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        if version is None or wanted and version != wanted:
+            raise KbbError(
+                f"pr/{config.directory.name}/pr.toml lints with {requirement}, "
+                f"but {sys.executable} has {version or 'none'}: run `tox -e pr`, "
+                f"or `pip install {requirement}`"
+            )
+        found.append(f"{name} {version}")
+    return ", ".join(found) or "the installed tools"
+
+
+def _lint(config, tree, files):
+    """Runs each lint command in `tree` on `files`; returns its findings."""
+    findings = []
+    if not files:  # without files, the tools would check the whole tree
+        return findings
+    for module, *arguments in config.lint_commands:
+        argv = []
+        for argument in arguments:
+            argv += files if argument == "{files}" else [argument]
+        result = subprocess.run(
+            [sys.executable, "-m", module, *argv],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode:
+            output = (result.stdout + result.stderr).strip()
+            findings.append(f"$ {module} {' '.join(argv)}\n{output}")
+    return findings
+
+
+# The workspace's results and generated docs ----------------------------------
+
+
+@dataclasses.dataclass
+class Evidence:
+    records: list  # fresh results of the pinned implementation
+    marks: list  # "[kbb: missing] ..." / "[kbb: stale] ...": in the texts
+
+
+def _newest_mtime(path):
+    files = (
+        [p for p in Path(path).rglob("*") if p.is_file()] if path.is_dir() else [path]
+    )
+    return max((p.stat().st_mtime for p in files), default=0.0)
+
+
+def _when(seconds):
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
+
+
+def _results(ws, pin, config):
+    """The results of out/results/ENV.json for each env of pr.toml: a result
+    is stale when measured on another release than the pin, or, for the
+    patched release, when older than the last change of patches/TARGET/."""
+    directory = Path(os.environ.get("KBB_RESULTS") or ws.root / "out" / "results")
+    series_time = _newest_mtime(ws.patches(pin.target))
+    evidence = Evidence([], [])
+    for env in config.envs:
+        path = directory / f"{env}.json"
+        shown = os.path.relpath(path, ws.root)
+        rerun = f"run `tox -e {env}`"
+        try:
+            records = [
+                r
+                for r in json.loads(path.read_text())
+                if r.get("implementation") == config.implementation
+            ]
+        except FileNotFoundError:
+            evidence.marks.append(f"[kbb: missing] {shown}: {rerun}")
+            continue
+        except ValueError:
+            evidence.marks.append(f"[kbb: missing] {shown} is not JSON: {rerun}")
+            continue
+        versions = {r.get(config.version_key) for r in records}
+        if not records:
+            evidence.marks.append(
+                f"[kbb: missing] {shown} has no {config.implementation} result: {rerun}"
+            )
+        elif versions - {pin.version, pin.patched_version}:
+            evidence.marks.append(
+                f"[kbb: stale] {shown} measured {config.version_key} "
+                f"{', '.join(sorted(map(str, versions)))}, not {pin.version} "
+                f"(pins.toml): {rerun}"
+            )
+        elif pin.patched_version in versions and path.stat().st_mtime < series_time:
+            evidence.marks.append(
+                f"[kbb: stale] {shown} ({_when(path.stat().st_mtime)}) is older "
+                f"than patches/{pin.target}/ ({_when(series_time)}): {rerun}"
+            )
+        else:
+            evidence.records += [dict(r, env=env) for r in records]
+    return evidence
+
+
+def _changed(ws, path):
+    """When `path` last changed: its last commit if committed unchanged,
+    else its modification time (so a fresh clone keeps the commit order)."""
+    relative = os.path.relpath(path, ws.root)
+    dirty = git("status", "--porcelain", "--", relative, cwd=ws.root, check=False)
+    if dirty.returncode == 0 and not dirty.stdout.strip():
+        stamp = git("log", "-1", "--format=%ct", "--", relative, cwd=ws.root).strip()
+        if stamp:
+            return float(stamp)
+    return _newest_mtime(path)
+
+
+def _doc_table(ws, pin, name, what):
+    """The first table of docs/NAME, or a mark saying why there is none."""
+    path = ws.root / "docs" / name
+    if not path.is_file():
+        return f"[kbb: missing] docs/{name} ({what}) does not exist: generate it"
+    table = re.search(r"(^\|.*\|\n)+", path.read_text(), re.MULTILINE)
+    if table is None:
+        return f"[kbb: missing] docs/{name} has no table of {what}"
+    inputs = [ws.patches(pin.target), ws.pins_file]
+    newest = max(inputs, key=lambda p: _changed(ws, p))
+    if _changed(ws, path) < _changed(ws, newest):
+        return (
+            f"[kbb: stale] docs/{name} is older than "
+            f"{os.path.relpath(newest, ws.root)}: regenerate it"
+        )
+    return f"{table.group(0).rstrip()}\n\nFrom `docs/{name}` of the workspace."
+
+
+_BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _column(version, backend):
+    """Sorts the pinned release before the patched one, then by backend."""
+    rank = _BACKENDS.index(backend) if backend in _BACKENDS else len(_BACKENDS)
+    return "+" in str(version), rank, str(backend)
+
+
+def _numbers(evidence, pin, config, patched):
+    """Markdown tables of the measured figures (with `patched`: of both
+    releases), followed by the marks of the missing or stale results."""
+    key = config.version_key
+    records = [r for r in evidence.records if patched or r.get(key) == pin.version]
+    parts = []
+    issue = [r for r in records if r.get("scenario") == "issue-8982"]
+    if issue:
+        rows = [
+            f"| {pin.project} | backend | `moving_variance` | biased rule "
+            "| unbiased rule | variance of the data |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in sorted(issue, key=lambda r: _column(r[key], r["backend"])):
+            rows.append(
+                f"| {r[key]} | {r['backend']} | {r['moving_variance']:.4f} "
+                f"| {r['biased_reference']:.4f} | {r['unbiased_reference']:.4f} "
+                f"| {r['data_variance']:.4f} |"
+            )
+        parts.append(
+            "The script of the issue: `moving_variance` at the end, and what the "
+            "biased and the unbiased rules give over the same batches (float64 "
+            "references):\n\n" + "\n".join(rows)
+        )
+    converge = [r for r in records if r.get("scenario") == "convergence"]
+    if converge:
+        columns = sorted(
+            {(r[key], r["backend"]) for r in converge}, key=lambda c: _column(*c)
+        )
+        cell = {(r["n"], r[key], r["backend"]): r["converged"] for r in converge}
+        biased = {r["n"]: r["expected"] for r in converge if r[key] == pin.version}
+        head = ["n", "(n - 1) / n"] + [f"{b}, {pin.project} {v}" for v, b in columns]
+        rows = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+        for n in sorted({r["n"] for r in converge}):
+            values = [biased.get(n)] + [cell.get((n, v, b)) for v, b in columns]
+            cells = [f"{x:.4f}" if x is not None else "n/a" for x in values]
+            rows.append("| " + " | ".join([str(n), *cells]) + " |")
+        parts.append(
+            "Batches of n values of N(0, 1) in each of 1024 channels, momentum "
+            "0.9, 200 steps: the mean over the channels of `moving_variance`, "
+            "which should be the variance of the data, 1:\n\n" + "\n".join(rows)
+        )
+    marks = [f"- **{m}**" for m in evidence.marks]
+    if not parts and not marks:
+        marks = ["- **[kbb: missing] no measured figure**"]
+    return "\n\n".join(parts + ["\n".join(marks)] if marks else parts)
+
+
+# What the group changes ------------------------------------------------------
+
+
+def _unwrap(body):
+    """Joins the wrapped lines of each plain paragraph of a commit message
+    (GitHub shows every newline of a description)."""
+    paragraphs = []
+    for paragraph in body.strip().split("\n\n"):
+        lines = paragraph.splitlines()
+        if any(re.match(r"\s|[-*] |\d+\. ", line) for line in lines):
+            paragraphs.append(paragraph)
+        else:
+            paragraphs.append(" ".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+def _commits(checkout, start, end):
+    sections = []
+    for commit in git("rev-list", "--reverse", f"{start}..{end}", cwd=checkout).split():
+        message = gitops.strip_provenance(
+            git("log", "-1", "--format=%B", commit, cwd=checkout)
+        )
+        subject, _, body = message.partition("\n")
+        sections.append(f"### {subject.strip()}\n\n{_unwrap(body)}".rstrip())
+    return "\n\n".join(sections)
+
+
+def _files(checkout, start, end):
+    rows = []
+    for line in git("diff", "--numstat", start, end, cwd=checkout).splitlines():
+        added, removed, path = line.split("\t")
+        rows.append(f"- `{path}`: +{added} -{removed}")
+    return "\n".join(rows)
+
+
+def _tests(texts):
+    """What the patches change in upstream's test files."""
+    added, other = {}, {}
+    for text in texts:
+        for file, _, hunks in gitops.file_diffs(text)[1]:
+            if TEST_FILE.search(file):
+                for hunk in hunks:
+                    new = re.findall(r"^\+[ \t]*def (test\w*)\(", hunk, re.MULTILINE)
+                    added.setdefault(file, []).extend(new)
+                    other[file] = other.get(file, 0) + (not new)
+    lines = []
+    for file, names in added.items():
+        parts = [f"adds {', '.join(f'`{n}`' for n in names)}"] if names else []
+        if other[file]:
+            parts.append(f"changes existing tests in {other[file]} place(s)")
+        lines.append(f"- `{file}`: {'; '.join(parts)}")
+    return "\n".join(lines) or "(no test file changes)"
+
+
+# Rendering and the output folder ----------------------------------------------
+
+
+def _render(path, values):
+    try:
+        return string.Template(path.read_text()).substitute(values)
+    except KeyError as e:
+        raise KbbError(
+            f"{path}: unknown placeholder ${e.args[0]} (known: "
+            f"{', '.join(sorted(values))})"
+        ) from None
+    except ValueError as e:
+        raise KbbError(f"{path}: {e} (write $$ for a dollar sign)") from None
+
+
+def _sha(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _write(folder, name, text, state, notes):
+    """Writes folder/NAME, unless the human edited it since it was rendered:
+    then the new rendering goes to NAME.new.md beside it."""
+    path, new = folder / name, folder / name.replace(".md", ".new.md")
+    rendered = state.get("rendered", {})
+    if path.is_file() and _sha(path.read_text()) != rendered.get(name):
+        new.write_text(text)
+        notes.append(f"{name} has your edits, kept; the new rendering is {new.name}")
+        return
+    path.write_text(text)
+    new.unlink(missing_ok=True)
+    rendered[name] = _sha(text)
+    state["rendered"] = rendered
+
+
+def _state(folder):
+    try:
+        return json.loads((folder / "state.json").read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def _identity(checkout):
+    """The user's git (name, email), or None."""
+    values = [
+        git("config", key, cwd=checkout, check=False, user_config=True).stdout.strip()
+        for key in ("user.name", "user.email")
+    ]
+    return tuple(values) if all(values) else None
+
+
+def _github(url):
+    """'owner/name' of a GitHub URL, else None."""
+    match = re.search(r"github\.com[:/]([^/]+/[^/]+?)(\.git)?/?$", url or "")
+    return match.group(1) if match else None
+
+
+# kbb pr TARGET ------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Run:
+    """The series checked against the pinned release and the newest upstream,
+    and what the texts and the branches are made from."""
+
+    config: Config
+    series: gitops.Series
+    texts: dict  # patch name -> text
+    source: str  # of the checkout: sdist or git
+    pinned: gitops.Attempt
+    tip: Tip
+    tipped: gitops.Attempt | None
+    lint: dict  # group -> (files, findings)
+    evidence: Evidence | None = None
+    docs: dict = dataclasses.field(default_factory=dict)  # placeholder -> text
+    identity: tuple | None = None  # the user's (name, email)
+
+
+def prepare(ws, pin, checkout, args):
+    """Checks, lints, renders and branches each group; raises KbbError at the
+    end when a group is not ready for upstream."""
+    config = load_config(ws, pin.target)
+    tools = _lint_tools(config)
+    if pin.series_layout != pin.git_layout:
+        raise KbbError(
+            f"pins.toml [{pin.target}]: the series layout ({pin.series_layout}) "
+            f"is not upstream's git layout ({pin.git_layout}): pr/GROUP cannot be "
+            "made"
+        )
+    series = gitops.Series.load(ws.patches(pin.target))
+    groups = args.group or series.groups
+    unknown = sorted(set(groups) - set(series.groups))
+    if unknown:
+        raise KbbError(f"no group {', '.join(unknown)} in patches/{pin.target}/")
+    if rev(checkout, "refs/heads/patched") not in (
+        None,
+        rev(checkout, "refs/kbb/applied"),
+    ):
+        gitops.log(
+            f"branch patched has commits not in patches/{pin.target}/: the pull "
+            "requests are made from patches/ (`kbb export` them to include them)"
+        )
+    run = _check(ws, pin, checkout, args, config, series)
+    run.evidence = _results(ws, pin, config)
+    run.docs = {
+        "frameworks": _doc_table(ws, pin, "analysis.md", "the framework comparison"),
+        "benchmarks": _doc_table(ws, pin, "benchmarks.md", "the benchmarks"),
+    }
+    run.identity = _identity(checkout)
+    failed = []
+    for group in groups:
+        folder = ws.root / "out" / "pr" / pin.target / group
+        folder.mkdir(parents=True, exist_ok=True)
+        state = _state(folder)
+        lines, trouble = _report_checks(pin, run, group, tools, args.offline)
+        if group in run.pinned.tips:
+            lines += _branch(ws, pin, checkout, run, group, state)
+            lines += _texts(ws, pin, checkout, run, group, folder, state)
+        state["problems"] = trouble
+        (folder / "state.json").write_text(json.dumps(state, indent=1) + "\n")
+        (folder / "report.txt").write_text("\n".join(lines) + "\n")
+        print(f"{pin.target}: group {group}")
+        print("\n".join("  " + line for line in lines), flush=True)
+        if trouble:
+            failed.append(f"{group}: {'; '.join(trouble)}")
+    if failed:
+        raise KbbError(f"{pin.target} is not ready for upstream: {' | '.join(failed)}")
+
+
+def _check(ws, pin, checkout, args, config, series):
+    """Applies the series to the pinned release, lints each group there,
+    and applies it to the newest upstream."""
+    source = gitops._source(checkout)
+    pristine = gitops.in_layout(
+        checkout,
+        rev(checkout, "refs/heads/upstream"),
+        pin.layout(source),
+        pin.series_layout,
+    )
+    texts = {p.name: p.path.read_text() for p in series.patches}
+    changed = {f for text in texts.values() for f in gitops.patch_files(text)}
+    pinned_files = git("ls-tree", "-r", "--name-only", pristine, cwd=checkout)
+    tip = _tip(ws, pin, checkout, args, changed & set(pinned_files.split()))
+    lint = {}
+    with gitops.scratch(checkout, pristine) as tree:
+        pinned = gitops.try_series(tree, series, source)
+        for group, commit in pinned.tips.items():
+            git("checkout", "-q", "--detach", commit, cwd=tree)
+            files = {
+                f
+                for p in series.group_patches(group)
+                for f in gitops.patch_files(texts[p.name])
+                if f.endswith(".py") and (tree / f).is_file()
+            }
+            lint[group] = (sorted(files), _lint(config, tree, sorted(files)))
+    tipped = None
+    if tip.commit:
+        with gitops.scratch(checkout, tip.commit) as tree:
+            tipped = gitops.try_series(tree, series, tip.source, tip.omit)
+    return Run(config, series, texts, source, pinned, tip, tipped, lint)
+
+
+def _status(attempt, series, patch):
+    names = [p.name for p in series.patches]
+    if attempt.failed is not None:
+        failed = names.index(attempt.failed.name)
+        if names.index(patch.name) == failed:
+            return f"DOES NOT APPLY: {attempt.reason}"
+        if names.index(patch.name) > failed:
+            return "not checked: a patch before it does not apply"
+    if patch.name in attempt.skipped:
+        return f"skipped (only={patch.only})"
+    if patch.name in attempt.unchecked:
+        return "not checked: it changes only test files that the tip lacks"
+    return "applies"
+
+
+def _report_checks(pin, run, group, tools, offline):
+    """The report lines of the checks of a group, and its problems."""
+    series, pinned, tip, tipped = run.series, run.pinned, run.tip, run.tipped
+    patches = series.group_patches(group)
+    release = "PyPI sdist" if run.source == "sdist" else pin.git_tag
+    lines = [f"pinned  {pin.spec}, {release}:"]
+    lines += [f"  {p.name}: {_status(pinned, series, p)}" for p in patches]
+    if group not in pinned.tips:
+        return lines, [f"the series does not apply to {pin.spec}"]
+    trouble = []
+    if tipped is None:
+        lines.append(f"tip     not checked: {tip.note}")
+        if not offline:
+            trouble.append("the newest upstream was not checked")
+    else:
+        lines.append(f"tip     {tip.description}:")
+        lines += [f"  {p.name}: {_status(tipped, series, p)}" for p in patches]
+        if group not in tipped.tips:
+            trouble.append("the series does not apply to the newest upstream")
+        dropped = [d for p in patches for d in tipped.omitted.get(p.name, [])]
+        if dropped:
+            lines.append(
+                f"  {sum(n for _, n in dropped)} test-file hunk(s) not checked: "
+                f"{tip.note} ({', '.join(sorted({f for f, _ in dropped}))})"
+            )
+    files, findings = run.lint[group]
+    lines.append(
+        f"lint    {tools} (pr/{pin.target}/pr.toml) on {len(files)} file(s): "
+        + (f"{len(findings)} command(s) found issues" if findings else "clean")
+    )
+    lines += ["  " + line for finding in findings for line in finding.splitlines()]
+    if findings:
+        trouble.append("upstream's lint found issues")
+    return lines, trouble
+
+
+def _branch(ws, pin, checkout, run, group, state):
+    """Makes branch pr/GROUP: the series up to GROUP on upstream's commit
+    where it applies there, else on the pinned release, without the
+    workspace's headers, authored by the user. Returns report lines."""
+    tip, tipped = run.tip, run.tipped
+    on_tip = (
+        tipped is not None
+        and tip.branch
+        and group in tipped.tips
+        and not tipped.omitted
+        and not tipped.unchecked
+    )
+    attempt = tipped if on_tip else run.pinned
+    commit = gitops.rewrite(
+        checkout,
+        attempt.base,
+        attempt.tips[group],
+        gitops.strip_provenance,
+        run.identity,
+    )
+    git("branch", "-f", f"pr/{group}", commit, cwd=checkout)
+    if on_tip:
+        kind, based = "upstream", f"upstream's {tip.description}"
+    elif run.source == "sdist":
+        kind, based = "sdist", f"the {pin.spec} sdist commit, not an upstream commit"
+    else:
+        kind, based = "release", f"the release tag {pin.git_tag}"
+    state.update(
+        group=group,
+        commit=commit,
+        base=attempt.base,
+        base_kind=kind,
+        based_on=based,
+        upstream_branch=tip.branch if on_tip else None,
+    )
+    count = git("rev-list", "--count", f"{attempt.base}..{commit}", cwd=checkout)
+    lines = [
+        f"branch  pr/{group} ({commit[:12]}) in "
+        f"{os.path.relpath(checkout, ws.root)}: {count.strip()} commit(s) on {based}"
+    ]
+    if kind != "upstream":
+        lines.append(
+            "  not pushable: a pull request starts on upstream's default branch; "
+            f"`kbb pr {pin.target} --tip-git` (network) bases pr/{group} there"
+        )
+    if run.identity is None:
+        lines.append(
+            f"  authored by {gitops.BOT_NAME}: set git config user.name and "
+            "user.email (the CLA check needs your identity), then rerun"
+        )
+    return lines
+
+
+def _texts(ws, pin, checkout, run, group, folder, state):
+    """Renders ISSUE.md and PR.md of the group; returns report lines."""
+    series, attempt = run.series, run.pinned
+    index = series.groups.index(group)
+    start = attempt.tips[series.groups[index - 1]] if index else attempt.base
+    end = attempt.tips[group]
+    values = {
+        "project": pin.project,
+        "version": pin.version,
+        "title": git("log", "-1", "--format=%s", end, cwd=checkout).strip(),
+        "commits": _commits(checkout, start, end),
+        "files": _files(checkout, start, end),
+        "tests": _tests(run.texts[p.name] for p in series.group_patches(group)),
+        "stack": _stack(series, group),
+        "issue_numbers": _numbers(run.evidence, pin, run.config, patched=False),
+        "numbers": _numbers(run.evidence, pin, run.config, patched=True),
+        **{k: v if v.startswith("|") else f"**{v}**" for k, v in run.docs.items()},
+    }
+    marks = run.evidence.marks + [v for v in run.docs.values() if v[0] == "["]
+    lines = [
+        f"results {len(run.evidence.records)} figure(s)"
+        + ("; marked in the texts:" if marks else "")
+    ]
+    lines += [f"  {m}" for m in marks]
+    notes = []
+    for name in ("ISSUE.md", "PR.md"):
+        text = _render(run.config.template(group, name), values)
+        _write(folder, name, text, state, notes)
+    lines.append(f"texts   {os.path.relpath(folder, ws.root)}/ISSUE.md, PR.md")
+    return lines + [f"  {note}" for note in notes]
+
+
+def _stack(series, group):
+    index = series.groups.index(group)
+    if index == 0:
+        return ""
+    return (
+        f"This pull request is stacked on the one of {series.groups[index - 1]} "
+        "([kbb: fill in its link]): its first commits are that pull request's, "
+        "to be merged first.\n"
+    )
+
+
+# kbb pr TARGET --push REMOTE --------------------------------------------------
+
+
+def push(ws, pin, checkout, args):
+    """Pushes branch pr/GROUP of each group whose PR.md the human made
+    ready, then opens its pull request with gh, or prints how to."""
+    series = gitops.Series.load(ws.patches(pin.target))
+    ready = []
+    for group in args.group or series.groups:
+        folder = ws.root / "out" / "pr" / pin.target / group
+        shown = os.path.relpath(folder, ws.root)
+        state = _state(folder)
+        if "commit" not in state or not (folder / "PR.md").is_file():
+            raise KbbError(
+                f"no {shown}/PR.md: run `kbb pr {pin.target}` first; nothing was pushed"
+            )
+        refusals = _refusals(checkout, folder, state, pin)
+        if refusals:
+            raise KbbError(f"{shown}: {'; '.join(refusals)}; nothing was pushed")
+        ready.append((group, folder, state))
+    remote = git("remote", "get-url", args.push, cwd=checkout, check=False)
+    url = remote.stdout.strip() or args.push
+    upstream = _github(pin.git_url)
+    fork = (_github(url) or "YOUR-GITHUB-USER/").split("/")[0]
+    for group, folder, state in ready:
+        result = git(
+            "push",
+            args.push,
+            f"{state['commit']}:refs/heads/pr/{group}",
+            cwd=checkout,
+            check=False,
+            user_config=True,
+        )
+        if result.returncode:
+            said = " ".join(line.strip() for line in result.stderr.splitlines())
+            raise KbbError(
+                f"git push {args.push} pr/{group} failed: {said} (is your fork "
+                "up to date with upstream? `gh repo sync` brings it there)"
+            )
+        print(f"pushed pr/{group} ({state['commit'][:12]}) to {url}")
+        title, _, body = (folder / "PR.md").read_text().partition("\n")
+        body_file = os.path.relpath(folder / "PR.body.md")
+        Path(body_file).write_text(body.lstrip("\n"))
+        base, head = state["upstream_branch"], f"{fork}:pr/{group}"
+        command = ["gh", "pr", "create", "--repo", str(upstream), "--base", base]
+        command += ["--head", head, "--title", title.removeprefix("# ").strip()]
+        command += ["--body-file", body_file]
+        if upstream is None:
+            print(
+                f"{pin.git_url} is not on GitHub: open the pull request of "
+                f"pr/{group} there, with the text of {body_file}"
+            )
+        elif shutil.which("gh"):
+            if subprocess.run(command).returncode:
+                raise KbbError(
+                    f"gh pr create failed; pr/{group} is pushed: {shlex.join(command)}"
+                )
+        else:
+            print("gh is not installed: open the pull request with")
+            print(f"  {shlex.join(command)}")
+            print(
+                f"or at https://github.com/{upstream}/compare/{base}...{head}"
+                f"?expand=1, with the text of {body_file}"
+            )
+        print(
+            "then set `Forwarded:` to its URL in the patches of "
+            f"patches/{pin.target}/{group}/ (docs/workflow.md)"
+        )
+
+
+def _refusals(checkout, folder, state, pin):
+    """Why pr/GROUP may not be pushed yet: the human's part of PR.md, and
+    what the last `kbb pr` found."""
+    text = (folder / "PR.md").read_text()
+    group = state["group"]
+    refusals = []
+    unchecked = UNCHECKED.findall(text)
+    if unchecked:
+        refusals.append(
+            f"PR.md has {len(unchecked)} unticked box(es), yours to tick: "
+            + "; ".join(u.strip() for u in unchecked)
+        )
+    marks = MARK.findall(text)
+    if marks:
+        refusals.append(
+            f"PR.md has {len(marks)} [kbb: ...] mark(s) left to fill in or remove"
+        )
+    if (folder / "PR.new.md").exists():
+        refusals.append("merge PR.new.md, a newer rendering, into PR.md, delete it")
+    if state.get("problems"):
+        refusals.append(f"`kbb pr` found: {'; '.join(state['problems'])}")
+    if state["base_kind"] != "upstream":
+        refusals.append(
+            f"pr/{group} is based on {state['based_on']}: `kbb pr {pin.target} "
+            "--tip-git` (network) bases it on upstream's default branch"
+        )
+    if rev(checkout, f"refs/heads/pr/{group}") != state["commit"]:
+        refusals.append(f"pr/{group} changed since PR.md was rendered: rerun `kbb pr`")
+    identity = _identity(checkout)
+    span = f"{state['base']}..{state['commit']}"
+    authors = set(git("log", "--format=%an <%ae>", span, cwd=checkout).splitlines())
+    if identity is None:
+        refusals.append("set git config user.name and user.email, then rerun `kbb pr`")
+    elif authors - {"{} <{}>".format(*identity)}:
+        refusals.append(
+            f"pr/{group} is authored by {', '.join(sorted(authors))}, not by you: "
+            "rerun `kbb pr` (the CLA check needs your identity)"
+        )
+    return refusals

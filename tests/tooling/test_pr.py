@@ -1,0 +1,311 @@
+"""`kbb pr` against the synthetic upstream: the checks of the series against
+the pinned release and a newest upstream, upstream's lint, the rendered
+ISSUE.md and PR.md, branch pr/GROUP, the pushing refusals, and the pre-commit
+check `kbb check --applies`."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import FILES
+from conftest import PROVENANCE
+from conftest import make_sdist
+from conftest import run_git
+from kbb import pr
+
+PR_TOML = """\
+[lint]
+requires = ["ruff"]
+commands = [["ruff", "check", "--no-cache", "--config", "pyproject.toml", "{files}"]]
+
+[results]
+implementation = "toy"
+version-key = "toypkg"
+envs = ["upstream", "patched"]
+"""
+
+ISSUE = "# Toy issue\n\n$issue_numbers\n"
+PR = """\
+# $title
+
+$stack$commits
+
+$files
+
+$numbers
+
+$frameworks
+
+$tests
+
+[kbb: fill in the disclosure]
+
+- [ ] I am a human, and not a bot.
+"""
+
+
+def configure(toy, tmp_path, monkeypatch):
+    """pr/toy/ for the toy workspace; the user has a git identity."""
+    folder = toy.root / "pr" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "pr.toml").write_text(PR_TOML)
+    (folder / "ISSUE.md").write_text(ISSUE)
+    (folder / "PR.md").write_text(PR)
+    identity = tmp_path / "gitconfig"
+    identity.write_text("[user]\n\tname = A Human\n\temail = human@example.org\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(identity))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.delenv("KBB_RESULTS", raising=False)
+
+
+@pytest.fixture
+def toy_pr(toy_series, tmp_path, monkeypatch):
+    configure(toy_series, tmp_path, monkeypatch)
+    return toy_series
+
+
+def out(toy, name):
+    return toy.root / "out" / "pr" / "toy" / "fix" / name
+
+
+def test_pr_renders_the_texts_and_the_branch(toy_pr):
+    toy = toy_pr
+    toy.kbb("apply", "toy")
+    before = toy.git("rev-parse", "HEAD")
+    stdout, _ = toy.kbb("pr", "toy", "--offline")
+    assert "fix/0001-Change-f3.patch: applies" in stdout
+    assert "tip     not checked: pins.toml [toy] has no tip-project" in stdout
+    assert "lint    ruff " in stdout and "on 1 file(s): clean" in stdout
+    assert "on the toypkg==1.0 sdist commit, not an upstream commit" in stdout
+    assert "not pushable" in stdout and "--tip-git" in stdout
+    text = out(toy, "PR.md").read_text()
+    assert text.startswith("# Change f9\n")
+    assert "### Change f3\n" in text and "- `toypkg/core.py`: +2 -2" in text
+    # The branch: the series on the pinned base, with the user as author,
+    # without the workspace's headers; the checkout is untouched.
+    assert toy.git("rev-list", "--count", "upstream..pr/fix") == "2"
+    log = toy.git("log", "--format=%an <%ae>%n%B", "upstream..pr/fix")
+    assert "A Human <human@example.org>" in log and "Bug:" not in log
+    assert toy.git("diff", "patched", "pr/fix") == ""
+    assert toy.git("rev-parse", "HEAD") == before
+    assert toy.git("status", "--porcelain") == ""
+    assert len(toy.git("worktree", "list").splitlines()) == 1
+    assert toy.leftovers() == []
+
+
+def test_pr_marks_missing_and_stale_results(toy_pr):
+    toy = toy_pr
+    results = toy.root / "out" / "results"
+    results.mkdir(parents=True)
+
+    def figure(version):
+        return {
+            "implementation": "toy",
+            "toypkg": version,
+            "backend": "numpy",
+            "scenario": "convergence",
+            "n": 2,
+            "converged": 0.5 if version == "1.0" else 1.0,
+            "expected": 0.5 if version == "1.0" else 1.0,
+        }
+
+    (results / "upstream.json").write_text(json.dumps([figure("1.0")]))
+    (results / "patched.json").write_text(json.dumps([figure("1.0+bessel1")]))
+    os.utime(results / "patched.json", (1_000_000_000, 1_000_000_000))
+    stdout, _ = toy.kbb("pr", "toy", "--offline")
+    text = out(toy, "PR.md").read_text()
+    assert "| 2 | 0.5000 | 0.5000 |" in text  # n, (n - 1) / n, numpy 1.0
+    assert "**[kbb: stale] out/results/patched.json (2001-09-" in text
+    assert "is older than patches/toy/" in text
+    assert "[kbb: missing] docs/analysis.md" in text
+    assert "[kbb: stale] out/results/patched.json" in stdout
+    # A result of another release is stale; a missing one is marked.
+    (results / "upstream.json").write_text(json.dumps([figure("0.9")]))
+    (results / "patched.json").unlink()
+    toy.kbb("pr", "toy", "--offline")
+    text = out(toy, "ISSUE.md").read_text()
+    assert "[kbb: stale] out/results/upstream.json measured toypkg 0.9" in text
+    assert "[kbb: missing] out/results/patched.json: run `tox -e patched`" in text
+    assert "0.5000" not in text
+
+
+def test_pr_names_the_conflicting_patch_file_and_hunk_of_the_tip(toy_pr):
+    toy = toy_pr
+    # Group "more": one patch with two hunks, in f1 and in f11.
+    toy.kbb("apply", "toy")
+    core = toy.checkout / "toypkg" / "core.py"
+    text = core.read_text().replace("x + 1\n", "x + 100\n")
+    core.write_text(text.replace("x + 11\n", "x + 110\n"))
+    toy.git("commit", "-qam", "Change f1 and f11" + PROVENANCE)
+    toy.kbb("export", "toy", "--new-group", "more")
+    # The newest upstream changed f11 too.
+    edited = toy.repo / "toypkg" / "core.py"
+    edited.write_text(edited.read_text().replace("x + 11\n", "x + 11 + 0\n"))
+    run_git("commit", "-qam", "Upstream changes f11", cwd=toy.repo)
+    before = toy.snapshot()
+    stdout, err = toy.kbb("pr", "toy", "--tip-git", expect=2)
+    assert f"tip     main of {toy.url} (" in stdout
+    assert "fix/0002-Change-f9.patch: applies" in stdout
+    assert (
+        "more/0001-Change-f1-and-f11.patch: DOES NOT APPLY: "
+        "toypkg/core.py, hunk 2 of 2 (@@ -43,6 +43,6 @@)"
+    ) in stdout
+    assert err.strip().endswith(
+        "toy is not ready for upstream: more: the series does not apply to the "
+        "newest upstream"
+    )
+    # Group fix applies there: its branch is based on upstream's commit.
+    upstream = run_git("rev-parse", "main", cwd=toy.repo)
+    assert toy.git("rev-parse", "pr/fix~2") == upstream
+    assert toy.git("rev-parse", "pr/more~3") == toy.git("rev-parse", "upstream")
+    assert toy.snapshot() == before
+    assert toy.git("status", "--porcelain") == ""
+    assert len(toy.git("worktree", "list").splitlines()) == 1
+
+
+def test_pr_checks_the_tip_sdist_without_its_missing_tests(toy, monkeypatch, tmp_path):
+    files = dict(FILES, **{"toypkg/core_test.py": "def test_f0():\n    pass\n"})
+    toy.sha256 = make_sdist(toy.index / "toypkg-1.0.tar.gz", files)
+    toy.write_pins(extra={"tip_project": "toypkg-nightly"})
+    nightly = {
+        name: text.replace("Name: toypkg\\n", "Name: toypkg-nightly\\n").replace(
+            'f"toypkg-{', 'f"toypkg_nightly-{'
+        )
+        for name, text in FILES.items()
+    }
+    nightly["PKG-INFO"] = (
+        "Metadata-Version: 2.1\nName: toypkg-nightly\nVersion: 1.1.dev1\n"
+    )
+    nightly["toypkg/version.py"] = '__version__ = "1.1.dev1"\n'
+    make_sdist(toy.index / "toypkg_nightly-1.1.dev1.tar.gz", nightly)
+    toy.kbb("fetch", "toy")
+    toy.git("checkout", "-q", "-b", "patched", "upstream")
+    toy.commit_edit("toypkg/core.py", "x + 3\n", "x + 30\n", "Change f3" + PROVENANCE)
+    test = toy.checkout / "toypkg" / "core_test.py"
+    test.write_text(test.read_text() + "\n\ndef test_f1():\n    pass\n")
+    toy.git("commit", "-qam", "Test f1" + PROVENANCE)
+    toy.kbb("export", "toy", "--new-group", "fix")
+    configure(toy, tmp_path, monkeypatch)
+    stdout, _ = toy.kbb("pr", "toy")
+    assert "tip     toypkg-nightly 1.1.dev1, PyPI sdist (the newest" in stdout
+    assert "fix/0001-Change-f3.patch: applies" in stdout
+    assert "fix/0002-Test-f1.patch: not checked: it changes only test files" in stdout
+    assert (
+        "1 test-file hunk(s) not checked: the toypkg-nightly sdist ships no "
+        "tests (toypkg/core_test.py)"
+    ) in stdout
+    assert "- `toypkg/core_test.py`: adds `test_f1`" in out(toy, "PR.md").read_text()
+    # Offline, the cached tip sdist is used.
+    shutil.rmtree(toy.index)
+    stdout, _ = toy.kbb("pr", "toy", "--offline")
+    assert "1.1.dev1, PyPI sdist (cached: --offline)" in stdout
+
+
+def test_a_lint_finding_fails_the_run(toy_pr):
+    toy = toy_pr
+    toy.kbb("apply", "toy")
+    core = toy.checkout / "toypkg" / "core.py"
+    core.write_text("import os\n" + core.read_text())
+    toy.git("commit", "-qam", "Import os" + PROVENANCE)
+    toy.kbb("export", "toy")
+    stdout, err = toy.kbb("pr", "toy", "--offline", expect=2)
+    assert "on 1 file(s): 1 command(s) found issues" in stdout
+    assert "F401" in stdout and "toypkg/core.py:1:8" in stdout
+    assert "fix: upstream's lint found issues" in err
+    state = json.loads(out(toy, "state.json").read_text())
+    assert state["problems"] == ["upstream's lint found issues"]
+
+
+def test_lint_needs_the_pinned_tools(toy_pr):
+    toy = toy_pr
+    toml = toy.root / "pr" / "toy" / "pr.toml"
+    toml.write_text(toml.read_text().replace('"ruff"]', '"ruff==0.0.1"]'))
+    _, err = toy.kbb("pr", "toy", "--offline", expect=2)
+    assert "pr/toy/pr.toml lints with ruff==0.0.1, but" in err
+    assert "run `tox -e pr`" in err
+
+
+def test_push_refuses_until_the_human_made_pr_md_ready(toy_pr, tmp_path, monkeypatch):
+    toy = toy_pr
+    monkeypatch.setattr(pr.shutil, "which", lambda name: None)  # no gh
+    fork = tmp_path / "fork.git"  # the user's fork of upstream
+    subprocess.run(["git", "clone", "-q", "--bare", toy.url, str(fork)], check=True)
+    _, err = toy.kbb("pr", "toy", "--push", fork.as_uri(), expect=2)
+    assert "no out/pr/toy/fix/PR.md: run `kbb pr toy` first" in err
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)  # no identity
+    toy.kbb("pr", "toy", "--offline")
+    _, err = toy.kbb("pr", "toy", "--push", fork.as_uri(), expect=2)
+    assert "PR.md has 1 unticked box(es), yours to tick: I am a human" in err
+    # The disclosure, the missing results and docs/analysis.md are marked.
+    assert "PR.md has 4 [kbb: ...] mark(s) left" in err
+    assert "sdist commit, not an upstream commit" in err
+    assert "set git config user.name and user.email" in err
+    assert err.strip().endswith("nothing was pushed")
+    # The human ticks the box, fills in the disclosure, and decides to go
+    # without the missing results.
+    path = out(toy, "PR.md")
+    text = path.read_text().replace("- [ ]", "- [x]")
+    text = text.replace("[kbb: fill in the disclosure]", "Disclosed.")
+    path.write_text(pr.MARK.sub("", text))
+    _, err = toy.kbb("pr", "toy", "--push", fork.as_uri(), expect=2)
+    assert "unticked" not in err and "mark" not in err
+    # Based on upstream's newest commit, with an identity: the edited PR.md
+    # is kept, and the new rendering must be merged into it first.
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
+    toy.write_pins(url="https://github.com/toy-org/toypkg")  # upstream's address
+    stdout, _ = toy.kbb("pr", "toy", "--tip-git", toy.url)
+    assert "PR.md has your edits, kept; the new rendering is PR.new.md" in stdout
+    assert (
+        path.read_text().startswith("# Change f9\n")
+        and "Disclosed." in path.read_text()
+    )
+    _, err = toy.kbb("pr", "toy", "--push", fork.as_uri(), expect=2)
+    assert err.strip().endswith(
+        "merge PR.new.md, a newer rendering, into PR.md, delete it; nothing was pushed"
+    )
+    out(toy, "PR.new.md").unlink()
+    stdout, _ = toy.kbb("pr", "toy", "--push", fork.as_uri())
+    state = json.loads(out(toy, "state.json").read_text())
+    pushed = run_git("rev-parse", "pr/fix", cwd=fork)
+    assert pushed == state["commit"] == toy.git("rev-parse", "pr/fix")
+    assert (
+        run_git("log", "-1", "--format=%ae", "pr/fix", cwd=fork) == "human@example.org"
+    )
+    assert "gh is not installed: open the pull request with" in stdout
+    assert (
+        "gh pr create --repo toy-org/toypkg --base main --head "
+        "YOUR-GITHUB-USER:pr/fix --title 'Change f9' --body-file "
+    ) in stdout
+    assert "github.com/toy-org/toypkg/compare/main...YOUR-GITHUB-USER:pr/fix" in stdout
+    assert out(toy, "PR.body.md").read_text().startswith("### Change f3\n")
+
+
+def test_check_applies_in_a_copy(toy_series):
+    toy = toy_series
+    shutil.rmtree(toy.checkout)
+    stdout, _ = toy.kbb("check", "--applies")
+    assert stdout.splitlines() == [
+        "patches/toy: 2 patches, headers ok",
+        "patches/toy: applies to toypkg==1.0",
+    ]
+    assert not toy.checkout.exists()
+    path = toy.patches / "fix" / "0002-Change-f9.patch"
+    path.write_text(path.read_text().replace(" def f9(x):", " def f9(y):"))
+    _, err = toy.kbb("check", "toy", "--applies", expect=2)
+    assert "fix/0002-Change-f9.patch does not apply to toypkg==1.0: " in err
+    assert "toypkg/core.py, hunk 1 of 1 (@@ -35,7 +35,7 @@)" in err
+    # Nothing cached and no index: said, and not a failure.
+    shutil.rmtree(toy.root / ".upstream" / "downloads")
+    shutil.rmtree(toy.index)
+    toy.index.mkdir()
+    stdout, err = toy.kbb("check", "toy", "--applies")
+    assert "not checked whether patches/toy/ applies: cannot download" in err
+    assert stdout.strip() == "patches/toy: 2 patches, headers ok"
+
+
+def test_strip_provenance():
+    message = "Subject\n\nBody.\n\nBug: x\nOrigin: y\nForwarded: no\n"
+    assert pr.gitops.strip_provenance(message) == "Subject\n\nBody.\n"
