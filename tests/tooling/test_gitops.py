@@ -257,6 +257,23 @@ def test_only_git_patches_are_skipped_on_sdist_and_kept(toy_series):
     assert toy.snapshot() == before
 
 
+def test_only_git_patches_keep_their_marker_on_a_git_export(toy_series):
+    toy = toy_series
+    series = toy.patches / "series"
+    series.write_text(
+        series.read_text().replace(
+            "0002-Change-f9.patch", "0002-Change-f9.patch only=git"
+        )
+    )
+    before = toy.snapshot()
+    toy.kbb("clean", "toy")
+    toy.kbb("fetch", "toy", "--source", "git")
+    toy.kbb("apply", "toy")
+    assert "x + 90" in (toy.checkout / "toypkg/core.py").read_text()
+    toy.kbb("export", "toy")
+    assert toy.snapshot() == before
+
+
 def test_wheel_versions(toy_series, tmp_path):
     toy = toy_series
     out, _ = toy.kbb("wheel", "toy", "--output", str(tmp_path / "dist"))
