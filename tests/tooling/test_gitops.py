@@ -286,6 +286,20 @@ def test_wheel_versions(toy_series, tmp_path):
     assert toy.git("status", "--porcelain") == ""
 
 
+def test_wheel_of_an_unbuildable_layout_is_a_clear_error(toy_series, monkeypatch):
+    toy = toy_series
+    monkeypatch.setitem(layouts._NO_WHEEL, "toy-git", "no setup here")
+    toy.write_pins(extra={"git_layout": "toy-git", "series_layout": "toy-git"})
+    toy.kbb("clean", "toy")
+    toy.kbb("fetch", "toy", "--source", "git")
+    _, err = toy.kbb("wheel", "toy", "--ref", "upstream", expect=2)
+    assert err.splitlines()[-1] == (
+        f"kbb: error: cannot build a wheel from {toy.checkout}, a git checkout: "
+        "no setup here; build it from the sdist (`kbb clean toy`, then "
+        "`kbb wheel toy`)"
+    )
+
+
 def test_wheel_applies_an_edited_series(toy_series):
     toy = toy_series
     toy.kbb("wheel", "toy")
