@@ -263,6 +263,7 @@ def test_dtensor_strategy(synchronized, rule, other_rule):
     # A DTensor-backed MirroredStrategy on two CPUs (global tensors): each
     # local replica (4 samples of 3 steps, masked differently) counts its
     # own unmasked values, or all of them with synchronized=True.
+    # Not a public API yet: tf-keras' own DTensor test imports it so too.
     from tensorflow.python.distribute.experimental import mirrored_strategy
 
     mesh = tf.experimental.dtensor.create_mesh([("batch", 2)], device_type="CPU")
