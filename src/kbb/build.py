@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from kbb import KbbError
+from kbb import layouts
 from kbb.gitops import git
 from kbb.gitops import log
 from kbb.gitops import rev
@@ -25,6 +26,14 @@ def wheel(ws, pin, ref="patched"):
     commit = rev(checkout, ref)
     if commit is None:
         raise KbbError(f"{checkout} has no ref {ref!r}")
+    source = git("config", "kbb.source", cwd=checkout).strip()
+    problem = layouts.wheel_problem(pin.layout(source))
+    if problem:
+        raise KbbError(
+            f"cannot build a wheel from {checkout}, a {source} checkout: "
+            f"{problem}; build it from the sdist (`kbb clean {pin.target}`, "
+            f"then `kbb wheel {pin.target}`)"
+        )
     pristine = commit == rev(checkout, "refs/heads/upstream")
     version = pin.version if pristine else pin.patched_version
     cache = ws.upstream_dir / "wheels" / f"{pin.target}-{commit[:12]}"

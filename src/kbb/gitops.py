@@ -584,9 +584,12 @@ def export(ws, pin, new_group=None):
                 shutil.copy(patch.path, out / patch.path.name)
             if not names and not kept:
                 raise KbbError(f"group {group!r} has no commits; nothing was written")
-            new += [Patch(Path(tmp), f"{group}/{n}") for n in names] + [
-                Patch(Path(tmp), patch.name, patch.only) for patch in kept
-            ]
+            # An exported patch keeps the only= of the patch of the same name.
+            only = {p.name: p.only for p in series.group_patches(group)}
+            new += [
+                Patch(Path(tmp), f"{group}/{n}", only.get(f"{group}/{n}"))
+                for n in names
+            ] + [Patch(Path(tmp), patch.name, patch.only) for patch in kept]
         _write_series(series, new)
     patched = rev(checkout, "refs/heads/patched")
     for group, _, end in branches:

@@ -14,8 +14,16 @@ with a clear error).
 """
 
 from kbb import KbbError
+from kbb import tf_keras_layout
 
 _TRANSLATORS = {}
+# Layouts whose checkout `pip wheel` cannot build, and why.
+_NO_WHEEL = {
+    "tf-keras-git": (
+        "tf-keras' repository has no setup.py: its wheel is made by Bazel and "
+        "pip_build.py, which generate the API files that the sdist ships"
+    ),
+}
 
 
 def register(checkout_layout, series_layout):
@@ -39,3 +47,11 @@ def translator(checkout_layout, series_layout):
             f"no translation from the {checkout_layout!r} layout to the "
             f"{series_layout!r} layout"
         ) from None
+
+
+register("tf-keras-sdist", "tf-keras-git")(tf_keras_layout.SdistToGit)
+
+
+def wheel_problem(layout):
+    """Why a checkout in `layout` cannot be built into a wheel, or None."""
+    return _NO_WHEEL.get(layout)

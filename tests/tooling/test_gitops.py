@@ -257,6 +257,23 @@ def test_only_git_patches_are_skipped_on_sdist_and_kept(toy_series):
     assert toy.snapshot() == before
 
 
+def test_only_git_patches_keep_their_marker_on_a_git_export(toy_series):
+    toy = toy_series
+    series = toy.patches / "series"
+    series.write_text(
+        series.read_text().replace(
+            "0002-Change-f9.patch", "0002-Change-f9.patch only=git"
+        )
+    )
+    before = toy.snapshot()
+    toy.kbb("clean", "toy")
+    toy.kbb("fetch", "toy", "--source", "git")
+    toy.kbb("apply", "toy")
+    assert "x + 90" in (toy.checkout / "toypkg/core.py").read_text()
+    toy.kbb("export", "toy")
+    assert toy.snapshot() == before
+
+
 def test_wheel_versions(toy_series, tmp_path):
     toy = toy_series
     out, _ = toy.kbb("wheel", "toy", "--output", str(tmp_path / "dist"))
@@ -267,6 +284,20 @@ def test_wheel_versions(toy_series, tmp_path):
     _, err = toy.kbb("wheel", "toy")
     assert "building" not in err
     assert toy.git("status", "--porcelain") == ""
+
+
+def test_wheel_of_an_unbuildable_layout_is_a_clear_error(toy_series, monkeypatch):
+    toy = toy_series
+    monkeypatch.setitem(layouts._NO_WHEEL, "toy-git", "no setup here")
+    toy.write_pins(extra={"git_layout": "toy-git", "series_layout": "toy-git"})
+    toy.kbb("clean", "toy")
+    toy.kbb("fetch", "toy", "--source", "git")
+    _, err = toy.kbb("wheel", "toy", "--ref", "upstream", expect=2)
+    assert err.splitlines()[-1] == (
+        f"kbb: error: cannot build a wheel from {toy.checkout}, a git checkout: "
+        "no setup here; build it from the sdist (`kbb clean toy`, then "
+        "`kbb wheel toy`)"
+    )
 
 
 def test_wheel_applies_an_edited_series(toy_series):
