@@ -381,3 +381,41 @@ def test_native_kernel_returns_the_unbiased_variance():
     np.testing.assert_allclose(numpy(outputs), expected, **F32)
     np.testing.assert_allclose(numpy(mean), x.mean(axes), **F32)
     np.testing.assert_allclose(numpy(variance), x.var(axes, ddof=1), rtol=1e-5)
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "dtype,tolerance",
+    [
+        ("float16", {"rtol": 2e-3, "atol": 4e-3}),
+        ("bfloat16", {"rtol": 2e-2, "atol": 3e-2}),
+    ],
+)
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_native_kernel_low_precision_inputs(dtype, tolerance, axis):
+    # Called directly with float16 / bfloat16 inputs (the layer upcasts
+    # first): the kernels keep float32 statistics and return outputs in the
+    # input dtype, within one unit in the last place of the reference.
+    import ml_dtypes
+
+    low = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16}[dtype]
+    shape = (4, 5, 5, 8) if axis == -1 else (4, 8, 5, 5)
+    x = np.random.default_rng(9).normal(2.0, 3.0, size=shape).astype(low)
+    try:
+        outputs, mean, variance = kbackend.nn.fused_batch_normalization(
+            x, None, None, axis=axis, epsilon=1e-3, training=True
+        )
+    except NotImplementedError:
+        assert BACKEND == "tensorflow" and axis == 1 and not tf_gpu()
+        return
+    assert keras.backend.standardize_dtype(outputs.dtype) == dtype
+    assert keras.backend.standardize_dtype(variance.dtype) == "float32"
+    x64 = x.astype(np.float64)
+    axes = tuple(i for i in range(4) if i != axis % 4)
+    expand = [1, 1, 1, 1]
+    expand[axis] = 8
+    m, v = x64.mean(axes), x64.var(axes)
+    expected = (x64 - m.reshape(expand)) / np.sqrt(v.reshape(expand) + 1e-3)
+    np.testing.assert_allclose(numpy(outputs).astype(np.float64), expected, **tolerance)
+    np.testing.assert_allclose(numpy(mean), m, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(numpy(variance), x64.var(axes, ddof=1), rtol=1e-5)
