@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from kbb import KbbError
+from kbb import gitops
 from kbb import layouts
 from kbb.gitops import git
 from kbb.gitops import log
@@ -35,7 +36,7 @@ def wheel(ws, pin, ref="patched"):
             f"then `kbb wheel {pin.target}`)"
         )
     pristine = commit == rev(checkout, "refs/heads/upstream")
-    version = pin.version if pristine else pin.patched_version
+    version = pin.version if pristine else _patched_version(ws, pin, commit)
     cache = ws.upstream_dir / "wheels" / f"{pin.target}-{commit[:12]}"
     built = sorted(cache.glob("*.whl"))
     if built:
@@ -73,6 +74,20 @@ def wheel(ws, pin, ref="patched"):
         shutil.copy(wheels[0], partial / wheels[0].name)
         partial.rename(cache)
     return cache / wheels[0].name
+
+
+def _patched_version(ws, pin, commit):
+    """The pin's patched version, plus `.GROUP` for each patch group after
+    the first that `commit` has: 3.15.1+bessel1 for branch group/bessel,
+    3.15.1+bessel1.native for group/native stacked on it."""
+    checkout = ws.checkout(pin.target)
+    groups = gitops.Series.load(ws.patches(pin.target)).groups
+    extra = []
+    for before, group in zip(groups, groups[1:], strict=False):
+        tip = rev(checkout, f"refs/heads/group/{before}")
+        if tip and tip != commit and gitops.is_ancestor(checkout, tip, commit):
+            extra.append(group)
+    return pin.patched_version + "".join(f".{group}" for group in extra)
 
 
 def _extract(checkout, commit, dest):

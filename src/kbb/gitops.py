@@ -100,6 +100,13 @@ def rev(repo, ref):
     return result.stdout.strip() or None
 
 
+def is_ancestor(repo, ancestor, commit):
+    """True when `ancestor` is `commit` or one of its ancestors."""
+    return not git(
+        "merge-base", "--is-ancestor", ancestor, commit, cwd=repo, check=False
+    ).returncode
+
+
 def sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -614,9 +621,7 @@ def _group_ranges(checkout, groups):
             raise KbbError(
                 f"{checkout} has no branch {ref[11:]}: run `kbb apply` first"
             )
-        if git(
-            "merge-base", "--is-ancestor", start, end, cwd=checkout, check=False
-        ).returncode:
+        if not is_ancestor(checkout, start, end):
             raise KbbError(
                 f"branch {ref[11:]} is not based on the group before it: rebase "
                 f"it (`git rebase --onto {start[:12]} ...`) before exporting"

@@ -362,3 +362,14 @@ def test_translated_layout_round_trips(toy):
     _, err = toy.kbb("export", "toy", expect=2)
     assert "changes README.sdist, which has no counterpart" in err
     assert toy.snapshot() == before
+
+
+def test_wheel_version_names_the_stacked_groups(toy_series):
+    toy = toy_series
+    toy.kbb("apply", "toy")
+    toy.commit_edit("toypkg/core.py", "x + 7\n", "x + 70\n", "Change f7" + PROVENANCE)
+    toy.kbb("export", "toy", "--new-group", "more")
+    out, _ = toy.kbb("wheel", "toy", "--ref", "group/fix")
+    assert out.strip().endswith("toypkg-1.0+bessel1-py3-none-any.whl")
+    out, _ = toy.kbb("wheel", "toy", "--ref", "patched")
+    assert out.strip().endswith("toypkg-1.0+bessel1.more-py3-none-any.whl")
