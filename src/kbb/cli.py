@@ -202,12 +202,21 @@ def main(argv=None):
     try:
         ws = Workspace.find(args.root)
         pins = [ws.pin(target) for target in args.targets] or list(ws.pins().values())
+        failed = False
         with _locked(ws):
-            for pin in pins:
-                args.func(ws, pin, args)
+            for count, pin in enumerate(pins, 1):
+                try:
+                    args.func(ws, pin, args)
+                except KbbError as e:
+                    # `kbb pr keras tf-keras`: one upstream's pull request not
+                    # being ready does not keep the next one from being made.
+                    if args.command != "pr" or count == len(pins):
+                        raise
+                    print(f"kbb: error: {e}", file=sys.stderr, flush=True)
+                    failed = True
     except KbbError as e:
         print(f"kbb: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    return 0
+    return 2 if failed else 0

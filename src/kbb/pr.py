@@ -49,9 +49,11 @@ class Config:
     directory: Path
     lint_requires: tuple
     lint_commands: tuple
-    implementation: str
+    implementations: tuple  # of the records shown, in the tables' order
+    labels: dict  # implementation -> its name in the tables (several only)
     version_key: str
     envs: tuple
+    docs: dict  # placeholder -> (docs/FILE, what its first table shows)
 
     def template(self, group, name):
         for path in (self.directory / group / name, self.directory / name):
@@ -73,13 +75,19 @@ def load_config(ws, target):
         data = tomllib.loads(path.read_text())
         lint, results = data["lint"], data["results"]
         commands = tuple(tuple(c) for c in lint["commands"])
+        implementations = results["implementation"]
+        if isinstance(implementations, str):
+            implementations = [implementations]
+        labels = results.get("labels", {})
         config = Config(
             directory=path.parent,
             lint_requires=tuple(lint.get("requires", ())),
             lint_commands=commands,
-            implementation=results["implementation"],
+            implementations=tuple(implementations),
+            labels={i: labels.get(i, i) for i in implementations},
             version_key=results["version-key"],
             envs=tuple(results["envs"]),
+            docs={k: tuple(v) for k, v in data.get("docs", {}).items()},
         )
     except tomllib.TOMLDecodeError as e:
         raise KbbError(f"pr/{target}/pr.toml: {e}") from None
@@ -87,6 +95,8 @@ def load_config(ws, target):
         raise KbbError(f"pr/{target}/pr.toml lacks {e.args[0]!r}") from None
     if not all(c and "{files}" in c for c in commands):
         raise KbbError(f"pr/{target}/pr.toml: each lint command needs a {{files}}")
+    if not all(len(v) == 2 for v in config.docs.values()):
+        raise KbbError(f"pr/{target}/pr.toml: each [docs] entry is [FILE, WHAT]")
     return config
 
 
@@ -103,6 +113,7 @@ class Tip:
     branch: str | None = None  # upstream's default branch, if the tip is on it
     omit: frozenset = frozenset()
     note: str = ""
+    expected: bool = True  # left unchecked online, it is a problem
 
 
 def _tip(ws, pin, checkout, args, series_files):
@@ -115,7 +126,15 @@ def _tip(ws, pin, checkout, args, series_files):
         commit = gitops.in_layout(checkout, commit, pin.git_layout, pin.series_layout)
         return Tip(commit, described, "git", branch)
     if not pin.tip_project:
-        return Tip(None, "", note=f"pins.toml [{pin.target}] has no tip-project")
+        # Nothing to download (as for tf-keras, whose nightly sdists are older
+        # than its releases): said, not a problem; pushing needs --tip-git.
+        return Tip(
+            None,
+            "",
+            note=f"no newer upstream sdist on the index (pins.toml [{pin.target}] "
+            "has no tip-project); use --tip-git with network",
+            expected=False,
+        )
     archive, where = _tip_sdist(ws, pin, args.offline)
     if archive is None:
         return Tip(None, "", note=where)
@@ -207,7 +226,7 @@ def _lint(config, tree, files):
 
 @dataclasses.dataclass
 class Evidence:
-    records: list  # fresh results of the pinned implementation
+    records: list  # fresh results of the implementations of pr.toml
     marks: list  # "[kbb: missing] ..." / "[kbb: stale] ...": in the texts
 
 
@@ -237,7 +256,7 @@ def _results(ws, pin, config):
             records = [
                 r
                 for r in json.loads(path.read_text())
-                if r.get("implementation") == config.implementation
+                if r.get("implementation") in config.implementations
             ]
         except FileNotFoundError:
             evidence.marks.append(f"[kbb: missing] {shown}: {rerun}")
@@ -245,12 +264,16 @@ def _results(ws, pin, config):
         except ValueError:
             evidence.marks.append(f"[kbb: missing] {shown} is not JSON: {rerun}")
             continue
-        versions = {r.get(config.version_key) for r in records}
-        if not records:
+        found = {r["implementation"] for r in records}
+        absent = [i for i in config.implementations if i not in found]
+        if absent:
             evidence.marks.append(
-                f"[kbb: missing] {shown} has no {config.implementation} result: {rerun}"
+                f"[kbb: missing] {shown} has no {' or '.join(absent)} result: {rerun}"
             )
-        elif versions - {pin.version, pin.patched_version}:
+        if not records:
+            continue
+        versions = {r.get(config.version_key) for r in records}
+        if versions - {pin.version, pin.patched_version}:
             evidence.marks.append(
                 f"[kbb: stale] {shown} measured {config.version_key} "
                 f"{', '.join(sorted(map(str, versions)))}, not {pin.version} "
@@ -307,23 +330,45 @@ def _column(version, backend):
 
 def _numbers(evidence, pin, config, patched):
     """Markdown tables of the measured figures (with `patched`: of both
-    releases), followed by the marks of the missing or stale results."""
+    releases), followed by the marks of the missing or stale results. With
+    several implementations (pr.toml), the rows name theirs."""
     key = config.version_key
     records = [r for r in evidence.records if patched or r.get(key) == pin.version]
+    order = config.implementations
+    several = len(order) > 1
+
+    def label(r):
+        return [config.labels[r["implementation"]]] if several else []
+
     parts = []
     issue = [r for r in records if r.get("scenario") == "issue-8982"]
     if issue:
-        rows = [
-            f"| {pin.project} | backend | `moving_variance` | biased rule "
-            "| unbiased rule | variance of the data |",
-            "|---|---|---|---|---|---|",
+        head = [pin.project, "backend"] + (["implementation"] if several else [])
+        head += [
+            "`moving_variance`",
+            "biased rule",
+            "unbiased rule",
+            "variance of the data",
         ]
-        for r in sorted(issue, key=lambda r: _column(r[key], r["backend"])):
-            rows.append(
-                f"| {r[key]} | {r['backend']} | {r['moving_variance']:.4f} "
-                f"| {r['biased_reference']:.4f} | {r['unbiased_reference']:.4f} "
-                f"| {r['data_variance']:.4f} |"
-            )
+        rows = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+        for r in sorted(
+            issue,
+            key=lambda r: (
+                order.index(r["implementation"]),
+                _column(r[key], r["backend"]),
+            ),
+        ):
+            cells = [str(r[key]), r["backend"], *label(r)]
+            cells += [
+                f"{r[k]:.4f}"
+                for k in (
+                    "moving_variance",
+                    "biased_reference",
+                    "unbiased_reference",
+                    "data_variance",
+                )
+            ]
+            rows.append("| " + " | ".join(cells) + " |")
         parts.append(
             "The script of the issue: `moving_variance` at the end, and what the "
             "biased and the unbiased rules give over the same batches (float64 "
@@ -334,14 +379,20 @@ def _numbers(evidence, pin, config, patched):
         columns = sorted(
             {(r[key], r["backend"]) for r in converge}, key=lambda c: _column(*c)
         )
-        cell = {(r["n"], r[key], r["backend"]): r["converged"] for r in converge}
-        biased = {r["n"]: r["expected"] for r in converge if r[key] == pin.version}
-        head = ["n", "(n - 1) / n"] + [f"{b}, {pin.project} {v}" for v, b in columns]
+        cell = {
+            (r["implementation"], r["n"], r[key], r["backend"]): r["converged"]
+            for r in converge
+        }
+        head = (["implementation"] if several else []) + ["n", "(n - 1) / n"]
+        head += [f"{b}, {pin.project} {v}" for v, b in columns]
         rows = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-        for n in sorted({r["n"] for r in converge}):
-            values = [biased.get(n)] + [cell.get((n, v, b)) for v, b in columns]
-            cells = [f"{x:.4f}" if x is not None else "n/a" for x in values]
-            rows.append("| " + " | ".join([str(n), *cells]) + " |")
+        for implementation in order:
+            for n in sorted({r["n"] for r in converge}):
+                values = [(n - 1) / n]
+                values += [cell.get((implementation, n, v, b)) for v, b in columns]
+                cells = [f"{x:.4f}" if x is not None else "n/a" for x in values]
+                name = [config.labels[implementation]] if several else []
+                rows.append("| " + " | ".join([*name, str(n), *cells]) + " |")
         parts.append(
             "Batches of n values of N(0, 1) in each of 1024 channels, momentum "
             "0.9, 200 steps: the mean over the channels of `moving_variance`, "
@@ -369,38 +420,82 @@ def _unwrap(body):
     return "\n\n".join(paragraphs)
 
 
-def _commits(checkout, start, end):
-    sections = []
-    for commit in git("rev-list", "--reverse", f"{start}..{end}", cwd=checkout).split():
-        message = gitops.strip_provenance(
-            git("log", "-1", "--format=%B", commit, cwd=checkout)
+def _message(checkout, patch):
+    """The commit message of a patch file, as `git am` would commit it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        message, diff = Path(tmp) / "message", Path(tmp) / "diff"
+        info = git(
+            "mailinfo",
+            str(message),
+            str(diff),
+            cwd=checkout,
+            input=patch.path.read_text(),
         )
-        subject, _, body = message.partition("\n")
+        subject = re.search(r"^Subject: (.*)$", info, re.MULTILINE)
+        return f"{subject.group(1) if subject else ''}\n\n{message.read_text()}"
+
+
+def _title(checkout, patches):
+    """The subject of the group's last patch for every source: a patch marked
+    only=SOURCE (upstream's tests) does not name the change."""
+    shipped = [p for p in patches if p.only is None] or patches
+    return _message(checkout, shipped[-1]).partition("\n")[0].strip()
+
+
+def _commits(checkout, start, end, patches, skipped):
+    """A section per patch: its commit's message, or, for a patch that was
+    not applied to this source (only=), the message of its file."""
+    commits = iter(
+        git("rev-list", "--reverse", f"{start}..{end}", cwd=checkout).split()
+    )
+    sections = []
+    for patch in patches:
+        if patch.name in skipped:
+            message = _message(checkout, patch)
+        else:
+            message = git("log", "-1", "--format=%B", next(commits), cwd=checkout)
+        subject, _, body = gitops.strip_provenance(message).partition("\n")
         sections.append(f"### {subject.strip()}\n\n{_unwrap(body)}".rstrip())
     return "\n\n".join(sections)
 
 
-def _files(checkout, start, end):
-    rows = []
-    for line in git("diff", "--numstat", start, end, cwd=checkout).splitlines():
+def _files(checkout, start, end, skipped=()):
+    """What the group changes per file; the patches that were not applied to
+    this source (only=) are counted from their files."""
+    stats = git("diff", "--numstat", start, end, cwd=checkout)
+    for patch in skipped:
+        stats += git("apply", "--numstat", str(patch.path), cwd=checkout)
+    counts = {}
+    for line in stats.splitlines():
         added, removed, path = line.split("\t")
-        rows.append(f"- `{path}`: +{added} -{removed}")
-    return "\n".join(rows)
+        if path in counts and "-" not in (added, removed, *counts[path]):
+            added = str(int(counts[path][0]) + int(added))
+            removed = str(int(counts[path][1]) + int(removed))
+        counts[path] = (added, removed)
+    paths = sorted(counts) if skipped else counts
+    return "\n".join(f"- `{p}`: +{counts[p][0]} -{counts[p][1]}" for p in paths)
 
 
 def _tests(texts):
-    """What the patches change in upstream's test files."""
-    added, other = {}, {}
+    """What the patches change in upstream's test files: the tests they add,
+    the ones they rewrite (a `def` removed and added), the other changes."""
+    added, removed, other = {}, {}, {}
     for text in texts:
         for file, _, hunks in gitops.file_diffs(text)[1]:
             if TEST_FILE.search(file):
                 for hunk in hunks:
                     new = re.findall(r"^\+[ \t]*def (test\w*)\(", hunk, re.MULTILINE)
+                    gone = re.findall(r"^-[ \t]*def (test\w*)\(", hunk, re.MULTILINE)
                     added.setdefault(file, []).extend(new)
+                    removed.setdefault(file, []).extend(gone)
                     other[file] = other.get(file, 0) + (not new)
     lines = []
     for file, names in added.items():
-        parts = [f"adds {', '.join(f'`{n}`' for n in names)}"] if names else []
+        parts = []
+        for verb, kept in (("adds", False), ("rewrites", True)):
+            chosen = [n for n in names if (n in removed[file]) == kept]
+            if chosen:
+                parts.append(f"{verb} {', '.join(f'`{n}`' for n in chosen)}")
         if other[file]:
             parts.append(f"changes existing tests in {other[file]} place(s)")
         lines.append(f"- `{file}`: {'; '.join(parts)}")
@@ -478,7 +573,7 @@ class Run:
     pinned: gitops.Attempt
     tip: Tip
     tipped: gitops.Attempt | None
-    lint: dict  # group -> (files, findings)
+    lint: dict  # group -> (files, findings, the files linted on the tip)
     evidence: Evidence | None = None
     docs: dict = dataclasses.field(default_factory=dict)  # placeholder -> text
     identity: tuple | None = None  # the user's (name, email)
@@ -511,8 +606,8 @@ def prepare(ws, pin, checkout, args):
     run = _check(ws, pin, checkout, args, config, series)
     run.evidence = _results(ws, pin, config)
     run.docs = {
-        "frameworks": _doc_table(ws, pin, "analysis.md", "the framework comparison"),
-        "benchmarks": _doc_table(ws, pin, "benchmarks.md", "the benchmarks"),
+        placeholder: _doc_table(ws, pin, name, what)
+        for placeholder, (name, what) in config.docs.items()
     }
     run.identity = _identity(checkout)
     failed = []
@@ -549,22 +644,35 @@ def _check(ws, pin, checkout, args, config, series):
     changed = {f for text in texts.values() for f in gitops.patch_files(text)}
     pinned_files = git("ls-tree", "-r", "--name-only", pristine, cwd=checkout)
     tip = _tip(ws, pin, checkout, args, changed & set(pinned_files.split()))
-    lint = {}
+
+    def python_files(group, tree):
+        return {
+            f
+            for p in series.group_patches(group)
+            for f in gitops.patch_files(texts[p.name])
+            if f.endswith(".py") and (tree / f).is_file()
+        }
+
+    lint = {}  # group -> (files, findings, the files linted on the tip)
     with gitops.scratch(checkout, pristine) as tree:
         pinned = gitops.try_series(tree, series, source)
         for group, commit in pinned.tips.items():
             git("checkout", "-q", "--detach", commit, cwd=tree)
-            files = {
-                f
-                for p in series.group_patches(group)
-                for f in gitops.patch_files(texts[p.name])
-                if f.endswith(".py") and (tree / f).is_file()
-            }
-            lint[group] = (sorted(files), _lint(config, tree, sorted(files)))
+            files = sorted(python_files(group, tree))
+            lint[group] = (files, _lint(config, tree, files), [])
     tipped = None
     if tip.commit:
         with gitops.scratch(checkout, tip.commit) as tree:
             tipped = gitops.try_series(tree, series, tip.source, tip.omit)
+            # The files that the pinned release lacks (tf-keras' tests, not
+            # in its sdist) are linted where the group applies on the tip.
+            for group, commit in tipped.tips.items():
+                files, findings, _ = lint.get(group, ([], [], []))
+                git("checkout", "-q", "--detach", commit, cwd=tree)
+                more = sorted(python_files(group, tree) - set(files))
+                if more:
+                    findings = findings + _lint(config, tree, more)
+                    lint[group] = (sorted(files + more), findings, more)
     return Run(config, series, texts, source, pinned, tip, tipped, lint)
 
 
@@ -595,7 +703,7 @@ def _report_checks(pin, run, group, tools, offline):
     trouble = []
     if tipped is None:
         lines.append(f"tip     not checked: {tip.note}")
-        if not offline:
+        if not offline and tip.expected:
             trouble.append("the newest upstream was not checked")
     else:
         lines.append(f"tip     {tip.description}:")
@@ -608,9 +716,13 @@ def _report_checks(pin, run, group, tools, offline):
                 f"  {sum(n for _, n in dropped)} test-file hunk(s) not checked: "
                 f"{tip.note} ({', '.join(sorted({f for f, _ in dropped}))})"
             )
-    files, findings = run.lint[group]
+    files, findings, on_tip = run.lint[group]
+    where = (
+        f" ({len(on_tip)} on the tip: the pinned release lacks them)" if on_tip else ""
+    )
     lines.append(
-        f"lint    {tools} (pr/{pin.target}/pr.toml) on {len(files)} file(s): "
+        f"lint    {tools} (pr/{pin.target}/pr.toml) on {len(files)} file(s)"
+        + f"{where}: "
         + (f"{len(findings)} command(s) found issues" if findings else "clean")
     )
     lines += ["  " + line for finding in findings for line in finding.splitlines()]
@@ -678,13 +790,15 @@ def _texts(ws, pin, checkout, run, group, folder, state):
     index = series.groups.index(group)
     start = attempt.tips[series.groups[index - 1]] if index else attempt.base
     end = attempt.tips[group]
+    patches = series.group_patches(group)
+    skipped = [p for p in patches if p.name in attempt.skipped]
     values = {
         "project": pin.project,
         "version": pin.version,
-        "title": git("log", "-1", "--format=%s", end, cwd=checkout).strip(),
-        "commits": _commits(checkout, start, end),
-        "files": _files(checkout, start, end),
-        "tests": _tests(run.texts[p.name] for p in series.group_patches(group)),
+        "title": _title(checkout, patches),
+        "commits": _commits(checkout, start, end, patches, attempt.skipped),
+        "files": _files(checkout, start, end, skipped),
+        "tests": _tests(run.texts[p.name] for p in patches),
         "stack": _stack(series, group),
         "issue_numbers": _numbers(run.evidence, pin, run.config, patched=False),
         "numbers": _numbers(run.evidence, pin, run.config, patched=True),

@@ -25,6 +25,9 @@ commands = [["ruff", "check", "--no-cache", "--config", "pyproject.toml", "{file
 implementation = "toy"
 version-key = "toypkg"
 envs = ["upstream", "patched"]
+
+[docs]
+frameworks = ["analysis.md", "the framework comparison"]
 """
 
 ISSUE = "# Toy issue\n\n$issue_numbers\n"
@@ -77,7 +80,10 @@ def test_pr_renders_the_texts_and_the_branch(toy_pr):
     before = toy.git("rev-parse", "HEAD")
     stdout, _ = toy.kbb("pr", "toy", "--offline")
     assert "fix/0001-Change-f3.patch: applies" in stdout
-    assert "tip     not checked: pins.toml [toy] has no tip-project" in stdout
+    assert (
+        "tip     not checked: no newer upstream sdist on the index (pins.toml "
+        "[toy] has no tip-project); use --tip-git with network"
+    ) in stdout
     assert "lint    ruff " in stdout and "on 1 file(s): clean" in stdout
     assert "on the toypkg==1.0 sdist commit, not an upstream commit" in stdout
     assert "not pushable" in stdout and "--tip-git" in stdout
@@ -117,6 +123,7 @@ def test_pr_marks_missing_and_stale_results(toy_pr):
     os.utime(results / "patched.json", (1_000_000_000, 1_000_000_000))
     stdout, _ = toy.kbb("pr", "toy", "--offline")
     text = out(toy, "PR.md").read_text()
+    assert "| n | (n - 1) / n | numpy, toypkg 1.0 |\n|---|---|---|\n" in text
     assert "| 2 | 0.5000 | 0.5000 |" in text  # n, (n - 1) / n, numpy 1.0
     assert "**[kbb: stale] out/results/patched.json (2001-09-" in text
     assert "is older than patches/toy/" in text
@@ -130,6 +137,173 @@ def test_pr_marks_missing_and_stale_results(toy_pr):
     assert "[kbb: stale] out/results/upstream.json measured toypkg 0.9" in text
     assert "[kbb: missing] out/results/patched.json: run `tox -e patched`" in text
     assert "0.5000" not in text
+
+
+def test_pr_shows_a_row_per_implementation(toy_pr):
+    # tf-keras: two implementations of one layer, measured in each env.
+    toy = toy_pr
+    toml = toy.root / "pr" / "toy" / "pr.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            'implementation = "toy"\n',
+            'implementation = ["toy-fused", "toy-plain"]\n'
+            'labels = { "toy-fused" = "fused" }\n',
+        )
+    )
+    results = toy.root / "out" / "results"
+    results.mkdir(parents=True)
+
+    def figure(implementation, version, n, converged):
+        return {
+            "implementation": implementation,
+            "toypkg": version,
+            "backend": "numpy",
+            "scenario": "convergence",
+            "n": n,
+            "converged": converged,
+        }
+
+    issue = {
+        "implementation": "toy-plain",
+        "toypkg": "1.0",
+        "backend": "numpy",
+        "scenario": "issue-8982",
+        "moving_variance": 0.46,
+        "biased_reference": 0.46,
+        "unbiased_reference": 0.92,
+        "data_variance": 1.0,
+    }
+    upstream = [figure("toy-fused", "1.0", n, 1.0) for n in (2, 4)]
+    upstream += [figure("toy-plain", "1.0", n, (n - 1) / n) for n in (2, 4)]
+    upstream += [issue, dict(issue, implementation="other")]
+    (results / "upstream.json").write_text(json.dumps(upstream))
+    patched = [figure("toy-plain", "1.0+bessel1", n, 1.0) for n in (2, 4)]
+    (results / "patched.json").write_text(json.dumps(patched))
+    stdout, _ = toy.kbb("pr", "toy", "--offline")
+    text = out(toy, "PR.md").read_text()
+    assert (
+        "| implementation | n | (n - 1) / n | numpy, toypkg 1.0 "
+        "| numpy, toypkg 1.0+bessel1 |\n|---|---|---|---|---|\n"
+        "| fused | 2 | 0.5000 | 1.0000 | n/a |\n"
+        "| fused | 4 | 0.7500 | 1.0000 | n/a |\n"
+        "| toy-plain | 2 | 0.5000 | 0.5000 | 1.0000 |\n"
+        "| toy-plain | 4 | 0.7500 | 0.7500 | 1.0000 |\n"
+    ) in text
+    issue_text = out(toy, "ISSUE.md").read_text()
+    assert (
+        "| toypkg | backend | implementation | `moving_variance` | biased rule "
+        "| unbiased rule | variance of the data |\n|---|---|---|---|---|---|---|\n"
+        "| 1.0 | numpy | toy-plain | 0.4600 | 0.4600 | 0.9200 | 1.0000 |\n\n"
+    ) in issue_text
+    assert "1.0000 | n/a |" not in issue_text  # the pinned release only
+    mark = "[kbb: missing] out/results/patched.json has no toy-fused result"
+    assert mark in text and mark in stdout
+    assert "upstream.json has no" not in text
+
+
+def test_pr_describes_the_patches_an_sdist_checkout_skips(toy_pr):
+    # tf-keras' tests patch (only=git) is not applied to the sdist checkout:
+    # the texts still describe it, and the title is the change's.
+    toy = toy_pr
+    series = toy.patches / "series"
+    series.write_text(
+        series.read_text().replace(
+            "0002-Change-f9.patch", "0002-Change-f9.patch only=git"
+        )
+    )
+    stdout, _ = toy.kbb("pr", "toy", "--offline")
+    assert "fix/0002-Change-f9.patch: skipped (only=git)" in stdout
+    text = out(toy, "PR.md").read_text()
+    assert text.startswith("# Change f3\n")
+    assert "### Change f3\n" in text and "### Change f9\n" in text
+    assert "Bug:" not in text
+    assert "- `toypkg/core.py`: +2 -2" in text  # both patches
+    assert toy.git("rev-list", "--count", "upstream..pr/fix") == "1"
+
+
+def test_pr_lints_on_the_tip_the_files_the_pinned_release_lacks(toy_pr):
+    # tf-keras: its tests are in the repository only (an only=git patch);
+    # with --tip-git, they are linted there.
+    toy = toy_pr
+    test = toy.repo / "toypkg" / "core_test.py"
+    test.write_text("def test_f0():\n    pass\n")
+    run_git("add", "-A", cwd=toy.repo)
+    run_git("commit", "-qm", "Upstream adds a test", cwd=toy.repo)
+    (toy.patches / "fix" / "0003-Test-f1.patch").write_text(
+        "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
+        "From: A Human <human@example.org>\n"
+        "Date: Thu, 26 Nov 2026 21:34:39 +0000\n"
+        "Subject: [PATCH] Test f1\n"
+        f"{PROVENANCE}---\n"
+        "diff --git a/toypkg/core_test.py b/toypkg/core_test.py\n"
+        "--- a/toypkg/core_test.py\n"
+        "+++ b/toypkg/core_test.py\n"
+        "@@ -1,2 +1,6 @@\n"
+        " def test_f0():\n"
+        "     pass\n"
+        "+\n"
+        "+\n"
+        "+def test_f1():\n"
+        "+    import os\n"
+    )
+    series = toy.patches / "series"
+    series.write_text(series.read_text() + "fix/0003-Test-f1.patch only=git\n")
+    stdout, _ = toy.kbb("pr", "toy", "--offline")
+    assert "fix/0003-Test-f1.patch: skipped (only=git)" in stdout
+    assert "on 1 file(s): clean" in stdout
+    assert "- `toypkg/core_test.py`: +4 -0" in out(toy, "PR.md").read_text()
+    stdout, err = toy.kbb("pr", "toy", "--tip-git", expect=2)
+    assert "fix/0003-Test-f1.patch: applies" in stdout
+    assert (
+        "on 2 file(s) (1 on the tip: the pinned release lacks them): "
+        "1 command(s) found issues"
+    ) in stdout
+    assert "F401" in stdout and "toypkg/core_test.py:6:12" in stdout
+    assert "fix: upstream's lint found issues" in err
+
+
+def test_tests_names_the_added_and_the_rewritten_tests():
+    patch = """\
+diff --git a/pkg/a_test.py b/pkg/a_test.py
+--- a/pkg/a_test.py
++++ b/pkg/a_test.py
+@@ -1,3 +1,6 @@
+-def test_old(self):
++def test_old(self, rank):
+     pass
++
++def test_new(self):
++    pass
+@@ -9,1 +12,1 @@
+-    x = 1
++    x = 2
+"""
+    assert pr._tests([patch]) == (
+        "- `pkg/a_test.py`: adds `test_new`; rewrites `test_old`; changes "
+        "existing tests in 1 place(s)"
+    )
+
+
+def test_pr_without_a_tip_project_is_not_a_failure_online(toy_pr):
+    # tf-keras: no newer sdist to download; pushing needs --tip-git.
+    toy = toy_pr
+    stdout, _ = toy.kbb("pr", "toy")
+    assert "tip     not checked: no newer upstream sdist on the index" in stdout
+    state = json.loads(out(toy, "state.json").read_text())
+    assert state["problems"] == []
+
+
+def test_pr_of_several_targets_goes_on_after_one_fails(toy_pr):
+    # `kbb pr keras tf-keras`: each target is prepared; the exit status says
+    # that one was not ready.
+    toy = toy_pr
+    pins = toy.root / "pins.toml"
+    text = pins.read_text()
+    pins.write_text(text.replace("[toy]", "[broken]") + "\n" + text)
+    (toy.root / "patches" / "broken").mkdir()
+    _, err = toy.kbb("pr", "broken", "toy", "--offline", expect=2)
+    assert "kbb: error: no pr/broken/pr.toml" in err
+    assert out(toy, "PR.md").read_text().startswith("# Change f9\n")
 
 
 def test_pr_names_the_conflicting_patch_file_and_hunk_of_the_tip(toy_pr):
