@@ -11,6 +11,7 @@ from pathlib import Path
 from kbb import KbbError
 from kbb import build
 from kbb import gitops
+from kbb import report
 from kbb.pins import Workspace
 
 
@@ -83,6 +84,14 @@ def cmd_check(ws, pin, args):
     print(f"patches/{pin.target}: {len(series.patches)} patches, headers ok")
 
 
+def cmd_report(ws, args):
+    """Writes docs/analysis.md from the tests' recorded figures."""
+    path, notes = report.write(ws, args.results, args.output)
+    for note in notes:
+        print(f"kbb: {note}", file=sys.stderr)
+    print(path)
+
+
 def parser():
     top = argparse.ArgumentParser(
         prog="kbb",
@@ -135,6 +144,10 @@ def parser():
     sub = command("clean", cmd_clean, "remove .upstream/TARGET")
     sub.add_argument("--force", action="store_true", help="even with unexported work")
     command("check", cmd_check, "check the series and the patches' provenance headers")
+    help = "write docs/analysis.md from out/results/*.json (the tests' figures)"
+    sub = commands.add_parser("report", help=help, description=help)
+    sub.add_argument("--results", type=Path, help="results folder (out/results)")
+    sub.add_argument("--output", type=Path, help="output file (docs/analysis.md)")
     return top
 
 
@@ -151,6 +164,9 @@ def main(argv=None):
     args = parser().parse_args(argv)
     try:
         ws = Workspace.find(args.root)
+        if args.command == "report":
+            cmd_report(ws, args)
+            return 0
         pins = [ws.pin(target) for target in args.targets]
         with _locked(ws):
             for pin in pins:
