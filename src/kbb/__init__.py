@@ -3,6 +3,7 @@
 - `pins`: the declarative pins (pins.toml).
 - `gitops`: every git and patch mechanic (fetch, apply, export).
 - `build`: wheels from a branch of an upstream checkout.
+- `report`: docs/analysis.md from the tests' recorded figures.
 - `cli`: the thin command-line front, `python -m kbb`.
 """
 

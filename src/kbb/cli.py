@@ -12,6 +12,7 @@ from kbb import KbbError
 from kbb import build
 from kbb import gitops
 from kbb import pr
+from kbb import report
 from kbb.pins import Workspace
 
 
@@ -94,6 +95,14 @@ def cmd_pr(ws, pin, args):
         pr.push(ws, pin, checkout, args)
     else:
         pr.prepare(ws, pin, checkout, args)
+
+
+def cmd_report(ws, args):
+    """Writes docs/analysis.md from the tests' recorded figures."""
+    path, notes = report.write(ws, args.results, args.output)
+    for note in notes:
+        print(f"kbb: {note}", file=sys.stderr)
+    print(path)
 
 
 def parser():
@@ -185,6 +194,10 @@ def parser():
         help="push branch pr/GROUP to REMOTE and open its pull request, once "
         "you have reviewed PR.md, ticked its boxes and filled in its marks",
     )
+    help = "write docs/analysis.md from out/results/*.json (the tests' figures)"
+    sub = commands.add_parser("report", help=help, description=help)
+    sub.add_argument("--results", type=Path, help="results folder (out/results)")
+    sub.add_argument("--output", type=Path, help="output file (docs/analysis.md)")
     return top
 
 
@@ -201,6 +214,9 @@ def main(argv=None):
     args = parser().parse_args(argv)
     try:
         ws = Workspace.find(args.root)
+        if args.command == "report":
+            cmd_report(ws, args)
+            return 0
         pins = [ws.pin(target) for target in args.targets] or list(ws.pins().values())
         failed = False
         with _locked(ws):
