@@ -26,11 +26,16 @@ KERAS_ENVS = tuple(
     for suffix in ("", "-jax", "-torch")
     for build in ("upstream", "patched")
 )
+TF_KERAS_ENVS = ("tf-keras-upstream", "tf-keras-patched")
 EVIDENCE_ENVS = ("evidence-upstream", "evidence-patched")
 CONVERGENCE_N = (2, 3, 4, 8, 32)
 # The convergence scenario (tests/keras): momentum, channels.
 MOMENTUM, CHANNELS = 0.9, 1024
-REGENERATE = "tox -e " + ",".join((*KERAS_ENVS, *EVIDENCE_ENVS)) + "\ntox -e report"
+REGENERATE = (
+    "tox -e "
+    + ",".join((*KERAS_ENVS, *TF_KERAS_ENVS, *EVIDENCE_ENVS))
+    + "\ntox -e report"
+)
 
 
 @dataclasses.dataclass
@@ -47,7 +52,8 @@ class Results:
 
     def find(self, **match):
         """The entries whose fields equal `match`, newest file first, each
-        with "env", "stale" and "build" (of keras3: upstream or patched)."""
+        with "env", "stale" and "build" (of keras3 and tf-keras: upstream or
+        patched)."""
         found = []
         for source in sorted(self.sources, key=lambda s: -s.path.stat().st_mtime):
             for entry in source.entries:
@@ -67,8 +73,12 @@ class Results:
 
 
 def _build(entry):
+    """upstream or patched, for the Keras 3 and tf-keras records."""
     version = entry.get("keras")
-    if entry.get("implementation") != "keras3" or not version:
+    implementation = entry.get("implementation", "")
+    if not version or not (
+        implementation == "keras3" or implementation.startswith("tf-keras-")
+    ):
         return None
     return "patched" if "+" in version else "upstream"
 
@@ -191,7 +201,7 @@ def header(results):
         )
     missing = [
         env
-        for env in (*KERAS_ENVS, *EVIDENCE_ENVS)
+        for env in (*KERAS_ENVS, *TF_KERAS_ENVS, *EVIDENCE_ENVS)
         if env not in {s.env for s in results.sources}
     ]
     lines = [
@@ -333,9 +343,14 @@ def _convergence_rows(results):
             label = f"Keras 3 {build}, {backend} backend"
             match = {"implementation": "keras3", "build": build, "backend": backend}
             rows.append((label, match))
+    for build in ("upstream", "patched"):
+        for kind, label in (
+            ("fused", "fused (FusedBatchNormV3)"),
+            ("nonfused", "non-fused"),
+        ):
+            match = {"implementation": f"tf-keras-{kind}", "build": build}
+            rows.append((f"tf-keras {build}, {label}", match))
     rows += [
-        ("tf-keras, fused (FusedBatchNormV3)", {"implementation": "tf-keras-fused"}),
-        ("tf-keras, non-fused", {"implementation": "tf-keras-nonfused"}),
         ("PyTorch `torch.nn.BatchNorm2d`", {"implementation": "pytorch"}),
         ("TF `tf.raw_ops.FusedBatchNormV3`", {"implementation": "tf-fusedbatchnormv3"}),
     ]

@@ -59,7 +59,7 @@ def test_missing_and_stale_figures_are_reported(ws):
     assert "0.9989 | " in row(text, "Keras 3 patched, tensorflow backend")
     assert "0.4987 (stale)" in row(text, "Keras 3 upstream, tensorflow backend")
     assert "stale: measured with keras 3.0.0" in row(text, "`upstream`")
-    assert report.NOT_MEASURED in row(text, "tf-keras, non-fused")
+    assert report.NOT_MEASURED in row(text, "tf-keras patched, non-fused")
     assert report.NOT_MEASURED in row(text, "Keras 3 patched, jax backend")
     assert "Expected results missing: `upstream-jax`" in text
     assert notes[0].startswith("upstream: stale")
