@@ -69,3 +69,16 @@ def sample_variance_variance(n, rule):
     n - 1), times ((n - 1) / n)^2 for the biased one."""
     unbiased = 2.0 / (n - 1)
     return unbiased if rule == "unbiased" else unbiased * ((n - 1) / n) ** 2
+
+
+def converged_expectation(n, rule):
+    """Steady-state mean of the moving variance for N(0, 1) data: E[c s_b^2]."""
+    return 1.0 if rule == "unbiased" else (n - 1) / n
+
+
+def convergence_tolerance(n, rule, momentum, channels, sigmas=5):
+    """`sigmas` standard deviations of the mean over `channels` independent
+    channels of the steady-state moving variance (N(0, 1) data, batches of
+    n values): ema_stationary_sd / sqrt(channels)."""
+    sd = ema_stationary_sd(momentum, sample_variance_variance(n, rule))
+    return sigmas * sd / np.sqrt(channels)

@@ -6,7 +6,6 @@ mismatch (the biased rule), so that each test fails in the other build.
 """
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -14,49 +13,28 @@ from pathlib import Path
 
 import pytest
 
-EXPECT = os.environ.get("KBB_EXPECT")
+import kbbtest
+from kbbtest import other_rule  # noqa: F401
+from kbbtest import rule  # noqa: F401
+
 WORKER = Path(__file__).with_name("worker.py")
+_RESULTS = kbbtest.Results()
 
 
 def pytest_configure(config):
-    if EXPECT not in ("upstream", "patched"):
-        raise pytest.UsageError(
-            "set KBB_EXPECT=upstream or KBB_EXPECT=patched (tox does)"
-        )
+    kbbtest.check_expect()
     if importlib.util.find_spec("tensorflow"):
-        # Two logical CPUs for MirroredStrategy, before TensorFlow
-        # initializes its devices (it does, whatever the Keras backend).
-        import tensorflow as tf
-
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-        )
+        # TensorFlow initializes its devices whatever the Keras backend.
+        kbbtest.two_logical_cpus()
     import keras
 
-    patched = "+bessel" in keras.version()
-    if patched != (EXPECT == "patched"):
-        raise pytest.UsageError(
-            f"KBB_EXPECT={EXPECT}, but keras {keras.version()} is installed "
-            f"from {os.path.dirname(keras.__file__)}"
-        )
+    kbbtest.check_installed(keras, keras.version())
 
 
 @pytest.fixture(scope="session")
 def patched():
     """Whether the installed keras must agree with PyTorch and cuDNN."""
-    return EXPECT == "patched"
-
-
-@pytest.fixture(scope="session")
-def rule(patched):
-    """The moving-variance rule that the installed keras must follow."""
-    return "unbiased" if patched else "biased"
-
-
-@pytest.fixture(scope="session")
-def other_rule(rule):
-    return "biased" if rule == "unbiased" else "unbiased"
+    return kbbtest.EXPECT == "patched"
 
 
 @pytest.fixture(scope="session")
@@ -92,42 +70,17 @@ def worker():
     return _run_worker
 
 
-_RESULTS = []
-
-
 @pytest.fixture
 def record(request, backend):
-    """Keeps measured figures; written to $KBB_RESULTS/<env>.json at the end
-    of the session, for docs/analysis.md (`python -m kbb report`).
+    """record(**figures), implementation "keras3" unless given:
+    kept for $KBB_RESULTS/<env>.json (kbbtest)."""
+    import keras
 
-    Each entry: {"implementation" ("keras3", "pytorch",
-    "tf-fusedbatchnormv3"), "test", "keras" (the installed version),
-    "backend", "scenario", ...figures}; keyword arguments override.
-    """
-
-    def keep(**values):
-        import keras
-
-        _RESULTS.append(
-            {
-                "implementation": "keras3",
-                "test": request.node.name,
-                "keras": keras.version(),
-                "backend": backend,
-                **values,
-            }
-        )
-
-    return keep
+    return _RESULTS.recorder(request, keras.version(), backend, "keras3")
 
 
 def pytest_sessionfinish(session):
-    directory = os.environ.get("KBB_RESULTS")
-    if directory and _RESULTS:
-        os.makedirs(directory, exist_ok=True)
-        env = os.environ.get("KBB_ENV", "local")
-        with open(os.path.join(directory, f"{env}.json"), "w") as f:
-            json.dump(_RESULTS, f, indent=1, sort_keys=True)
+    _RESULTS.write()
 
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -139,6 +92,7 @@ def statistics(backend, worker, tmp_path_factory):
     (parity.keras_statistics_of_all_cases) on backend NAME, computed once:
     in this process for its own backend, else in a worker."""
     import numpy as np
+
     import parity
 
     cache = {}

@@ -9,12 +9,12 @@ float64 layers in float64, JAX and PyTorch in float32 (< 6e-7 of rounding).
 
 import numpy as np
 import pytest
+
+from conftest import BACKENDS
 from parity import assert_rule
 from parity import cases
 from parity import fit_data
 from parity import max_relative_difference
-
-from conftest import BACKENDS
 
 RTOL = 1e-6
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from parity import assert_rule
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,14 +14,13 @@ import importlib.util
 
 import numpy as np
 import pytest
+
+from bnref import convergence_tolerance
+from bnref import moving_statistics
 from parity import keras_moving_statistics
 from parity import max_relative_difference
 from parity import torch_device
 from parity import torch_running_statistics
-
-from bnref import ema_stationary_sd
-from bnref import moving_statistics
-from bnref import sample_variance_variance
 
 RTOL = 1e-5
 MOMENTUM, CHANNELS, STEPS = 0.9, 1024, 200
@@ -56,8 +55,7 @@ def test_convergence(n, patched, rule, other_rule, record):
 
     # The mean over channels converges to E[unbiased variance] = 1, within
     # 5 standard deviations of its sampling error (see tests/keras).
-    sd = ema_stationary_sd(MOMENTUM, sample_variance_variance(n, "unbiased"))
-    tolerance = 5 * sd / np.sqrt(CHANNELS)
+    tolerance = convergence_tolerance(n, "unbiased", MOMENTUM, CHANNELS)
     for implementation, variance in measured.items():
         converged = float(np.mean(variance))
         assert abs(converged - 1.0) < tolerance

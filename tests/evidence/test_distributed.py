@@ -24,13 +24,13 @@ n / (n - 1) - 1 >= 1/7 on the batch terms here.
 
 import numpy as np
 import pytest
+
+from bnref import batch_moments
+from bnref import moving_statistics
 from parity import MOMENTUM
 from parity import as_float32_values
 from parity import assert_rule
 from parity import max_relative_difference
-
-from bnref import batch_moments
-from bnref import moving_statistics
 
 RTOL = 1e-5
 

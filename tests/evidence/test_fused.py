@@ -10,13 +10,13 @@ update adds a few roundings. The rules differ by >= 1.6e-2 on the batch terms.
 """
 
 import pytest
+
+from conftest import BACKENDS
 from parity import COUNTS
 from parity import assert_rule
 from parity import cases
 from parity import fused_running_statistics
 from parity import max_relative_difference
-
-from conftest import BACKENDS
 
 RTOL = 1e-5
 

@@ -23,6 +23,9 @@ import importlib.util
 
 import numpy as np
 import pytest
+
+from bnref import moving_statistics
+from conftest import BACKENDS
 from parity import COUNTS
 from parity import MOMENTUM
 from parity import RANKS
@@ -34,9 +37,6 @@ from parity import max_relative_difference
 from parity import shape
 from parity import torch_device
 from parity import torch_running_statistics
-
-from bnref import moving_statistics
-from conftest import BACKENDS
 
 RTOL = 1e-6
 

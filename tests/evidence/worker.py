@@ -14,6 +14,7 @@ process. With PYTHONPATH on another keras build, this measures that build.
 import sys
 
 import numpy as np
+
 import parity
 
 

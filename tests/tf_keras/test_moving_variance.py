@@ -20,10 +20,10 @@ import tensorflow as tf
 import tf_keras
 
 from bnref import batch_moments
+from bnref import converged_expectation
+from bnref import convergence_tolerance
 from bnref import correction
-from bnref import ema_stationary_sd
 from bnref import moving_statistics
-from bnref import sample_variance_variance
 
 RTOL = 1e-5
 BatchNormalization = tf_keras.layers.BatchNormalization
@@ -118,9 +118,8 @@ def test_converges_to_the_rule_s_expectation(
     # variance has sd = ema_stationary_sd / sqrt(channels) (the initial 1 is
     # forgotten: 0.9**200 = 7e-10). 5 sd separates the rules for every n.
     converged = float(np.mean(layer.moving_variance.numpy()))
-    expected = 1.0 if rule == "unbiased" else (n - 1) / n
-    sd = ema_stationary_sd(momentum, sample_variance_variance(n, rule))
-    tolerance = 5 * sd / np.sqrt(channels)
+    expected = converged_expectation(n, rule)
+    tolerance = convergence_tolerance(n, rule, momentum, channels)
     assert abs(converged - expected) < tolerance
     assert tolerance < 1.0 / n  # the other rule is further than 5 sd away
     record(

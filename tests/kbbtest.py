@@ -1,0 +1,95 @@
+"""Shared plumbing of the test suites that run against an installed build
+(tests/keras, tests/tf_keras, tests/evidence).
+
+- `KBB_EXPECT=upstream` (pristine build: the tests assert the biased rule,
+  so they pass exactly when the bug is reproduced) or `KBB_EXPECT=patched`
+  (the series applied: the unbiased rule); `check_installed` refuses a run
+  whose installed version says otherwise.
+- The fixtures `rule` and `other_rule`; a conftest registers them with
+  `from kbbtest import other_rule, rule  # noqa: F401`.
+- `Results`: figures the tests record, written to $KBB_RESULTS/<env>.json at
+  the end of the session for the generated docs (`python -m kbb report`,
+  `kbb pr`). Each entry: {"implementation", "test", "keras" (the installed
+  version), "backend", "scenario", ...figures}. Scenario "convergence":
+  batches of n N(0, 1) values in 1024 channels, momentum 0.9, 200 steps;
+  "converged" is the mean over channels of the final moving variance.
+"""
+
+import json
+import os
+
+import pytest
+
+EXPECT = os.environ.get("KBB_EXPECT")
+
+
+def check_expect():
+    if EXPECT not in ("upstream", "patched"):
+        raise pytest.UsageError(
+            "set KBB_EXPECT=upstream or KBB_EXPECT=patched (tox does)"
+        )
+
+
+def check_installed(module, version):
+    """Refuses to run the patched expectations on a pristine build, and the
+    other way round: the patched builds have a `+bessel` local version."""
+    if ("+bessel" in version) != (EXPECT == "patched"):
+        raise pytest.UsageError(
+            f"KBB_EXPECT={EXPECT}, but {module.__name__} {version} is "
+            f"installed from {os.path.dirname(module.__file__)}"
+        )
+
+
+def two_logical_cpus():
+    """Two logical CPUs for MirroredStrategy, before TensorFlow initializes
+    its devices."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+
+
+@pytest.fixture(scope="session")
+def rule():
+    """The moving-variance rule that the installed build must follow."""
+    return "unbiased" if EXPECT == "patched" else "biased"
+
+
+@pytest.fixture(scope="session")
+def other_rule(rule):
+    return "biased" if rule == "unbiased" else "unbiased"
+
+
+class Results:
+    """The figures of one test session."""
+
+    def __init__(self):
+        self.entries = []
+
+    def recorder(self, request, version, backend, implementation=None):
+        """A `record(**figures)` function for one test."""
+
+        def record(*args, **values):
+            if args:  # record("tf-keras-fused", n=..., ...)
+                values["implementation"] = args[0]
+            self.entries.append(
+                {
+                    "implementation": implementation,
+                    "test": request.node.name,
+                    "keras": version,
+                    "backend": backend,
+                    **values,
+                }
+            )
+
+        return record
+
+    def write(self):
+        directory = os.environ.get("KBB_RESULTS")
+        if directory and self.entries:
+            os.makedirs(directory, exist_ok=True)
+            env = os.environ.get("KBB_ENV", "local")
+            with open(os.path.join(directory, f"{env}.json"), "w") as f:
+                json.dump(self.entries, f, indent=1, sort_keys=True)
