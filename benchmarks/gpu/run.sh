@@ -5,20 +5,21 @@
 # Here first:  bash benchmarks/gpu/prepare.sh         (makes .asv/gpu/carry)
 # There, from the repository root, with .asv/gpu/carry carried along:
 #
-#     bash benchmarks/gpu/run.sh [CARRY]             (about 6 min on an H100)
+#     bash benchmarks/gpu/run.sh [CARRY]       (5 to 7 min on an H100, estimated)
 #
 # Needs python3 (3.12; PYTHON overrides) with jax and torch, and git. asv
 # cannot build environments offline, so it runs in the running Python
 # (`asv run --python=same`), once per commit with that commit's keras wheel
-# first on PYTHONPATH, and records it under the commit's hash
+# first on ASV_PYTHONPATH, and records it under the commit's hash
 # (`--set-commit-hash`). Order: upstream, patched, then the time_
 # benchmarks again as patched, upstream (`--append-samples`), so that warm-up
-# and clock drift do not favour one side. Writes to $OUT (default
+# and clock drift do not favour one side; that second pass is skipped if it
+# would end the script past BUDGET seconds (420). Writes to $OUT (default
 # .asv/gpu/out): log.txt, compare.txt (asv compare --split), benchmarks-gpu.md
 # (kbb.benchsummary, gated with FACTOR), machine.json, results.tar.gz and
 # html.tar.gz (asv publish). Exit status: 1 on a regression, 2 on an error.
-# For a trial run: BENCH (asv -b regex of the first pass, default all) and
-# BENCH2 (of the second pass, default the time_ benchmarks).
+# For a trial run: BENCH (asv -b regex of the first pass, default all but
+# peakmem_) and BENCH2 (of the second pass, default the time_ benchmarks).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 carry=$(cd "${1:-$root/.asv/gpu/carry}" && pwd)
@@ -46,6 +47,11 @@ install "$work/site" "$carry"/wheels/*.whl || fail "wheels"
 install "$work/keras-upstream" "$carry"/keras-upstream/*.whl || fail "keras"
 install "$work/keras-patched" "$carry"/keras-patched/*.whl || fail "keras"
 export PYTHONPATH="$work/site" PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
+# asv forks each benchmark from a server that imported keras: keras' torch
+# backend asks torch.cuda.is_available() at import, which must not
+# initialize CUDA before the fork (NVML answers instead). LAUNCH=spawn
+# starts a fresh interpreter per benchmark instead, slower.
+export PYTORCH_NVML_BASED_CUDA_CHECK=1
 asv() {  # asv CONFIG COMMAND...
     local name=$1
     shift
@@ -91,7 +97,8 @@ config patched patched
 
 step "machine info: device, driver, CUDA and library versions"
 machine=$(
-    PYTHONPATH="$work/keras-upstream:$PYTHONPATH" "$python" \
+    PYTHONPATH="$work/keras-upstream:$PYTHONPATH" \
+        XLA_PYTHON_CLIENT_PREALLOCATE=false "$python" \
         "$root/benchmarks/gpu/machine.py" "$out/machine.json"
 ) || fail "machine info"
 echo "asv machine: $machine"
@@ -102,17 +109,27 @@ timing=(-a rounds=1 -a "repeat=(10, 200, 1.0)" -a warmup_time=0.3)
 run() {  # run REF [asv run options]: that commit's keras, recorded under REF
     local ref=$1
     shift
-    step "asv run: $ref ($(git -C "$work/keras" rev-parse --short "$ref"))"
-    PYTHONPATH="$work/keras-$ref:$PYTHONPATH" asv "$ref" run --python=same \
-        --set-commit-hash="$ref" --machine "$machine" --record-samples \
-        --show-stderr "${timing[@]}" "$@"
+    # asv drops PYTHONPATH in the benchmark processes and puts ASV_PYTHONPATH
+    # in its place: the commit's keras first, then asv_runner and the rest.
+    export ASV_PYTHONPATH="$work/keras-$ref:$work/site"
+    step "asv run: $ref ($(git -C "$work/keras" rev-parse --short "$ref")), keras" \
+        "$(PYTHONPATH=$ASV_PYTHONPATH "$python" -c 'import keras; print(keras.version())')"
+    asv "$ref" run --python=same --set-commit-hash="$ref" --machine "$machine" \
+        --launch-method "${LAUNCH:-forkserver}" --record-samples --show-stderr \
+        "${timing[@]}" "$@"
 }
-first=() second=(-b "${BENCH2:-\.time_}")
-[ -n "${BENCH:-}" ] && first=(-b "$BENCH")
+# Peak RSS is the host's, which the CPU run measures: left out here.
+first=(-b "${BENCH:-^(?!.*peakmem_)}") second=(-b "${BENCH2:-\.time_}")
 run upstream "${first[@]}" || fail "asv run upstream"
 run patched "${first[@]}" || fail "asv run patched"
-run patched --append-samples "${second[@]}" || fail "asv run patched (2)"
-run upstream --append-samples "${second[@]}" || fail "asv run upstream (2)"
+# The second pass takes about half as long as the first: it runs only when
+# the whole script still ends within BUDGET seconds (default 420).
+order="upstream, patched (once: the second pass did not fit in the budget)"
+if ((SECONDS * 3 / 2 < ${BUDGET:-420})); then
+    run patched --append-samples "${second[@]}" || fail "asv run patched (2)"
+    run upstream --append-samples "${second[@]}" || fail "asv run upstream (2)"
+    order="upstream, patched, patched, upstream (time_ benchmarks twice)"
+fi
 
 step "asv compare --split --factor $factor upstream patched"
 asv asv compare --split --factor "$factor" --machine "$machine" \
@@ -121,8 +138,12 @@ cat "$out/compare.txt"
 PYTHONPATH="$root/src" "$python" -m kbb.benchsummary "$out/compare.txt" \
     --factor "$factor" --title "keras: upstream against patched, $machine" \
     --note "Generated by benchmarks/gpu/run.sh from asv results; do not edit." \
-    --note "" --note "- Machine: $(tr -d '\n' <"$out/machine.json")" \
-    --note "- Order: upstream, patched, patched, upstream (time_ only twice)." \
+    --note "" --note "- Machine: $("$python" -c 'import json, sys
+m = json.load(open(sys.argv[1]))
+print(", ".join(f"{k} {m[k]}" for k in ("gpu", "gpu_memory", "driver", "cuda",
+      "cudnn", "jax_devices", "cpu", "num_cpu", "python", "libraries")))' \
+        "$out/machine.json")." \
+    --note "- Order: $order; peakmem_ left out (host memory)." \
     -o "$out/benchmarks-gpu.md"
 status=$?
 

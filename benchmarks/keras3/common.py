@@ -27,12 +27,12 @@ if os.environ.get("KBB_BENCH_QUICK") == "1":
 # with torch.compile (skipped, see `skip_unless_runnable`).
 JIT = [False, True]
 
-# Timing settings of the time_ benchmarks, calibrated by an A/A run on a
-# 2-core machine (docs/benchmarks-aa.md): each sample is one train step (asv
-# re-runs `setup` between samples, a cached lookup here), 10 to 30 samples
-# or 2 s per process after 0.3 s of warm-up, and 3 processes (rounds) per
-# commit, which `asv continuous` interleaves between the two commits.
-TIMING = {"rounds": 3, "repeat": (10, 30, 2.0), "warmup_time": 0.3}
+# Timing settings of the time_ benchmarks, checked by the A/A control of
+# `kbb.bench` (docs/benchmarks.md) on a 2-core machine: each sample is one
+# train step (asv re-runs `setup` between samples, a cached lookup here), 10
+# to 30 samples or 1.5 s per process after 0.3 s of warm-up, and 2 processes
+# (rounds) per commit, which asv interleaves between the commits.
+TIMING = {"rounds": 2, "repeat": (10, 30, 1.5), "warmup_time": 0.3}
 
 _cache = {}
 

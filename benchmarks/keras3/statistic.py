@@ -13,8 +13,8 @@ class MovingVariance:
     (8192 channels, 64 steps, momentum 0.9), in the compiled train
     function, then |mean(moving_variance) - 1|. The biased update converges
     to (n - 1) / n, an error of 1 / n; the unbiased one to 1, an error near
-    0.004 here (the sampling error of the average over 8192 channels). asv
-    counts a lower value as better, so the fix shows as an improvement.
+    0 (the sampling error of the average over 8192 channels). asv counts a
+    lower value as better, so the fix shows as an improvement.
     """
 
     params = [2, 4, 32]

@@ -15,7 +15,7 @@ if os.environ.get("KBB_BENCH_QUICK") == "1":  # the smoke run: small ones only
     SHAPES = ["256x64", "32x28x28x64"]
 KERNELS = ["fused", "nonfused"]
 # As in benchmarks/keras3/common.py (calibrated by the same A/A run).
-TIMING = {"rounds": 3, "repeat": (10, 30, 2.0), "warmup_time": 0.3}
+TIMING = {"rounds": 2, "repeat": (10, 30, 1.5), "warmup_time": 0.3}
 
 _cache = {}
 

@@ -1,30 +1,34 @@
-"""`tox -e bench`: asv, pristine against patched, gated, summarized.
+"""`tox -e bench`: asv, pristine against patched, with an A/A control.
 
-    python -m kbb.bench [--target keras|tf-keras] [--quick] [--aa]
-        [--factor F] [--output FILE] [-b REGEX] [-- ASV_ARGS...]
+    python -m kbb.bench [--target keras|tf-keras] [--quick] [--factor F]
+        [--output FILE] [-b REGEX] [-- ASV_RUN_ARGS...]
 
 1. Makes the upstream checkout (`kbb apply`), and in it branch `aa`: a
-   commit whose tree is the pristine tree (the A/A control).
-2. `asv continuous --factor F upstream patched` (with `--aa`: upstream aa),
-   rounds interleaved between the two commits.
-3. `asv compare --split` of the same pair (saved in .asv/TARGET/), turned by
-   kbb.benchsummary into docs/benchmarks.md (A/B) or docs/benchmarks-aa.md
-   (A/A), with the A/A ratio of each benchmark from the last A/A run's
-   saved comparison, when there is one.
+   commit whose tree is the pristine tree, the A/A control.
+2. One `asv run --interleave-rounds` of the three commits upstream, patched
+   and aa: what `asv continuous upstream patched` runs, with the control
+   measured in the same rounds, under the same load.
+3. `asv compare --split --factor F upstream patched` (A/B) and `upstream
+   aa` (A/A), saved in .asv/TARGET/, turned by kbb.benchsummary into
+   docs/benchmarks.md: the A/B tables with the A/A ratio of each benchmark,
+   the noise floor (the largest A/A time ratio) and the factor.
 4. `asv publish`: the html report in .asv/TARGET/html.
 
-The exit status is 1 on a regression: what `asv continuous` flags, or
-what the summary's gate flags. `--quick` (asv's: one sample per benchmark)
-is a smoke run: its timings are single samples, so its gate is on failures
-and on the exact counters (track_) only, and its summary goes to
-.asv/TARGET/benchmarks-quick.md.
+Exit status: 1 when the A/B comparison has a regression (what asv marks
+worse or newly failing, as `asv continuous` does); 3 when the A/B passes
+but the gate also flags the A/A comparison, so that the run cannot tell a
+regression from noise (rerun on a quieter machine); 2 on an error.
+`--quick` (asv's: one sample per benchmark, the suite's small shapes) is a
+smoke run of upstream and patched: its timings are single samples, so its
+gate is on failures and on the exact counters (track_) only, and its
+summary goes to .asv/TARGET/benchmarks-quick.md.
 """
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,8 +37,8 @@ from kbb import benchsummary
 from kbb import gitops
 from kbb.pins import Workspace
 
-# Calibrated by the A/A run (docs/benchmarks.md): the A/A ratios of the
-# time_ benchmarks stay well inside it with the suite's TIMING settings.
+# Calibrated by the A/A control (docs/benchmarks.md): the A/A ratios of the
+# time_ benchmarks stay inside it with the suite's TIMING settings.
 FACTOR = 1.25
 CONFIGS = {"keras": "asv.conf.json", "tf-keras": "asv-tf-keras.conf.json"}
 AA_BRANCH = "aa"
@@ -84,101 +88,107 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="kbb.bench", description=__doc__)
     parser.add_argument("--target", choices=sorted(CONFIGS), default="keras")
     parser.add_argument("--quick", action="store_true", help="smoke run")
-    parser.add_argument("--aa", action="store_true", help="upstream against aa")
     parser.add_argument("--factor", type=float, default=FACTOR)
     parser.add_argument("--output", type=Path, help="the markdown summary")
     parser.add_argument("-b", "--bench", action="append", default=[])
-    parser.add_argument("asv_args", nargs="*", help="more asv continuous options")
+    parser.add_argument("asv_args", nargs="*", help="more asv run options")
     args = parser.parse_args(argv)
 
     ws = Workspace.find(None)
     config = str(ws.root / CONFIGS[args.target])
     try:
-        checkout(ws, args.target)
+        path = checkout(ws, args.target)
     except KbbError as e:
         log(f"error: {e}")
         return 2
-    base, head = "upstream", AA_BRANCH if args.aa else "patched"
     results = ws.root / ".asv" / args.target
+    suffix = "" if args.target == "keras" else f"-{args.target}"
     if args.output is None:
-        name = "benchmarks-aa.md" if args.aa else "benchmarks.md"
-        if args.target != "keras":
-            name = name.replace("benchmarks", f"benchmarks-{args.target}")
-        folder = results if args.quick else ws.root / "docs"
-        args.output = folder / (
-            name.replace(".md", "-quick.md") if args.quick else name
-        )
+        if args.quick:
+            args.output = results / "benchmarks-quick.md"
+        else:
+            args.output = ws.root / "docs" / f"benchmarks{suffix}.md"
+    refs = ["upstream", "patched"] + ([] if args.quick else [AA_BRANCH])
+    hashes = [gitops.rev(path, f"refs/heads/{ref}") for ref in refs]
 
     if asv(config, "machine", "--yes", capture=True, echo=False).returncode:
         return 2
     started, load_before = time.time(), load()
     bench = [a for b in args.bench for a in ("-b", b)]
-    # asv --quick takes one sample of each benchmark; -a rounds=1 spares
-    # the empty interleaved rounds (and their reinstalls) it would go through.
+    # asv --quick takes one sample of each benchmark; -a rounds=1 spares the
+    # empty interleaved rounds (and their reinstalls) it would go through;
     # KBB_BENCH_QUICK=1: the suite takes its two smaller shapes only.
     quick = ["--quick", "-a", "rounds=1"] if args.quick else []
     os.environ["KBB_BENCH_QUICK"] = "1" if args.quick else "0"
-    factor = ["--factor", str(args.factor)]
-    run = asv(
-        config,
-        "continuous",
-        *factor,
-        *quick,
-        "--interleave-rounds",
-        "--show-stderr",
-        *bench,
-        *args.asv_args,
-        base,
-        head,
-    )
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as hashfile:
+        hashfile.write("\n".join(hashes) + "\n")
+        hashfile.flush()
+        run = asv(
+            config,
+            "run",
+            *quick,
+            "--interleave-rounds",
+            "--record-samples",
+            "--show-stderr",
+            *bench,
+            *args.asv_args,
+            f"HASHFILE:{hashfile.name}",
+        )
     minutes = (time.time() - started) / 60
-    compare = asv(config, "compare", "--split", *factor, base, head, capture=True)
-    if compare.returncode:
+    if run.returncode:
+        log(f"asv run exited with {run.returncode}")
         return 2
-    results.mkdir(parents=True, exist_ok=True)
-    pair = f"{base}-{head}{'-quick' if args.quick else ''}"
-    (results / f"compare-{pair}.txt").write_text(compare.stdout)
-    # The A/A ratios come from the A/A run's own comparison, saved when it
-    # ran: this run has replaced the results of `upstream` since.
-    aa_rows = None
-    aa_text = (
-        results / f"compare-{base}-{AA_BRANCH}{'-quick' if args.quick else ''}.txt"
-    )
-    if not args.aa and aa_text.is_file():
-        aa_rows = benchsummary.parse(aa_text.read_text()) or None
-    rows = benchsummary.parse(compare.stdout)
+
+    factor = ["--factor", str(args.factor)]
+    compared = {}
+    for head in refs[1:]:
+        compare = asv(
+            config, "compare", "--split", *factor, "upstream", head, capture=True
+        )
+        if compare.returncode:
+            return 2
+        quick_suffix = "-quick" if args.quick else ""
+        text = results / f"compare-upstream-{head}{quick_suffix}.txt"
+        text.write_text(compare.stdout)
+        compared[head] = benchsummary.parse(compare.stdout)
+    rows, aa_rows = compared["patched"], compared.get(AA_BRANCH)
+
     gate = "counters" if args.quick else "all"
     mode = "smoke run (--quick: one sample each)" if args.quick else "full run"
     notes = [
-        f"Generated by `python -m kbb.bench{' --quick' if args.quick else ''}"
-        f"{' --aa' if args.aa else ''}` (`tox -e bench`) from asv results: "
-        f"{args.target}, `{base}` against `{head}`, {mode}, "
-        f"{minutes:.0f} min; do not edit.",
+        f"Generated by `python -m kbb.bench{' --quick' if args.quick else ''}` "
+        f"(`tox -e bench`) from one asv run: {args.target}, `upstream` against "
+        f"`patched`{' and `aa`' if aa_rows else ''}, {mode}, rounds "
+        f"interleaved, {minutes:.0f} min; do not edit.",
         "",
         f"- Machine: {os.cpu_count()} CPUs; {load_before} before the run, "
         f"{load()} after it.",
     ]
-    if not args.aa and aa_rows is None:
-        notes.append("- No A/A run in these results (`tox -e bench -- --aa`).")
-    title = f"{args.target}: {base} against {head}"
+    if aa_rows:
+        aa_bad = benchsummary.regressions(aa_rows, gate)
+        notes.append(
+            f"- A/A control (`upstream` against `aa`, the same tree, in the "
+            f"same run): the gate flags {len(aa_bad)} benchmark(s)."
+        )
+    title = f"{args.target}: upstream against patched"
     text = benchsummary.markdown(rows, aa_rows, args.factor, gate, title, notes)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
     log(f"wrote {args.output}")
 
-    html = asv(config, "publish", capture=True)
-    if html.returncode == 0:
-        log(f"html report: {results / 'html' / 'index.html'} (asv preview)")
+    if asv(config, "publish", capture=True, echo=False).returncode == 0:
+        log(f"html report: {results / 'html'} (`asv preview` to open it)")
     bad = benchsummary.regressions(rows, gate)
     for r in bad:
         log(f"regression: {r.mark} {r.ratio} {r.name} [{r.backend or r.env}]")
-    if bad or (run.returncode and not args.quick):
-        log("FAILED: see the tables above")
+    if bad:
+        log("FAILED: the patched commit regressed (see the tables above)")
         return 1
+    if aa_rows and benchsummary.regressions(aa_rows, gate):
+        log("INCONCLUSIVE: the gate flags the A/A control too; rerun quieter")
+        return 3
     return 0
 
 
 if __name__ == "__main__":
-    if shutil.which("git") is None:
-        raise SystemExit("kbb.bench: git is required")
     raise SystemExit(main())
