@@ -144,6 +144,7 @@ print(", ".join(f"{k} {m[k]}" for k in ("gpu", "gpu_memory", "driver", "cuda",
       "cudnn", "jax_devices", "cpu", "num_cpu", "python", "libraries")))' \
         "$out/machine.json")." \
     --note "- Order: $order; peakmem_ left out (host memory)." \
+    --results "$work/results" --before "$upstream" --after "$patched" \
     -o "$out/benchmarks-gpu.md"
 status=$?
 

@@ -15,12 +15,15 @@ from keras import ops
 
 BACKEND = keras.backend.backend()
 
+# The smoke run (`kbb.bench --quick` sets KBB_BENCH_QUICK=1) takes one shape
+# (and statistic.py one n).
+QUICK = os.environ.get("KBB_BENCH_QUICK") == "1"
+
 # Values per channel of a BatchNormalization in a Dense network, (batch,
-# features), and in a convolutional one, NHWC. The smoke run (`kbb.bench
-# --quick` sets KBB_BENCH_QUICK=1) takes the small ones only.
+# features), and in a convolutional one, NHWC.
 SHAPES = ["256x64", "4096x1024", "32x28x28x64", "8x112x112x64"]
-if os.environ.get("KBB_BENCH_QUICK") == "1":
-    SHAPES = ["256x64", "32x28x28x64"]
+if QUICK:
+    SHAPES = ["32x28x28x64"]
 
 # Where the backend has the choice: TensorFlow compiles the train step with
 # XLA or not, JAX jits it or runs it op by op, PyTorch runs it eagerly or

@@ -5,10 +5,12 @@ run), and optionally that of the A/A run (the pristine tree against itself,
 same settings), whose ratios are the noise floor. Output: one markdown
 table per asv section (improved, same, worse, not comparable), with the
 ratio, the A/A ratio of the same benchmark and, for the exact counters
-(track_ benchmarks), the difference after - before.
+(track_ benchmarks), the difference after - before, exact when asv's
+result files are given (`asv compare` rounds some columns).
 
     python -m kbb.benchsummary COMPARE [--aa AA_COMPARE] [--factor F]
         [--gate all|counters] [--title T] [--note LINE ...] [-o FILE]
+        [--results DIR --before HASH --after HASH]
 
 The exit status is 1 when the gate finds a regression: with `--gate all`,
 any benchmark that asv marks worse (`+`) or newly failing (`!`); with
@@ -17,10 +19,13 @@ among the track_ benchmarks and the failures.
 """
 
 import argparse
+import itertools
+import json
 import math
 import re
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 SECTIONS = {
     "Benchmarks that have improved:": "improved",
@@ -93,6 +98,39 @@ def parse(text):
     return rows
 
 
+def exact_values(results_dir, commit_hash):
+    """{(name(params), "machine/env"): value} from asv's result files.
+
+    `asv compare` prints values through tabulate, which rounds a column of
+    plain numbers to 6 significant digits: the exact counters come from
+    here instead.
+    """
+    values = {}
+    for path in sorted(Path(results_dir).glob("*/*.json")):
+        data = json.loads(path.read_text())
+        if data.get("commit_hash") != commit_hash or "results" not in data:
+            continue
+        env = f"{path.parent.name}/{data['env_name']}"
+        columns = data["result_columns"]
+        for name, entry in data["results"].items():
+            entry = dict(zip(columns, entry, strict=False))  # track_: no stats
+            params = entry.get("params") or []
+            results = entry["result"]
+            if not params:
+                values[name, env] = results[0] if results else None
+                continue
+            combos = itertools.product(*params)
+            for combo, value in zip(combos, results, strict=True):
+                values[f"{name}({', '.join(combo)})", env] = value
+    return values
+
+
+def _exact(value):
+    if value is None or value != value:
+        return None
+    return int(value) if float(value).is_integer() else value
+
+
 def noise_floor(rows):
     """The largest A/A ratio (or its inverse) of the time_ benchmarks."""
     ratios = [r.ratio_value() for r in rows if r.kind == "time"]
@@ -115,14 +153,24 @@ def _number(text):
         return None
 
 
-def _delta(row):
+def _delta(row, exact):
     if row.kind != "track":
         return ""
-    before, after = _number(row.before), _number(row.after)
+    if row.key in exact[0] and row.key in exact[1]:
+        before, after = (_exact(e[row.key]) for e in exact)
+    else:
+        before, after = _number(row.before), _number(row.after)
     if before is None or after is None:
         return ""
     delta = after - before
-    return f"{delta:+.6g}"
+    return f"{delta:+d}" if isinstance(delta, int) else f"{delta:+.6g}"
+
+
+def _values(row, exact):
+    """The before and after cells: exact for the counters when known."""
+    if row.kind == "track" and row.key in exact[0] and row.key in exact[1]:
+        return [str(_exact(e[row.key])) for e in exact]
+    return [row.before, row.after]
 
 
 def _name(row):
@@ -131,8 +179,12 @@ def _name(row):
     return ".".join(head.split(".")[-2:]) + paren + params
 
 
-def markdown(rows, aa_rows=None, factor=None, gate="all", title=None, notes=()):
+def markdown(
+    rows, aa_rows=None, factor=None, gate="all", title=None, notes=(), exact=None
+):
+    """The summary; `exact`: (before, after) maps from `exact_values`."""
     aa = {r.key: r for r in aa_rows or ()}
+    exact = exact or ({}, {})
     lines = [f"# {title or 'Benchmarks'}", ""]
     lines += list(notes)
     if notes:
@@ -168,10 +220,10 @@ def markdown(rows, aa_rows=None, factor=None, gate="all", title=None, notes=()):
         lines.append("|" + "|".join("---" for _ in header) + "|")
         for r in sorted(selected, key=lambda r: (r.backend, r.name)):
             cells = [f"`{_name(r)}`"] + ([r.backend] if backends else [])
-            cells += [r.before, r.after, f"{r.mark} {r.ratio}".strip()]
+            cells += [*_values(r, exact), f"{r.mark} {r.ratio}".strip()]
             if aa_rows:
                 cells.append(aa[r.key].ratio if r.key in aa else "")
-            cells.append(_delta(r))
+            cells.append(_delta(r, exact))
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -184,6 +236,9 @@ def main(argv=None):
     parser.add_argument("--gate", choices=("all", "counters"), default="all")
     parser.add_argument("--title")
     parser.add_argument("--note", action="append", default=[])
+    parser.add_argument("--results", help="asv results folder, for exact counters")
+    parser.add_argument("--before", help="commit hash of the first column")
+    parser.add_argument("--after", help="commit hash of the second column")
     parser.add_argument("-o", "--output", help="markdown file (default: stdout)")
     args = parser.parse_args(argv)
     with open(args.compare) as f:
@@ -192,7 +247,10 @@ def main(argv=None):
     if args.aa:
         with open(args.aa) as f:
             aa_rows = parse(f.read())
-    text = markdown(rows, aa_rows, args.factor, args.gate, args.title, args.note)
+    exact = None
+    if args.results and args.before and args.after:
+        exact = tuple(exact_values(args.results, h) for h in (args.before, args.after))
+    text = markdown(rows, aa_rows, args.factor, args.gate, args.title, args.note, exact)
     if args.output:
         with open(args.output, "w") as f:
             f.write(text)

@@ -1,5 +1,6 @@
 """kbb.benchsummary on canned `asv compare --split` output (no asv run)."""
 
+import json
 import textwrap
 
 from kbb import benchsummary
@@ -168,3 +169,40 @@ def test_main_writes_the_file_and_returns_the_gate(tmp_path):
     compare.write_text(AB)
     assert benchsummary.main([str(compare), "--factor", "1.25", "-o", str(output)]) == 0
     assert "## Improved (1)" in output.read_text()
+
+
+def test_exact_values_replace_the_rounded_counters(tmp_path):
+    # asv compare rounds a column of plain numbers (tabulate): 9.00171e+07.
+    columns = ["result", "params", "version", "started_at", "duration"]
+    env = "virtualenv-py3.11-KERAS_BACKENDjax"
+    for commit, flops in (("a" * 40, 90017088.0), ("b" * 40, 90017152.0)):
+        folder = tmp_path / "vm"
+        folder.mkdir(exist_ok=True)
+        (folder / f"{commit[:8]}-{env}.json").write_text(
+            json.dumps(
+                {
+                    "commit_hash": commit,
+                    "env_name": env,
+                    "result_columns": columns,
+                    "results": {
+                        "counters.XlaCost.track_flops": [
+                            [1.0, flops],
+                            [["'256x64'", "'8x112x112x64'"]],
+                            "v",
+                            0,
+                            0.1,
+                        ]
+                    },
+                }
+            )
+        )
+    before = benchsummary.exact_values(tmp_path, "a" * 40)
+    after = benchsummary.exact_values(tmp_path, "b" * 40)
+    key = ("counters.XlaCost.track_flops('8x112x112x64')", f"vm/{env}")
+    assert (before[key], after[key]) == (90017088.0, 90017152.0)
+    rounded = table(
+        "Benchmarks that have stayed the same:",
+        ("", "9.00171e+07", "9.00172e+07", "1.00", f"{key[0]} [{key[1]}]"),
+    )
+    text = benchsummary.markdown(benchsummary.parse(rounded), exact=(before, after))
+    assert "| 90017088 | 90017152 | 1.00 | +64 |" in text
