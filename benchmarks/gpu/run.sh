@@ -52,6 +52,8 @@ export PYTHONPATH="$work/site" PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
 # initialize CUDA before the fork (NVML answers instead). LAUNCH=spawn
 # starts a fresh interpreter per benchmark instead, slower.
 export PYTORCH_NVML_BASED_CUDA_CHECK=1
+# time_ benchmarks take wall time on a GPU (CPU time misses the device's).
+export KBB_BENCH_TIMER=wall
 asv() {  # asv CONFIG COMMAND...
     local name=$1
     shift

@@ -19,6 +19,7 @@ class BatchNormTrainStep:
     rounds = TIMING["rounds"]
     repeat = TIMING["repeat"]
     warmup_time = TIMING["warmup_time"]
+    timer = TIMING["timer"]
 
     def setup(self, shape, jit_compile):
         skip_unless_runnable(jit_compile)

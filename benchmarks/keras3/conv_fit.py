@@ -43,6 +43,7 @@ class ConvNetFit:
     rounds = TIMING["rounds"]
     repeat = TIMING["repeat"]
     warmup_time = TIMING["warmup_time"]
+    timer = TIMING["timer"]
 
     def setup(self):
         self.model, self.x, self.y = cached("conv", fitted_conv_net)

@@ -1,6 +1,8 @@
 """tf-keras' BatchNormalization: train step, peak memory, op count, statistic."""
 
 import os
+import shutil
+import time
 
 import numpy as np
 
@@ -16,6 +18,11 @@ if os.environ.get("KBB_BENCH_QUICK") == "1":  # the smoke run: one shape
 KERNELS = ["fused", "nonfused"]
 # As in benchmarks/keras3/common.py (calibrated by the same A/A run).
 TIMING = {"rounds": 2, "repeat": (10, 30, 1.5), "warmup_time": 0.3}
+_default_timer = "wall" if shutil.which("nvidia-smi") else "cpu"
+if (os.environ.get("KBB_BENCH_TIMER") or _default_timer) == "cpu":
+    TIMING["timer"] = time.process_time
+else:
+    TIMING["timer"] = time.perf_counter
 
 _cache = {}
 
@@ -61,6 +68,7 @@ class BatchNormTrainStep:
     rounds = TIMING["rounds"]
     repeat = TIMING["repeat"]
     warmup_time = TIMING["warmup_time"]
+    timer = TIMING["timer"]
 
     def setup(self, shape, kernel):
         skip_unless_runnable(shape, kernel)

@@ -15,7 +15,9 @@ result files are given (`asv compare` rounds some columns).
 The exit status is 1 when the gate finds a regression: with `--gate all`,
 any benchmark that asv marks worse (`+`) or newly failing (`!`); with
 `--gate counters` (smoke runs, whose single timings are noise), only those
-among the track_ benchmarks and the failures.
+among the track_ benchmarks and the failures. When the gate flags the A/A
+control too, a flagged timing counts only beyond the A/A noise floor, and
+the status is 3 (inconclusive) if none does (see `verdict`).
 """
 
 import argparse
@@ -146,6 +148,29 @@ def regressions(rows, gate="all"):
     return bad
 
 
+def verdict(rows, aa_rows=None, gate="all"):
+    """("passed" | "failed" | "inconclusive", real, unresolved).
+
+    With an A/A control that the gate flags too, its noise floor exceeds the
+    factor: a timing flagged in the A/B comparison is a real regression only
+    if its ratio also exceeds that floor, and is left unresolved otherwise
+    (the run is then inconclusive). Failures and counters are always real.
+    """
+    bad = regressions(rows, gate)
+    floor = 0.0
+    if aa_rows and regressions(aa_rows, gate):
+        floor = noise_floor(aa_rows)
+    real = [
+        r for r in bad if r.mark == "!" or r.kind != "time" or r.ratio_value() > floor
+    ]
+    unresolved = [r for r in bad if r not in real]
+    if real:
+        return "failed", real, unresolved
+    if floor:
+        return "inconclusive", real, unresolved
+    return "passed", real, unresolved
+
+
 def _number(text):
     try:
         return float(text)
@@ -197,9 +222,21 @@ def markdown(
             f"- A/A noise floor: {floor:.2f} (largest ratio, or inverse, of "
             "the time_ benchmarks between two copies of the pristine tree)."
         )
-    bad = regressions(rows, gate)
-    verdict = "FAILED" if bad else "passed"
-    lines.append(f"- Gate ({gate}): {verdict}, {len(bad)} regression(s).")
+    status, real, unresolved = verdict(rows, aa_rows, gate)
+    if aa_rows:
+        flagged = len(regressions(aa_rows, gate))
+        lines.append(
+            f"- A/A control: the gate flags {flagged} of its benchmark(s)"
+            + (" (the floor is above the factor)." if flagged else ".")
+        )
+    lines.append(
+        f"- Gate ({gate}): {status.upper()}: {len(real)} regression(s)"
+        + (
+            f", {len(unresolved)} flagged timing(s) within the A/A noise floor."
+            if unresolved
+            else "."
+        )
+    )
     lines.append("")
     lines.append(
         "Ratio = after / before of asv's medians; `~` marks a ratio whose "
@@ -256,10 +293,10 @@ def main(argv=None):
             f.write(text)
     else:
         sys.stdout.write(text)
-    bad = regressions(rows, args.gate)
-    for r in bad:
+    status, real, unresolved = verdict(rows, aa_rows, args.gate)
+    for r in real:
         print(f"regression: {r.mark} {r.ratio} {r.name} [{r.env}]", file=sys.stderr)
-    return 1 if bad else 0
+    return {"passed": 0, "failed": 1, "inconclusive": 3}[status]
 
 
 if __name__ == "__main__":

@@ -116,7 +116,8 @@ def test_markdown_has_ratios_noise_floor_and_counter_deltas():
     assert text.startswith("# T\n")
     assert "- Gate factor: 1.25" in text
     assert "- A/A noise floor: 1.08" in text
-    assert "- Gate (all): passed, 0 regression(s)." in text
+    assert "- A/A control: the gate flags 0 of its benchmark(s)." in text
+    assert "- Gate (all): PASSED: 0 regression(s)." in text
     assert "## Improved (1)" in text and "## Not significantly changed (4)" in text
     assert (
         "| `BatchNormTrainStep.time_train_step('256x64', False)` | jax "
@@ -161,7 +162,49 @@ def test_gate_counts_worse_and_failed_and_quick_mode_only_counters():
         "m.C.track_ops",
         "m.C.time_y",
     ]
-    assert "Gate (all): FAILED, 3 regression(s)" in benchsummary.markdown(rows)
+    assert "Gate (all): FAILED: 3 regression(s)." in benchsummary.markdown(rows)
+
+
+def test_a_noisy_aa_control_leaves_timings_within_its_floor_unresolved():
+    def rows(title, *cells):
+        return benchsummary.parse(
+            table(
+                title,
+                *[
+                    (m, b, a, r, f"m.C.{n} [{ENV.format('jax')}]")
+                    for m, b, a, r, n in cells
+                ],
+            )
+        )
+
+    aa = rows(
+        "Benchmarks that have got worse:",
+        ("+", "1.00±0.01ms", "1.50±0.01ms", "1.50", "time_x"),
+    )
+    ab = rows(
+        "Benchmarks that have got worse:",
+        ("+", "1.00±0.01ms", "1.40±0.01ms", "1.40", "time_x"),
+    )
+    status, real, unresolved = benchsummary.verdict(ab, aa)
+    assert (status, real, [r.name for r in unresolved]) == (
+        "inconclusive",
+        [],
+        ["m.C.time_x"],
+    )
+    text = benchsummary.markdown(ab, aa, factor=1.25)
+    assert "A/A control: the gate flags 1 of its benchmark(s) (the floor" in text
+    assert "INCONCLUSIVE: 0 regression(s), 1 flagged timing(s) within" in text
+    # Beyond the floor it counts; so does a counter, whatever the floor.
+    ab = rows(
+        "Benchmarks that have got worse:",
+        ("+", "1.00±0.01ms", "1.60±0.01ms", "1.60", "time_x"),
+        ("+", "100", "200", "2.00", "track_ops"),
+    )
+    status, real, _ = benchsummary.verdict(ab, aa)
+    assert (status, [r.name for r in real]) == (
+        "failed",
+        ["m.C.time_x", "m.C.track_ops"],
+    )
 
 
 def test_main_writes_the_file_and_returns_the_gate(tmp_path):
