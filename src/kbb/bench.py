@@ -39,9 +39,10 @@ from kbb import benchsummary
 from kbb import gitops
 from kbb.pins import Workspace
 
-# Calibrated by the A/A control (docs/benchmarks.md): the A/A ratios of the
-# time_ benchmarks stay inside it with the suite's TIMING settings.
-FACTOR = 1.25
+# Calibrated by the A/A control on the 2-core machine (benchmarks/README.md):
+# with the suite's TIMING settings and the CPU-time clock, its time_ ratios
+# reached 1.32 (load average 1 to 6); the factor sits above that.
+FACTOR = 1.35
 CONFIGS = {"keras": "asv.conf.json", "tf-keras": "asv-tf-keras.conf.json"}
 AA_BRANCH = "aa"
 

@@ -194,7 +194,11 @@ def _delta(row, exact):
 def _values(row, exact):
     """The before and after cells: exact for the counters when known."""
     if row.kind == "track" and row.key in exact[0] and row.key in exact[1]:
-        return [str(_exact(e[row.key])) for e in exact]
+        values = [_exact(e[row.key]) for e in exact]
+        return [
+            shown if value is None else str(value)
+            for value, shown in zip(values, (row.before, row.after), strict=True)
+        ]
     return [row.before, row.after]
 
 
