@@ -25,7 +25,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 carry=$(cd "${1:-$root/.asv/gpu/carry}" && pwd)
 out=${OUT:-$root/.asv/gpu/out}
 python=${PYTHON:-python3}
-factor=${FACTOR:-1.35}
+factor=${FACTOR:-1.5}
 work=$(mktemp -d "${TMPDIR:-/tmp}/kbb-gpu.XXXXXX")
 mkdir -p "$out"
 exec > >(tee "$out/log.txt") 2>&1
