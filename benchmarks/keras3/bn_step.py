@@ -1,0 +1,47 @@
+"""One BatchNormalization train step, in the model's compiled train function."""
+
+from .common import JIT
+from .common import SHAPES
+from .common import TIMING
+from .common import cached
+from .common import dims
+from .common import skip_unless_runnable
+from .common import trained_bn_model
+
+
+class BatchNormTrainStep:
+    """`train_on_batch` of Input -> BatchNormalization (forward, backward,
+    SGD update and the moving statistics), which returns the loss to the
+    host, so every sample waits for the device."""
+
+    params = (SHAPES, JIT)
+    param_names = ["shape", "jit_compile"]
+    rounds = TIMING["rounds"]
+    repeat = TIMING["repeat"]
+    warmup_time = TIMING["warmup_time"]
+    timer = TIMING["timer"]
+
+    def setup(self, shape, jit_compile):
+        skip_unless_runnable(jit_compile)
+        self.model, self.x, self.y = cached(
+            ("bn", shape, jit_compile),
+            lambda: trained_bn_model(dims(shape), jit_compile),
+        )
+
+    def time_train_step(self, shape, jit_compile):
+        self.model.train_on_batch(self.x, self.y)
+
+
+class BatchNormPeakMemory:
+    """Peak resident memory of a process that compiles and runs the train
+    step above, with the backend's default compilation (jit_compile="auto":
+    XLA off for TensorFlow on CPU, jit for JAX, eager for PyTorch)."""
+
+    params = SHAPES
+    param_names = ["shape"]
+
+    def setup(self, shape):
+        self.model, self.x, self.y = trained_bn_model(dims(shape), "auto")
+
+    def peakmem_train_step(self, shape):
+        self.model.train_on_batch(self.x, self.y)
