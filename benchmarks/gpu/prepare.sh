@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Assembles what benchmarks/gpu/run.sh needs on a CUDA machine without
-# network: the pristine and patched keras wheels, the upstream checkout as a
-# git bundle (asv reads the commits from it), and the py3.12 manylinux wheels
+# network: the keras wheels of upstream (pristine), group/bessel (the fix)
+# and patched (the fix and the native kernels of group/native), the upstream
+# checkout as a git bundle (asv reads the commits from it), and the py3.12
+# manylinux wheels
 # of asv and of what the GPU image lacks. Run here, from anywhere:
 #
 #     bash benchmarks/gpu/prepare.sh [DIR]      # default: .asv/gpu/carry
@@ -15,14 +17,18 @@ python=${PYTHON:-python3}
 cd "$root"
 
 rm -rf "$carry"
-mkdir -p "$carry/keras-upstream" "$carry/keras-patched" "$carry/wheels"
+mkdir -p "$carry/wheels"
 export PYTHONPATH="$root/src"
-"$python" -m kbb wheel keras --ref upstream -o "$carry/keras-upstream" >/dev/null
-"$python" -m kbb wheel keras --ref patched -o "$carry/keras-patched" >/dev/null
+for name in upstream bessel patched; do  # run.sh's names: bessel = group/bessel
+    ref=$name
+    [[ $name == bessel ]] && ref=group/bessel
+    mkdir -p "$carry/keras-$name"
+    "$python" -m kbb wheel keras --ref "$ref" -o "$carry/keras-$name" >/dev/null
+done
 
-# The commits asv records: branches upstream and patched (and aa, the A/A
-# control that `python -m kbb.bench --aa` makes, when it is there).
-refs=(upstream patched)
+# The commits asv records: those branches (and aa, the A/A control of
+# `python -m kbb.bench`, when it is there).
+refs=(upstream group/bessel patched)
 git -C .upstream/keras rev-parse -q --verify refs/heads/aa >/dev/null && refs+=(aa)
 git -C .upstream/keras bundle create --quiet "$carry/keras.bundle" "${refs[@]}"
 
@@ -32,7 +38,7 @@ git -C .upstream/keras bundle create --quiet "$carry/keras.bundle" "${refs[@]}"
     --python-version "${PYVER:-3.12}" --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d "$carry/wheels" \
-    asv==0.6.6 asv_runner==0.3.2 json5==0.17.3 importlib-metadata==10.2.0 \
+    asv==0.6.6 asv_runner==0.3.2 json5==0.17.3 importlib-metadata==8.7.0 \
     zipp==4.1.2 optree==0.20.0 namex==0.1.0 2> >(grep -v "^WARNING: Location" >&2)
 
 (cd "$carry" && find . -type f ! -name MANIFEST | sort | xargs ls -l | awk '{print $5, $9}') \

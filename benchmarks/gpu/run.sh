@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # benchmarks/keras3 on a CUDA machine without network: JAX and PyTorch
-# backends (no TensorFlow there), pristine against patched keras.
+# backends (no TensorFlow there), pristine keras against each patch group:
+# group/bessel (the fix) and patched (the fix and group/native's kernels).
 #
 # Here first:  bash benchmarks/gpu/prepare.sh         (makes .asv/gpu/carry)
 # There, from the repository root, with .asv/gpu/carry carried along:
 #
-#     bash benchmarks/gpu/run.sh [CARRY]       (5 to 7 min on an H100, estimated)
+#     bash benchmarks/gpu/run.sh [CARRY]       (5 to 8 min on an H100, estimated)
 #
 # Needs python3 (3.12; PYTHON overrides) with jax and torch, and git. asv
 # cannot build environments offline, so it runs in the running Python
 # (`asv run --python=same`), once per commit with that commit's keras wheel
 # first on ASV_PYTHONPATH, and records it under the commit's hash
-# (`--set-commit-hash`). Order: upstream, patched, then the time_
-# benchmarks again as patched, upstream (`--append-samples`), so that warm-up
-# and clock drift do not favour one side; that second pass is skipped if it
-# would end the script past BUDGET seconds (420). Writes to $OUT (default
-# .asv/gpu/out): log.txt, compare.txt (asv compare --split), benchmarks-gpu.md
-# (kbb.benchsummary, gated with FACTOR), machine.json, results.tar.gz and
+# (`--set-commit-hash`). Order: upstream, bessel, patched, then the time_
+# benchmarks again as patched, bessel, upstream (`--append-samples`), so that
+# warm-up and clock drift do not favour one side; that second pass is
+# skipped if it would end the script past BUDGET seconds (420). Writes to
+# $OUT (default .asv/gpu/out): log.txt, compare-bessel.txt and
+# compare-patched.txt (asv compare --split, upstream against each),
+# benchmarks-gpu.md (kbb.benchsummary, gated with FACTOR), machine.json,
+# results.tar.gz and
 # html.tar.gz (asv publish). Exit status: 1 on a regression, 2 on an error.
 # For a trial run: BENCH (asv -b regex of the first pass, default all but
 # peakmem_) and BENCH2 (of the second pass, default the time_ benchmarks).
@@ -44,8 +47,10 @@ install() {  # install DIR WHEEL...: pip --target, or unzip where pip lacks
 for w in sys.argv[2:]: zipfile.ZipFile(w).extractall(sys.argv[1])' "$dir" "$@"
 }
 install "$work/site" "$carry"/wheels/*.whl || fail "wheels"
-install "$work/keras-upstream" "$carry"/keras-upstream/*.whl || fail "keras"
-install "$work/keras-patched" "$carry"/keras-patched/*.whl || fail "keras"
+refs=(upstream bessel patched)  # the wheels' names; bessel is group/bessel
+for ref in "${refs[@]}"; do
+    install "$work/keras-$ref" "$carry/keras-$ref"/*.whl || fail "keras-$ref"
+done
 export PYTHONPATH="$work/site" PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
 # asv forks each benchmark from a server that imported keras: keras' torch
 # backend asks torch.cuda.is_available() at import, which must not
@@ -64,13 +69,16 @@ step "the upstream checkout, from the bundle"
 git init -q "$work/keras"
 git -C "$work/keras" fetch -q "$carry/keras.bundle" 'refs/heads/*:refs/heads/*'
 git -C "$work/keras" symbolic-ref HEAD refs/heads/upstream
-upstream=$(git -C "$work/keras" rev-parse upstream)
-patched=$(git -C "$work/keras" rev-parse patched)
+declare -A commit=(
+    [upstream]=$(git -C "$work/keras" rev-parse upstream)
+    [bessel]=$(git -C "$work/keras" rev-parse group/bessel)
+    [patched]=$(git -C "$work/keras" rev-parse patched)
+)
 
 # The configuration of asv.conf.json, for the running Python: no build, the
 # backends as env_nobuild (one asv environment, and result file, each). asv
 # runs the heads of "branches" in an existing environment, so each run gets
-# a configuration with its branch alone; compare and publish see both.
+# a configuration with its branch alone; compare and publish see all.
 config() {  # config NAME BRANCH...
     local name=$1 branches
     shift
@@ -93,8 +101,9 @@ config() {  # config NAME BRANCH...
 }
 EOF
 }
-config asv upstream patched
+config asv upstream group/bessel patched
 config upstream upstream
+config bessel group/bessel
 config patched patched
 
 step "machine info: device, driver, CUDA and library versions"
@@ -104,7 +113,7 @@ machine=$(
         "$root/benchmarks/gpu/machine.py" "$out/machine.json"
 ) || fail "machine info"
 echo "asv machine: $machine"
-cat "$out/machine.json"
+cat "$out/machine.json" && echo
 
 # On a GPU the steps take milliseconds: 1 s of samples per process is enough.
 timing=(-a rounds=1 -a "repeat=(10, 200, 1.0)" -a warmup_time=0.3)
@@ -114,41 +123,57 @@ run() {  # run REF [asv run options]: that commit's keras, recorded under REF
     # asv drops PYTHONPATH in the benchmark processes and puts ASV_PYTHONPATH
     # in its place: the commit's keras first, then asv_runner and the rest.
     export ASV_PYTHONPATH="$work/keras-$ref:$work/site"
-    step "asv run: $ref ($(git -C "$work/keras" rev-parse --short "$ref")), keras" \
-        "$(PYTHONPATH=$ASV_PYTHONPATH "$python" -c 'import keras; print(keras.version())')"
-    asv "$ref" run --python=same --set-commit-hash="$ref" --machine "$machine" \
+    step "asv run: $ref (${commit[$ref]:0:12}), keras" \
+        "$(PYTHONPATH=$ASV_PYTHONPATH KERAS_BACKEND=jax "$python" -c \
+            'import keras; print(keras.version())')"
+    asv "$ref" run --python=same --set-commit-hash="${commit[$ref]}" \
+        --machine "$machine" \
         --launch-method "${LAUNCH:-forkserver}" --record-samples --show-stderr \
         "${timing[@]}" "$@"
 }
 # Peak RSS is the host's, which the CPU run measures: left out here.
 first=(-b "${BENCH:-^(?!.*peakmem_)}") second=(-b "${BENCH2:-\.time_}")
-run upstream "${first[@]}" || fail "asv run upstream"
-run patched "${first[@]}" || fail "asv run patched"
-# The second pass takes about half as long as the first: it runs only when
-# the whole script still ends within BUDGET seconds (default 420).
-order="upstream, patched (once: the second pass did not fit in the budget)"
-if ((SECONDS * 3 / 2 < ${BUDGET:-420})); then
-    run patched --append-samples "${second[@]}" || fail "asv run patched (2)"
-    run upstream --append-samples "${second[@]}" || fail "asv run upstream (2)"
-    order="upstream, patched, patched, upstream (time_ benchmarks twice)"
+for ref in "${refs[@]}"; do
+    run "$ref" "${first[@]}" || fail "asv run $ref"
+done
+first_pass=$SECONDS
+# The second pass takes about as long as the first minus its start-up: it
+# runs only when the whole script still ends within BUDGET seconds (420).
+order="upstream, bessel, patched (once: the second pass did not fit in the budget)"
+if ((SECONDS * 2 < ${BUDGET:-420})); then
+    for ref in patched bessel upstream; do
+        run "$ref" --append-samples "${second[@]}" || fail "asv run $ref (2)"
+    done
+    order="upstream, bessel, patched, then the time_ benchmarks again in reverse"
 fi
+echo "first pass ${first_pass}s, both ${SECONDS}s"
 
-step "asv compare --split --factor $factor upstream patched"
-asv asv compare --split --factor "$factor" --machine "$machine" \
-    upstream patched >"$out/compare.txt" || fail "asv compare"
-cat "$out/compare.txt"
-PYTHONPATH="$root/src" "$python" -m kbb.benchsummary "$out/compare.txt" \
-    --factor "$factor" --title "keras: upstream against patched, $machine" \
-    --note "Generated by benchmarks/gpu/run.sh from asv results; do not edit." \
-    --note "" --note "- Machine: $("$python" -c 'import json, sys
+machine_note=$("$python" -c 'import json, sys
 m = json.load(open(sys.argv[1]))
 print(", ".join(f"{k} {m[k]}" for k in ("gpu", "gpu_memory", "driver", "cuda",
       "cudnn", "jax_devices", "cpu", "num_cpu", "python", "libraries")))' \
-        "$out/machine.json")." \
-    --note "- Order: $order; peakmem_ left out (host memory)." \
-    --results "$work/results" --before "$upstream" --after "$patched" \
-    -o "$out/benchmarks-gpu.md"
-status=$?
+    "$out/machine.json")
+status=0
+notes=(--note "Generated by benchmarks/gpu/run.sh from asv results; do not edit."
+    --note "" --note "- Machine: $machine_note."
+    --note "- Order: $order; peakmem_ left out (host memory).")
+: >"$out/benchmarks-gpu.md"
+for ref in bessel patched; do
+    head=$ref
+    [[ $ref == bessel ]] && head=group/bessel
+    step "asv compare --split --factor $factor upstream $head"
+    asv asv compare --split --factor "$factor" --machine "$machine" \
+        "${commit[upstream]}" "${commit[$ref]}" >"$out/compare-$ref.txt" ||
+        fail "asv compare $ref"
+    cat "$out/compare-$ref.txt"
+    PYTHONPATH="$root/src" "$python" -m kbb.benchsummary "$out/compare-$ref.txt" \
+        --factor "$factor" --title "keras: upstream against $head, $machine" \
+        "${notes[@]}" --results "$work/results" --before "${commit[upstream]}" \
+        --after "${commit[$ref]}" -o "$work/section-$ref.md" || status=$?
+    [[ -s $out/benchmarks-gpu.md ]] && echo >>"$out/benchmarks-gpu.md"
+    cat "$work/section-$ref.md" >>"$out/benchmarks-gpu.md"
+    notes=()
+done
 
 step "asv publish"
 asv asv publish >/dev/null && tar -C "$work" -czf "$out/html.tar.gz" html

@@ -272,14 +272,16 @@ def _results(ws, pin, config):
             )
         if not records:
             continue
-        versions = {r.get(config.version_key) for r in records}
-        if versions - {pin.version, pin.patched_version}:
+        versions = {str(r.get(config.version_key)) for r in records}
+        # A patched build is the pin plus a local version: `+bessel1`, or
+        # `+bessel1.native` for a build with a stacked group.
+        if {v.split("+")[0] for v in versions} != {pin.version}:
             evidence.marks.append(
                 f"[kbb: stale] {shown} measured {config.version_key} "
                 f"{', '.join(sorted(map(str, versions)))}, not {pin.version} "
                 f"(pins.toml): {rerun}"
             )
-        elif pin.patched_version in versions and path.stat().st_mtime < series_time:
+        elif any("+" in v for v in versions) and path.stat().st_mtime < series_time:
             evidence.marks.append(
                 f"[kbb: stale] {shown} ({_when(path.stat().st_mtime)}) is older "
                 f"than patches/{pin.target}/ ({_when(series_time)}): {rerun}"

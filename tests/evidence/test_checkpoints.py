@@ -53,9 +53,23 @@ def test_pristine_checkpoint(
         layer = model.get_layer(name)
         loaded = keras.ops.convert_to_numpy(layer.moving_variance)
         np.testing.assert_array_equal(loaded, saved[name + ".var"])
-    # Inference reads the same variables with the same code: the same bits.
     predictions = model.predict(saved["x_test"], verbose=0)
-    np.testing.assert_array_equal(predictions, saved["predictions"])
+    if "native" not in keras.version():
+        # The Bessel patch reads the same variables with the same code at
+        # inference: the same bits.
+        np.testing.assert_array_equal(predictions, saved["predictions"])
+    else:
+        # patches/keras/native/ runs inference through the fused kernel,
+        # which folds gamma * rsqrt(var + eps) before multiplying: other
+        # float32 roundings (2**-24 relative each, a few per value, summed
+        # over the 64 inputs of the Dense layer; seen: 1.2e-7). 1e-5 of the
+        # output scale is far above that and far below what reading other
+        # statistics would change: the rules differ by n / (n - 1), here
+        # n = 64 (bn_conv) and 4 (bn_dense), so 1.6 % of the variance.
+        scale = np.max(np.abs(saved["predictions"]))
+        np.testing.assert_allclose(
+            predictions, saved["predictions"], rtol=0, atol=1e-5 * scale
+        )
     # Training goes on from the saved statistics, with this build's rule.
     layer = model.get_layer("bn_conv")
     batch = np.random.default_rng(59).normal(size=(2, 4, 4, 4)).astype("float32")
