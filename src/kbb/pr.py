@@ -303,12 +303,19 @@ def _changed(ws, path):
     return _newest_mtime(path)
 
 
-def _doc_table(ws, pin, name, what):
-    """The first table of docs/NAME, or a mark saying why there is none."""
+def _doc_table(ws, pin, name, what, group):
+    """The first table of docs/NAME, or a mark saying why there is none. A
+    document with one section per patch group (a heading that names branch
+    group/GROUP, as docs/benchmarks.md has) gives the first table of the
+    group's section."""
     path = ws.root / "docs" / name
     if not path.is_file():
         return f"[kbb: missing] docs/{name} ({what}) does not exist: generate it"
-    table = re.search(r"(^\|.*\|\n)+", path.read_text(), re.MULTILINE)
+    text = path.read_text()
+    section = re.search(rf"^#+ .*\bgroup/{re.escape(group)}\b.*$", text, re.MULTILINE)
+    if section:
+        text = text[section.end() :]
+    table = re.search(r"(^\|.*\|\n)+", text, re.MULTILINE)
     if table is None:
         return f"[kbb: missing] docs/{name} has no table of {what}"
     inputs = [ws.patches(pin.target), ws.pins_file]
@@ -577,7 +584,6 @@ class Run:
     tipped: gitops.Attempt | None
     lint: dict  # group -> (files, findings, the files linted on the tip)
     evidence: Evidence | None = None
-    docs: dict = dataclasses.field(default_factory=dict)  # placeholder -> text
     identity: tuple | None = None  # the user's (name, email)
 
 
@@ -607,10 +613,6 @@ def prepare(ws, pin, checkout, args):
         )
     run = _check(ws, pin, checkout, args, config, series)
     run.evidence = _results(ws, pin, config)
-    run.docs = {
-        placeholder: _doc_table(ws, pin, name, what)
-        for placeholder, (name, what) in config.docs.items()
-    }
     run.identity = _identity(checkout)
     failed = []
     for group in groups:
@@ -794,6 +796,10 @@ def _texts(ws, pin, checkout, run, group, folder, state):
     end = attempt.tips[group]
     patches = series.group_patches(group)
     skipped = [p for p in patches if p.name in attempt.skipped]
+    docs = {
+        placeholder: _doc_table(ws, pin, name, what, group)
+        for placeholder, (name, what) in run.config.docs.items()
+    }
     values = {
         "project": pin.project,
         "version": pin.version,
@@ -804,9 +810,9 @@ def _texts(ws, pin, checkout, run, group, folder, state):
         "stack": _stack(series, group),
         "issue_numbers": _numbers(run.evidence, pin, run.config, patched=False),
         "numbers": _numbers(run.evidence, pin, run.config, patched=True),
-        **{k: v if v.startswith("|") else f"**{v}**" for k, v in run.docs.items()},
+        **{k: v if v.startswith("|") else f"**{v}**" for k, v in docs.items()},
     }
-    marks = run.evidence.marks + [v for v in run.docs.values() if v[0] == "["]
+    marks = run.evidence.marks + [v for v in docs.values() if v[0] == "["]
     lines = [
         f"results {len(run.evidence.records)} figure(s)"
         + ("; marked in the texts:" if marks else "")

@@ -211,9 +211,12 @@ def test_minimum_size_on_cpu():
         x = kbackend.convert_to_tensor(np.ones((rows, 64), "float32"))
         native = x.device.type != "cpu" or rows == 512
         calls = []
-        with mock.patch.object(
-            kbackend.nn, "FUSED_BATCH_NORM_MIN_CPU_SIZE", MIN_CPU_SIZE
-        ), count_native(calls):
+        with (
+            mock.patch.object(
+                kbackend.nn, "FUSED_BATCH_NORM_MIN_CPU_SIZE", MIN_CPU_SIZE
+            ),
+            count_native(calls),
+        ):
             make_layer()(x, training=True)
             make_layer()(x, training=False)
         assert calls == ([True, False] if native else []), rows

@@ -483,3 +483,27 @@ def test_check_applies_in_a_copy(toy_series):
 def test_strip_provenance():
     message = "Subject\n\nBody.\n\nBug: x\nOrigin: y\nForwarded: no\n"
     assert pr.gitops.strip_provenance(message) == "Subject\n\nBody.\n"
+
+
+def test_doc_table_takes_the_section_of_the_group(tmp_path, monkeypatch):
+    # docs/benchmarks.md has one section per patch group: each pull
+    # request shows its group's first table; other documents their first.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "benchmarks.md").write_text(
+        "# keras: upstream against group/fix\n\n| a |\n|---|\n| fix |\n\n"
+        "# keras: upstream against group/fast\n\nnotes\n\n| a |\n|---|\n| fast |\n"
+    )
+    ws = type("Ws", (), {"root": tmp_path, "pins_file": tmp_path / "pins.toml"})()
+    ws.patches = lambda target: tmp_path / "patches" / target
+    pin = type("Pin", (), {"target": "toy"})()
+    monkeypatch.setattr(
+        pr, "_changed", lambda ws, path: 1 if "docs" in str(path) else 0
+    )
+    tables = {
+        group: pr._doc_table(ws, pin, "benchmarks.md", "the benchmarks", group)
+        for group in ("fix", "fast", "other")
+    }
+    assert "| fix |" in tables["fix"] and "| fast |" not in tables["fix"]
+    assert "| fast |" in tables["fast"] and "| fix |" not in tables["fast"]
+    assert "| fix |" in tables["other"]
