@@ -171,9 +171,11 @@ def main(argv=None):
 
     factor = ["--factor", str(args.factor)]
     compared = {}
-    for head in refs[1:]:
+    # By the commits run, not the branch names: a branch that moved during
+    # the run (an export, say) has no results under its new commit.
+    for head, commit in zip(refs[1:], hashes[1:], strict=True):
         compare = asv(
-            config, "compare", "--split", *factor, "upstream", head, capture=True
+            config, "compare", "--split", *factor, hashes[0], commit, capture=True
         )
         if compare.returncode:
             return 2
