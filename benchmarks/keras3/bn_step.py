@@ -5,6 +5,7 @@ from .common import SHAPES
 from .common import TIMING
 from .common import cached
 from .common import dims
+from .common import layer_step
 from .common import skip_unless_runnable
 from .common import trained_bn_model
 
@@ -30,6 +31,33 @@ class BatchNormTrainStep:
 
     def time_train_step(self, shape, jit_compile):
         self.model.train_on_batch(self.x, self.y)
+
+
+class BatchNormForwardBackward:
+    """The layer alone: forward in training mode, the gradients of its
+    inputs, gamma and beta for a fixed output gradient, and the moving
+    statistics, compiled as a train step (common.layer_step). What the
+    native kernels compute, and the quantity issue 7's targets were set on.
+    In BatchNormTrainStep's model the layer comes first, so no gradient of
+    its inputs is needed there; after a convolution or a Dense layer, it is.
+    """
+
+    params = (SHAPES, JIT)
+    param_names = ["shape", "jit_compile"]
+    rounds = TIMING["rounds"]
+    repeat = TIMING["repeat"]
+    warmup_time = TIMING["warmup_time"]
+    timer = TIMING["timer"]
+
+    def setup(self, shape, jit_compile):
+        skip_unless_runnable(jit_compile)
+        self.step = cached(
+            ("layer", shape, jit_compile),
+            lambda: layer_step(dims(shape), jit_compile),
+        )
+
+    def time_forward_backward(self, shape, jit_compile):
+        self.step()
 
 
 class BatchNormPeakMemory:

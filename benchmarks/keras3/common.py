@@ -63,6 +63,12 @@ def cached(key, make):
     return _cache[key]
 
 
+# KBB_BENCH_BACKENDS=tensorflow (comma-separated names): the others skip
+# their time_ benchmarks, for a run that only one backend's setting changes
+# (TF_ENABLE_ONEDNN_OPTS, say).
+BACKENDS = os.environ.get("KBB_BENCH_BACKENDS") or BACKEND
+
+
 def skip_unless_runnable(jit_compile):
     """Skips (NotImplementedError) the combinations this suite leaves out.
 
@@ -70,6 +76,8 @@ def skip_unless_runnable(jit_compile):
     CPU, in every process asv starts, and recompiles on GPU as well: too
     slow for this suite, so the PyTorch backend runs eagerly only.
     """
+    if BACKEND not in BACKENDS.split(","):
+        raise NotImplementedError(f"KBB_BENCH_BACKENDS={BACKENDS}")
     if jit_compile and BACKEND == "torch":
         raise NotImplementedError("torch.compile is left out (compile time)")
 
@@ -96,3 +104,62 @@ def trained_bn_model(shape, jit_compile):
     y = ops.zeros_like(x)
     model.train_on_batch(x, y)
     return model, x, y
+
+
+def layer_step(shape, jit_compile):
+    """One training step of a BatchNormalization layer alone, as a callable:
+    the forward pass, the gradients of the inputs, gamma and beta for a fixed
+    output gradient, and the moving statistics, compiled as the backend
+    compiles a train step (tf.function, XLA with jit_compile; jax.jit or op
+    by op; PyTorch eagerly). It reads one value of each gradient back to the
+    host, so that each call waits for the device."""
+    layer = layers.BatchNormalization(momentum=0.99)
+    layer.build(shape)
+    x, dy = batch(shape), batch(shape, seed=1)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(jit_compile=jit_compile)
+        def step(x, dy):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, training=True)
+            grads = tape.gradient(y, [x, *layer.trainable_weights], dy)
+            return tf.stack([tf.reshape(g, [-1])[0] for g in grads])
+
+        step(x, dy)
+        return lambda: step(x, dy).numpy()
+    if BACKEND == "jax":
+        import jax
+
+        def forward(trainable, x, non_trainable):
+            return layer.stateless_call(trainable, non_trainable, x, training=True)
+
+        def step(trainable, non_trainable, x, dy):
+            _, vjp, non_trainable = jax.vjp(
+                lambda t, x: forward(t, x, non_trainable), trainable, x, has_aux=True
+            )
+            grads, dx = vjp(dy)
+            return [dx.ravel()[0]] + [g.ravel()[0] for g in grads], non_trainable
+
+        step = jax.jit(step) if jit_compile else step
+        trainable = [v.value for v in layer.trainable_variables]
+        state = [[v.value for v in layer.non_trainable_variables]]
+
+        def run():
+            first, state[0] = step(trainable, state[0], x, dy)
+            jax.block_until_ready(first)
+
+        run()
+        return run
+    x.requires_grad_()
+    weights = [w.value for w in layer.trainable_weights]
+
+    def run():
+        for t in (x, *weights):
+            t.grad = None
+        layer(x, training=True).backward(dy)
+        return [t.grad.ravel()[0].item() for t in (x, *weights)]
+
+    run()
+    return run

@@ -49,6 +49,11 @@ CONFIGS = {"keras": "asv.conf.json", "tf-keras": "asv-tf-keras.conf.json"}
 AA_BRANCH = "aa"
 
 
+# Environment variables that change what a run measures, named in its summary:
+# the clock, the backends measured (benchmarks/keras3/common.py), and
+# TensorFlow's oneDNN optimizations (they change its fused kernel's path).
+SETTINGS = ("KBB_BENCH_TIMER", "KBB_BENCH_BACKENDS", "TF_ENABLE_ONEDNN_OPTS")
+
 TIMER_NOTE = {
     "cpu": "CPU time of the benchmark process, all threads (time.process_time): "
     "other jobs on the machine disturb it far less than wall time",
@@ -204,6 +209,9 @@ def main(argv=None):
             f"- time_: {TIMER_NOTE[timer()]}; one sample is one call, asv "
             "reports the median of all samples."
         )
+    settings = [f"`{k}={os.environ[k]}`" for k in SETTINGS if os.environ.get(k)]
+    if settings:
+        notes.append(f"- Settings of this run: {', '.join(settings)}.")
     before = benchsummary.exact_values(results / "results", hashes[0])
     sections, statuses = [], []
     for head, commit in zip(heads, hashes[1:], strict=False):

@@ -24,6 +24,8 @@ native path.
 
 import contextlib
 import os
+import subprocess
+import sys
 from unittest import mock
 
 import keras
@@ -83,19 +85,26 @@ def count_native(calls):
         yield
 
 
-# PyTorch's function leaves inputs with fewer values than this to the
-# composite ops on a CPU (test_minimum_size_on_cpu). The other tests' inputs
-# are smaller: the fixture below lets the kernel take them, so that both
+# On a CPU, PyTorch's function leaves inputs with fewer values than this to
+# the composite ops (test_minimum_size_on_cpu), and TensorFlow's uses its
+# kernel only with TensorFlow's oneDNN optimizations (test_tensorflow_cpu_
+# kernel_needs_onednn). The other tests' inputs are small, and CI's CPU runs
+# without oneDNN: the fixture below lets the kernels take them, so that both
 # paths are compared on every backend.
 MIN_CPU_SIZE = getattr(kbackend.nn, "FUSED_BATCH_NORM_MIN_CPU_SIZE", None)
 
 
 @pytest.fixture(autouse=True)
-def native_for_small_inputs():
-    if BACKEND != "torch":
-        yield
-        return
-    with mock.patch.object(kbackend.nn, "FUSED_BATCH_NORM_MIN_CPU_SIZE", 0):
+def native_on_cpu():
+    if BACKEND == "torch":
+        with mock.patch.object(kbackend.nn, "FUSED_BATCH_NORM_MIN_CPU_SIZE", 0):
+            yield
+    elif BACKEND == "tensorflow":
+        with mock.patch.object(
+            kbackend.nn, "_fused_batch_norm_is_faster", lambda: True
+        ):
+            yield
+    else:
         yield
 
 
@@ -220,6 +229,54 @@ def test_minimum_size_on_cpu():
             make_layer()(x, training=True)
             make_layer()(x, training=False)
         assert calls == ([True, False] if native else []), rows
+
+
+ONEDNN_PROBE = """
+import numpy as np
+from keras import layers
+from keras.src import backend
+from tensorflow.python.util import _pywrap_util_port
+
+calls = []
+fused = backend.nn.fused_batch_normalization
+
+
+def spy(*args, **kwargs):
+    result = fused(*args, **kwargs)
+    calls.append(kwargs["training"])
+    return result
+
+
+backend.nn.fused_batch_normalization = spy
+layers.BatchNormalization()(np.ones((4, 3, 3, 8), "float32"), training=True)
+print(_pywrap_util_port.IsMklEnabled(), backend.nn._cpu_only(), calls)
+"""
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's oneDNN switch")
+@pytest.mark.parametrize("onednn", ["0", "1"])
+def test_tensorflow_cpu_kernel_needs_onednn(onednn):
+    # Without the fixture above, in a fresh process (TensorFlow reads
+    # TF_ENABLE_ONEDNN_OPTS when it starts): on a CPU, FusedBatchNormV3 is
+    # used with oneDNN's optimizations only. Without them, the train step of
+    # a model that starts with BatchNormalization measured slower with the
+    # kernel (docs/native-kernels.md).
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=onednn, KERAS_BACKEND="tensorflow")
+    out = (
+        subprocess.run(
+            [sys.executable, "-c", ONEDNN_PROBE],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    mkl, cpu_only, calls = out.split(" ", 2)
+    assert mkl == ("True" if onednn == "1" else "False")
+    native = onednn == "1" or cpu_only == "False"
+    assert calls == ("[True]" if native else "[]")
 
 
 def test_dispatch_fallbacks():
