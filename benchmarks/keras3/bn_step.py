@@ -1,8 +1,7 @@
 """One BatchNormalization train step, in the model's compiled train function."""
 
-from .common import JIT
 from .common import SHAPES
-from .common import TIMING
+from .common import TimedShapes
 from .common import cached
 from .common import dims
 from .common import layer_step
@@ -10,17 +9,10 @@ from .common import skip_unless_runnable
 from .common import trained_bn_model
 
 
-class BatchNormTrainStep:
+class BatchNormTrainStep(TimedShapes):
     """`train_on_batch` of Input -> BatchNormalization (forward, backward,
     SGD update and the moving statistics), which returns the loss to the
     host, so every sample waits for the device."""
-
-    params = (SHAPES, JIT)
-    param_names = ["shape", "jit_compile"]
-    rounds = TIMING["rounds"]
-    repeat = TIMING["repeat"]
-    warmup_time = TIMING["warmup_time"]
-    timer = TIMING["timer"]
 
     def setup(self, shape, jit_compile):
         skip_unless_runnable(jit_compile)
@@ -33,7 +25,7 @@ class BatchNormTrainStep:
         self.model.train_on_batch(self.x, self.y)
 
 
-class BatchNormForwardBackward:
+class BatchNormForwardBackward(TimedShapes):
     """The layer alone: forward in training mode, the gradients of its
     inputs, gamma and beta for a fixed output gradient, and the moving
     statistics, compiled as a train step (common.layer_step). What the
@@ -41,13 +33,6 @@ class BatchNormForwardBackward:
     In BatchNormTrainStep's model the layer comes first, so no gradient of
     its inputs is needed there; after a convolution or a Dense layer, it is.
     """
-
-    params = (SHAPES, JIT)
-    param_names = ["shape", "jit_compile"]
-    rounds = TIMING["rounds"]
-    repeat = TIMING["repeat"]
-    warmup_time = TIMING["warmup_time"]
-    timer = TIMING["timer"]
 
     def setup(self, shape, jit_compile):
         skip_unless_runnable(jit_compile)

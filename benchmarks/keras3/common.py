@@ -52,6 +52,22 @@ else:
 _cache = {}
 
 
+class Timed:
+    """The time_ settings of TIMING, as asv reads them from a class."""
+
+    rounds = TIMING["rounds"]
+    repeat = TIMING["repeat"]
+    warmup_time = TIMING["warmup_time"]
+    timer = TIMING["timer"]
+
+
+class TimedShapes(Timed):
+    """Timed, with the suite's shapes and compilation modes as params."""
+
+    params = (SHAPES, JIT)
+    param_names = ["shape", "jit_compile"]
+
+
 def dims(shape):
     return tuple(int(d) for d in shape.split("x"))
 

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from .common import TIMING
+from .common import Timed
 from .common import cached
 
 
@@ -36,14 +36,9 @@ def fitted_conv_net():
     return model, x, y
 
 
-class ConvNetFit:
+class ConvNetFit(Timed):
     """`fit` for one epoch of 4 steps of 32 images (32x32x3), with each
     backend's default compilation (jit_compile="auto")."""
-
-    rounds = TIMING["rounds"]
-    repeat = TIMING["repeat"]
-    warmup_time = TIMING["warmup_time"]
-    timer = TIMING["timer"]
 
     def setup(self):
         self.model, self.x, self.y = cached("conv", fitted_conv_net)

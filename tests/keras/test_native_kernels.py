@@ -258,9 +258,8 @@ print(_pywrap_util_port.IsMklEnabled(), backend.nn._cpu_only(), calls)
 def test_tensorflow_cpu_kernel_needs_onednn(onednn):
     # Without the fixture above, in a fresh process (TensorFlow reads
     # TF_ENABLE_ONEDNN_OPTS when it starts): on a CPU, FusedBatchNormV3 is
-    # used with oneDNN's optimizations only. Without them, the train step of
-    # a model that starts with BatchNormalization measured slower with the
-    # kernel (docs/native-kernels.md).
+    # used with oneDNN's optimizations only: without them, the kernel
+    # measured no faster than the composite ops (docs/native-kernels.md).
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=onednn, KERAS_BACKEND="tensorflow")
     out = (
         subprocess.run(
