@@ -83,7 +83,7 @@ def checkout(ws, target):
     path = gitops.fetch(ws, pin)
     if not gitops.is_current(ws, pin):
         gitops.apply(ws, pin)
-    upstream = gitops.rev(path, "refs/heads/upstream")
+    upstream = gitops.rev(path, "refs/heads/pristine")
     message = "A/A control: the pristine tree again, for asv's noise floor\n"
     env = gitops._bot_env("2000-01-01T00:00:00+0000")
     tree = gitops.git("rev-parse", f"{upstream}^{{tree}}", cwd=path).strip()
@@ -137,7 +137,7 @@ def main(argv=None):
     # kernels, on the fix) against upstream measures that change.
     groups = gitops.Series.load(ws.patches(args.target)).groups
     heads = [f"group/{group}" for group in groups]
-    refs = ["upstream", *heads] + ([] if args.quick else [AA_BRANCH])
+    refs = ["pristine", *heads] + ([] if args.quick else [AA_BRANCH])
     hashes = [gitops.rev(path, f"refs/heads/{ref}") for ref in refs]
 
     if asv(config, "machine", "--yes", capture=True, echo=False).returncode:

@@ -22,9 +22,9 @@ def _fetch(ws, pin, args):
 
 
 def _ensure_applied(ws, pin, args):
-    """Fetches, and applies the series unless branch patched is current.
+    """Fetches, and applies the series unless branch series is current.
 
-    A patched branch with commits not yet exported is used as it is, so that
+    A series branch with commits not yet exported is used as it is, so that
     a contributor can test an edit before exporting it, unless the series
     changed too: then `gitops.apply` refuses to discard those commits.
     """
@@ -128,10 +128,10 @@ def parser():
         sub.add_argument("--git-url", help="override the pinned git-url")
 
     source_options(command("fetch", cmd_fetch, "make .upstream/TARGET (cached)"))
-    sub = command("apply", cmd_apply, "apply the series as branch patched")
+    sub = command("apply", cmd_apply, "apply the series as branches group/* and series")
     source_options(sub)
     sub.add_argument("--force", action="store_true", help="discard unexported commits")
-    sub = command("export", cmd_export, "write branch patched back to patches/TARGET")
+    sub = command("export", cmd_export, "write branch series back to patches/TARGET")
     sub.add_argument(
         "--new-group",
         metavar="NAME",
@@ -143,7 +143,7 @@ def parser():
     ):
         sub = command(name, func, help)
         source_options(sub)
-        sub.add_argument("--ref", default="patched", help="branch (default: patched)")
+        sub.add_argument("--ref", default="series", help="branch (default: series)")
         if name == "wheel":
             sub.add_argument("-o", "--output", type=Path, help="copy the wheel here")
         else:
@@ -152,7 +152,7 @@ def parser():
             )
     sub = command("tree", cmd_tree, "write the files of a branch to a folder")
     source_options(sub)
-    sub.add_argument("--ref", default="patched", help="branch (default: patched)")
+    sub.add_argument("--ref", default="series", help="branch (default: series)")
     sub.add_argument("--dest", type=Path, required=True, help="folder (replaced)")
     sub = command("clean", cmd_clean, "remove .upstream/TARGET")
     sub.add_argument("--force", action="store_true", help="even with unexported work")
@@ -172,18 +172,18 @@ def parser():
     )
     source_options(sub)
     sub.add_argument(
-        "--tip-git",
+        "--newest-git",
         nargs="?",
         const=True,
         metavar="URL",
         help="check against the default branch of this git remote (default: the "
-        "pinned git-url) rather than the newest tip-project sdist; a branch that "
+        "pinned git-url) rather than the newest newest-project sdist; a branch that "
         "applies there is based there, ready to push",
     )
     sub.add_argument(
         "--offline",
         action="store_true",
-        help="download nothing: check against the cached tip sdist, if any",
+        help="download nothing: check against the cached newest sdist, if any",
     )
     sub.add_argument(
         "--group", action="append", help="only this patch group (repeatable)"

@@ -2,11 +2,11 @@
 
 The upstream checkout `.upstream/TARGET` is a git repository:
 
-- branch `upstream` and tag `pristine-VERSION`: the pristine release, from
+- branch `pristine` and tag `pristine-VERSION`: the pinned release, from
   the PyPI sdist (one commit) or from the upstream git repository;
 - branch `group/NAME` for each patch group of the series, stacked in series
-  order, and branch `patched`: every group applied;
-- ref `refs/kbb/applied`: what `patched` was when the series was last
+  order, and branch `series`: every group applied (the branch to edit);
+- ref `refs/kbb/applied`: what `series` was when the series was last
   applied or exported, so that `kbb apply` never discards unexported work.
 
 Commits made here have a fixed committer and dates, so the same series on
@@ -209,10 +209,10 @@ class Series:
 
 
 def is_current(ws, pin):
-    """True when branch patched was applied from (or exported to) the
+    """True when branch series was applied from (or exported to) the
     series as it is now in patches/TARGET/."""
     checkout = ws.checkout(pin.target)
-    if rev(checkout, "refs/heads/patched") is None:
+    if rev(checkout, "refs/heads/series") is None:
         return False
     recorded = git("config", "kbb.series", cwd=checkout, check=False).stdout.strip()
     return recorded == Series.load(ws.patches(pin.target)).digest()
@@ -271,7 +271,7 @@ def fetch(ws, pin, source=None, git_url=None):
     try:
         if source == "sdist":
             date = _unpack(download_sdist(ws, pin), tmp)
-            git("init", "-q", "-b", "upstream", cwd=tmp)
+            git("init", "-q", "-b", "pristine", cwd=tmp)
             git("add", "-A", cwd=tmp)
             git(
                 "commit",
@@ -300,7 +300,7 @@ def fetch(ws, pin, source=None, git_url=None):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log(f"{checkout} is {pin.spec} from the {source} source (branch upstream)")
+    log(f"{checkout} is {pin.spec} from the {source} source (branch pristine)")
     return checkout
 
 
@@ -382,7 +382,7 @@ def _unpack(archive, dest):
 
 def _clone(pin, url, dest):
     log(f"fetching {pin.git_tag} from {url}")
-    git("init", "-q", "-b", "upstream", cwd=dest)
+    git("init", "-q", "-b", "pristine", cwd=dest)
     git("remote", "add", "origin", url, cwd=dest)
     tag = f"refs/tags/{pin.git_tag}"
     result = git(
@@ -435,13 +435,13 @@ def _require_clean(checkout, pin):
 
 
 def _require_exported(checkout, pin, action):
-    patched, applied = (
-        rev(checkout, "refs/heads/patched"),
+    series, applied = (
+        rev(checkout, "refs/heads/series"),
         rev(checkout, "refs/kbb/applied"),
     )
-    if patched and patched != applied:
+    if series and series != applied:
         raise KbbError(
-            f"branch patched of {checkout} has commits that are not in "
+            f"branch series of {checkout} has commits that are not in "
             f"patches/{pin.target}/: `kbb export {pin.target}` them, or pass "
             f"--force to {action} anyway"
         )
@@ -452,7 +452,7 @@ def _source(checkout):
 
 
 def apply(ws, pin, force=False):
-    """Applies the series as branches group/* and patched; returns patched."""
+    """Applies the series as branches group/* and series; returns series."""
     checkout = ws.checkout(pin.target)
     _require_clean(checkout, pin)
     if not force:
@@ -460,21 +460,21 @@ def apply(ws, pin, force=False):
     series = Series.load(ws.patches(pin.target))
     source = _source(checkout)
     translator = layouts.translator(pin.layout(source), pin.series_layout)
-    base = rev(checkout, "refs/heads/upstream")
+    base = rev(checkout, "refs/heads/pristine")
     try:
         if translator is None:
             tips = _am(checkout, pin, series, source, base)
         else:
             tips = _am_translated(checkout, pin, series, source, base, translator)
     except BaseException:
-        git("checkout", "-q", "-f", "upstream", cwd=checkout, check=False)
+        git("checkout", "-q", "-f", "pristine", cwd=checkout, check=False)
         raise
     _set_branches(checkout, series, tips)
-    git("checkout", "-q", "-f", "patched", cwd=checkout)
+    git("checkout", "-q", "-f", "series", cwd=checkout)
     git("config", "kbb.series", series.digest(), cwd=checkout)
     log(
         f"applied {len(series.patches)} patches of patches/{pin.target}/ "
-        f"on {pin.spec}: branch patched ({tips[series.groups[-1]][:12]})"
+        f"on {pin.spec}: branch series ({tips[series.groups[-1]][:12]})"
     )
     return tips[series.groups[-1]]
 
@@ -484,7 +484,7 @@ def _set_branches(checkout, series, tips):
         git("branch", "-f", f"group/{group}", tips[group], cwd=checkout)
     tip = tips[series.groups[-1]]
     git("checkout", "-q", "--detach", tip, cwd=checkout)
-    git("branch", "-f", "patched", tip, cwd=checkout)
+    git("branch", "-f", "series", tip, cwd=checkout)
     git("update-ref", "refs/kbb/applied", tip, cwd=checkout)
 
 
@@ -551,8 +551,8 @@ def export(ws, pin, new_group=None):
     """Writes the branches of the checkout back to patches/TARGET/.
 
     Each group but the last ends at its branch group/NAME, the last at
-    branch patched. `new_group` starts a group after the last one: it gets
-    the commits from group/LAST to patched.
+    branch series. `new_group` starts a group after the last one: it gets
+    the commits from group/LAST to series.
     """
     checkout = ws.checkout(pin.target)
     _require_clean(checkout, pin)
@@ -598,23 +598,21 @@ def export(ws, pin, new_group=None):
                 for n in names
             ] + [Patch(Path(tmp), patch.name, patch.only) for patch in kept]
         _write_series(series, new)
-    patched = rev(checkout, "refs/heads/patched")
+    series_tip = rev(checkout, "refs/heads/series")
     for group, _, end in branches:
         git("branch", "-f", f"group/{group}", end, cwd=checkout)
-    git("update-ref", "refs/kbb/applied", patched, cwd=checkout)
+    git("update-ref", "refs/kbb/applied", series_tip, cwd=checkout)
     git("config", "kbb.series", Series.load(series.directory).digest(), cwd=checkout)
-    log(f"exported {len(new)} patches to patches/{pin.target}/ from {patched[:12]}")
+    log(f"exported {len(new)} patches to patches/{pin.target}/ from {series_tip[:12]}")
     return new
 
 
 def _group_ranges(checkout, groups):
     """[(group, start, end)]: the commits of each group, checked stacked."""
-    ranges, start = [], rev(checkout, "refs/heads/upstream")
+    ranges, start = [], rev(checkout, "refs/heads/pristine")
     for i, group in enumerate(groups):
         ref = (
-            "refs/heads/patched"
-            if i == len(groups) - 1
-            else f"refs/heads/group/{group}"
+            "refs/heads/series" if i == len(groups) - 1 else f"refs/heads/group/{group}"
         )
         end = rev(checkout, ref)
         if end is None:

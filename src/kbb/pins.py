@@ -26,7 +26,7 @@ class Pin:
     git_commit: str
     version_files: tuple[str, ...]
     local_version: str
-    tip_project: str | None = None
+    newest_project: str | None = None
     # Layout names (see kbb.layouts): how the sdist, the git repository and
     # the stored patch series lay out the package.
     sdist_layout: str = "same"
@@ -59,7 +59,7 @@ _REQUIRED = (
     "version-files",
     "local-version",
 )
-_OPTIONAL = ("tip-project", "sdist-layout", "git-layout", "series-layout")
+_OPTIONAL = ("newest-project", "sdist-layout", "git-layout", "series-layout")
 
 
 def _pin(target, table, where):

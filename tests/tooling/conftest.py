@@ -219,7 +219,7 @@ def toy(tmp_path, monkeypatch, capsys):
 def toy_series(toy):
     """The toy workspace with a two-patch group `fix`, exported."""
     toy.kbb("fetch", "toy")
-    toy.git("checkout", "-q", "-b", "patched", "upstream")
+    toy.git("checkout", "-q", "-b", "series", "pristine")
     toy.commit_edit(
         "toypkg/core.py", "return x + 3\n", "return x + 30\n", "Change f3" + PROVENANCE
     )
