@@ -20,27 +20,33 @@ RULES = ("biased", "unbiased")
 def batch_moments(x, axis=-1, mask=None):
     """(mean, biased variance, count) per channel, in float64.
 
-    `mask` has the shape of `x` without the channel axis (Keras' masks are
-    broadcast over the last, channel, axis); False values are left out.
+    `mask` has the shape of `x` without its last axis: Keras broadcasts it
+    over the last axis, which is the channel axis unless `axis` says
+    otherwise; False values are left out. `count` is a float, or an array
+    per channel where the channels have different counts (a mask with
+    `axis` not last).
     """
     x = np.asarray(x, dtype=np.float64)
-    axis = axis % x.ndim
-    x = np.moveaxis(x, axis, -1).reshape(-1, x.shape[axis])
-    if mask is None:
-        weights = np.ones(x.shape[0])
-    else:
-        weights = np.asarray(mask, dtype=np.float64).reshape(-1)
-    count = weights.sum()
-    mean = (weights[:, None] * x).sum(0) / max(count, 1.0)
-    variance = (weights[:, None] * (x - mean) ** 2).sum(0) / max(count, 1.0)
+    weights = np.ones_like(x)
+    if mask is not None:
+        weights = weights * np.expand_dims(np.asarray(mask, dtype=bool), -1)
+    channels = x.shape[axis]
+    x = np.moveaxis(x, axis, -1).reshape(-1, channels)
+    weights = np.moveaxis(weights, axis, -1).reshape(-1, channels)
+    count = weights.sum(0)
+    mean = (weights * x).sum(0) / np.maximum(count, 1.0)
+    variance = (weights * (x - mean) ** 2).sum(0) / np.maximum(count, 1.0)
+    if np.all(count == count[0]):
+        count = float(count[0])
     return mean, variance, count
 
 
 def correction(count, rule):
+    """The factor of the batch variance: 1, or n / (n - 1) (n when n <= 1)."""
     if rule == "biased":
         return 1.0
     if rule == "unbiased":
-        return count / max(count - 1.0, 1.0)
+        return count / np.maximum(count - 1.0, 1.0)
     raise ValueError(f"rule must be one of {RULES}, not {rule!r}")
 
 

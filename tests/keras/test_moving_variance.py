@@ -11,6 +11,7 @@ while the two rules differ by a factor n / (n - 1) >= 1.03 here.
 """
 
 import keras
+import ml_dtypes
 import numpy as np
 import pytest
 from keras import layers
@@ -21,6 +22,11 @@ from bnref import convergence_tolerance
 from bnref import moving_statistics
 
 RTOL = 1e-5
+LOW_PRECISION = {"mixed_float16": np.float16, "mixed_bfloat16": ml_dtypes.bfloat16}
+# Mixed precision: the layer computes in float32 whatever the policy, and the
+# reference uses the same rounded inputs, in float64. A count rounded to
+# float16 or bfloat16 would be off by up to 5e-4 or 4e-3 relative.
+F32 = {"rtol": 2e-6, "atol": 1e-6}
 
 
 def numpy(value):
@@ -75,7 +81,11 @@ def test_converges_to_the_rule_s_expectation(n, rule, other_rule, record):
     expected = converged_expectation(n, rule)
     tolerance = convergence_tolerance(n, rule, momentum, channels)
     assert abs(converged - expected) < tolerance
-    assert tolerance < 1.0 / n  # the other rule is further than 5 sd away
+    # ... and more than 5 sd away from the other rule's expectation.
+    other = converged_expectation(n, other_rule)
+    assert abs(converged - other) > convergence_tolerance(
+        n, other_rule, momentum, channels
+    )
     record(
         scenario="convergence",
         n=n,
@@ -113,17 +123,33 @@ def test_any_rank_and_axis(shape, axis, rule, other_rule):
     check(layer, batches, rule, other_rule, 0.5, axis=axis)
 
 
-def test_mask_counts_unmasked_values(rule, other_rule):
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_mask_counts_unmasked_values(axis, rule, other_rule):
+    # Keras broadcasts the mask over the last axis: with the channels on
+    # axis 1, each channel has its own count.
     rng = np.random.default_rng(7)
     batches, masks = [], []
     for _ in range(5):
         batches.append(rng.normal(size=(4, 6, 3)).astype("float32"))
         lengths = rng.integers(1, 7, size=4)
         masks.append(np.arange(6)[None, :] < lengths[:, None])
-    layer = layers.BatchNormalization(momentum=0.8)
+    layer = layers.BatchNormalization(axis=axis, momentum=0.8)
     for batch, mask in zip(batches, masks, strict=True):
         layer(batch, mask=mask, training=True)
-    check(layer, batches, rule, other_rule, 0.8, masks=masks)
+    check(layer, batches, rule, other_rule, 0.8, axis=axis, masks=masks)
+
+
+def test_one_unmasked_value_per_channel(rule):
+    # The count of a mask is a tensor, known only as the layer runs. With one
+    # unmasked value, the batch variance is (nearly) 0 and the moving
+    # variance stays finite, in both environments.
+    x = np.random.default_rng(23).normal(size=(2, 4, 3)).astype("float32")
+    mask = np.arange(8).reshape(2, 4) == 5
+    layer = layers.BatchNormalization(momentum=0.5)
+    layer(x, mask=mask, training=True)
+    _, var = moving_statistics([x], rule, 0.5, masks=[mask])
+    np.testing.assert_allclose(var, 0.5)
+    np.testing.assert_allclose(numpy(layer.moving_variance), var, atol=1e-6)
 
 
 def test_partial_last_batch_in_fit(rule, other_rule):
@@ -149,20 +175,34 @@ def test_unknown_batch_size_in_tf_function(backend, rule, other_rule):
         input_signature=[tf.TensorSpec([None, 5], tf.float32)],
     )
     rng = np.random.default_rng(5)
-    batches = [rng.normal(size=(size, 5)).astype("float32") for size in (3, 2, 7)]
+    sizes = (3, 2, 1, 7)  # n = 1 too, known only as the function runs
+    batches = [rng.normal(size=(size, 5)).astype("float32") for size in sizes]
     for batch in batches:
         step(batch)
     assert len(step._list_all_concrete_functions()) == 1  # one trace, None
+    assert np.all(np.isfinite(numpy(layer.moving_variance)))
     check(layer, batches, rule, other_rule, 0.5)
+
+
+def test_batch_of_one_in_fit(rule, other_rule):
+    # 9 samples, batch_size=4: batches of 4, 4 and 1 sample in the compiled
+    # train step (tf.function with a batch size of None, jax.jit, or
+    # PyTorch's), the last one with one value per channel.
+    x = np.random.default_rng(29).normal(size=(9, 3)).astype("float32")
+    inputs = keras.Input((3,))
+    norm = layers.BatchNormalization(momentum=0.5)
+    model = keras.Model(inputs, norm(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, x, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    assert np.all(np.isfinite(numpy(norm.moving_variance)))
+    check(norm, [x[0:4], x[4:8], x[8:9]], rule, other_rule, 0.5)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision(policy, backend, rule, other_rule):
-    import ml_dtypes
-
-    low = {"mixed_float16": np.float16, "mixed_bfloat16": ml_dtypes.bfloat16}
     rng = np.random.default_rng(11)
-    batches = [rng.normal(2.0, 3.0, size=(4, 8)).astype(low[policy]) for _ in range(3)]
+    low = LOW_PRECISION[policy]
+    batches = [rng.normal(2.0, 3.0, size=(4, 8)).astype(low) for _ in range(3)]
     keras.config.set_dtype_policy(policy)
     try:
         layer = layers.BatchNormalization(momentum=0.5)
@@ -175,6 +215,64 @@ def test_mixed_precision(policy, backend, rule, other_rule):
     # The layer upcasts the low-precision inputs to float32: the reference
     # uses the same rounded inputs, so the float32 tolerance applies.
     check(layer, [b.astype(np.float64) for b in batches], rule, other_rule, 0.5)
+
+
+@pytest.mark.parametrize("policy", sorted(LOW_PRECISION))
+def test_mixed_precision_with_mask(policy, rule, other_rule):
+    rng = np.random.default_rng(31)
+    x = rng.normal(2.0, 3.0, size=(3, 5, 4)).astype(LOW_PRECISION[policy])
+    mask = np.arange(5) < np.array([[5], [4], [2]])  # n = 11
+    layer = layers.BatchNormalization(momentum=0.5, dtype=policy)
+    layer(x, mask=mask, training=True)
+    x = [x.astype(np.float64)]
+    _, var = moving_statistics(x, rule, 0.5, masks=[mask])
+    np.testing.assert_allclose(numpy(layer.moving_variance), var, **F32)
+    _, other = moving_statistics(x, other_rule, 0.5, masks=[mask])
+    assert not np.allclose(numpy(layer.moving_variance), other, **F32)
+
+
+@pytest.mark.parametrize("policy", sorted(LOW_PRECISION))
+def test_mixed_precision_partial_last_batch_in_fit(policy, rule, other_rule):
+    # 10 samples, batch_size=4: n = 24, 24 and 12 per channel.
+    rng = np.random.default_rng(37)
+    x = rng.normal(2.0, 3.0, size=(10, 6, 2)).astype(LOW_PRECISION[policy])
+    inputs = keras.Input((6, 2))
+    norm = layers.BatchNormalization(momentum=0.5, dtype=policy)
+    model = keras.Model(inputs, norm(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, x, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    batches = [b.astype(np.float64) for b in (x[0:4], x[4:8], x[8:10])]
+    _, var = moving_statistics(batches, rule, 0.5)
+    np.testing.assert_allclose(numpy(norm.moving_variance), var, **F32)
+    _, other = moving_statistics(batches, other_rule, 0.5)
+    assert not np.allclose(numpy(norm.moving_variance), other, **F32)
+
+
+@pytest.mark.parametrize("synchronized", [False, True])
+def test_subclass_overriding_moments_trains(synchronized, backend, rule, other_rule):
+    # Subclasses override `_moments`, which returns (mean, variance): they
+    # keep training, with the moments they return.
+    if synchronized and backend != "tensorflow":
+        pytest.skip("synchronized=True is TensorFlow only")
+
+    class Shifted(layers.BatchNormalization):
+        def _moments(self, inputs, mask):
+            mean, variance = super()._moments(inputs, mask)
+            return mean + 1.0, variance * 4.0
+
+    x = np.random.default_rng(41).normal(size=(12, 3)).astype("float32")
+    norm = Shifted(momentum=0.5, synchronized=synchronized)
+    model = keras.Sequential([keras.Input((3,)), norm])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, x, batch_size=6, epochs=1, shuffle=False, verbose=0)
+    batches = [x[0:6], x[6:12]]
+    # The variance times 4 is that of the batches times 2.
+    mean, _ = moving_statistics(batches, rule, 0.5)
+    _, var = moving_statistics([2 * b for b in batches], rule, 0.5)
+    np.testing.assert_allclose(numpy(norm.moving_mean), mean + 0.75, rtol=RTOL)
+    np.testing.assert_allclose(numpy(norm.moving_variance), var, rtol=RTOL)
+    _, other = moving_statistics([2 * b for b in batches], other_rule, 0.5)
+    assert not np.allclose(numpy(norm.moving_variance), other, rtol=RTOL)
 
 
 def test_synchronized_counts_all_replicas(backend, rule, other_rule):
@@ -198,6 +296,26 @@ def test_synchronized_counts_all_replicas(backend, rule, other_rule):
     for local_count in (3, 2):
         per_replica = biased * local_count / (local_count - 1)
         assert not np.allclose(numpy(layer.moving_variance), per_replica, rtol=RTOL)
+
+
+@pytest.mark.parametrize("context", ["no strategy", "cross-replica"])
+def test_synchronized_outside_replicas(context, backend, rule, other_rule):
+    # Without a strategy, or in a strategy's scope but not in `strategy.run`
+    # (no replica context), the synchronized statistics are the batch's own.
+    if backend != "tensorflow":
+        pytest.skip("synchronized=True is TensorFlow only")
+    import contextlib
+
+    import tensorflow as tf
+
+    x = np.random.default_rng(43).normal(size=(4, 3)).astype("float32")
+    scope = contextlib.nullcontext()
+    if context == "cross-replica":
+        scope = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"]).scope()
+    with scope:
+        layer = layers.BatchNormalization(momentum=0.5, synchronized=True)
+        layer(x, training=True)
+    check(layer, [x], rule, other_rule, 0.5)
 
 
 def test_single_value_per_channel_stays_finite(rule):
