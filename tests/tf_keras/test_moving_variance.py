@@ -257,11 +257,12 @@ def test_not_synchronized_each_replica_counts_its_own(mirrored, rule, other_rule
         assert matches == assertion
 
 
+@pytest.mark.parametrize("with_mask", [False, True])
 @pytest.mark.parametrize("synchronized", [False, True])
-def test_dtensor_strategy(synchronized, rule, other_rule):
+def test_dtensor_strategy(synchronized, with_mask, rule, other_rule):
     # A DTensor-backed MirroredStrategy on two CPUs (global tensors): each
-    # local replica (4 samples of 3 steps, masked differently) counts its
-    # own unmasked values, or all of them with synchronized=True.
+    # local replica (4 samples of 3 steps, masked differently or not) counts
+    # its own values, or all of them with synchronized=True.
     # Not a public API yet: tf-keras' own DTensor test imports it so too.
     from tensorflow.python.distribute.experimental import mirrored_strategy
 
@@ -269,10 +270,14 @@ def test_dtensor_strategy(synchronized, rule, other_rule):
     strategy = mirrored_strategy.MirroredStrategy(mesh=mesh)
     x = normal(15, 2, 4, 3, 5)
     mask = np.ones((2, 4, 3), bool)
-    mask[0, :, 2] = False
-    mask[1, :3, 1:] = False
+    if with_mask:
+        mask[0, :, 2] = False
+        mask[1, :3, 1:] = False
     layer = BatchNormalization(momentum=0.0, synchronized=synchronized)
-    mirrored_run(strategy, layer, [{"inputs": x[i], "mask": mask[i]} for i in (0, 1)])
+    replicas = [{"inputs": x[i]} for i in (0, 1)]
+    if with_mask:
+        replicas = [{"inputs": x[i], "mask": mask[i]} for i in (0, 1)]
+    mirrored_run(strategy, layer, replicas)
     moving_var = layer.moving_variance.numpy()
     for expect, assertion in ((rule, True), (other_rule, False)):
         if synchronized:
