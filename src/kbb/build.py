@@ -86,7 +86,7 @@ def _patched_version(ws, pin, commit):
     branch group/bessel, 3.15.1+bessel1.native for group/native. A commit
     that is not the tip of a group gets `.g` and its abbreviated id."""
     checkout = ws.checkout(pin.target)
-    series = gitops.Series.load(ws.patches(pin.target))
+    series = gitops.Series.load(ws.patches(pin.series))
     contained, tips = [], set()
     for group in series.groups:
         tip = rev(checkout, f"refs/heads/group/{group}")

@@ -22,15 +22,10 @@ def _fetch(ws, pin, args):
 
 
 def _ensure_applied(ws, pin, args):
-    """Fetches, and applies the series unless branch series is current.
-
-    A series branch with commits not yet exported is used as it is, so that
-    a contributor can test an edit before exporting it, unless the series
-    changed too: then `gitops.apply` refuses to discard those commits.
-    """
+    """Fetches, and applies the series unless it is current (see
+    gitops.ensure_applied)."""
     checkout = _fetch(ws, pin, args)
-    if not gitops.is_current(ws, pin):
-        gitops.apply(ws, pin)
+    gitops.ensure_applied(ws, pin, getattr(args, "ref", "series"))
     return checkout
 
 
@@ -45,7 +40,7 @@ def cmd_apply(ws, pin, args):
 
 def cmd_export(ws, pin, args):
     for patch in gitops.export(ws, pin, new_group=args.new_group):
-        print(f"patches/{pin.target}/{patch.name}")
+        print(f"patches/{pin.series}/{patch.name}")
 
 
 def cmd_wheel(ws, pin, args):
@@ -75,7 +70,7 @@ def cmd_clean(ws, pin, args):
 def cmd_check(ws, pin, args):
     """Checks the series file and each patch's provenance headers, and with
     --applies that the series applies (in a temporary copy of the root)."""
-    series = gitops.Series.load(ws.patches(pin.target))
+    series = gitops.Series.load(ws.patches(pin.series))
     bad = [
         f"{p.name}: lacks {', '.join(k + ':' for k in missing)}"
         for p in series.patches
@@ -83,9 +78,9 @@ def cmd_check(ws, pin, args):
     ]
     if bad:
         raise KbbError("; ".join(bad))
-    print(f"patches/{pin.target}: {len(series.patches)} patches, headers ok")
+    print(f"patches/{pin.series}: {len(series.patches)} patches, headers ok")
     if args.applies and gitops.applies_in_copy(ws, pin):
-        print(f"patches/{pin.target}: applies to {pin.spec}")
+        print(f"patches/{pin.series}: applies to {pin.spec}")
 
 
 def cmd_pr(ws, pin, args):
@@ -177,13 +172,13 @@ def parser():
         const=True,
         metavar="URL",
         help="check against the default branch of this git remote (default: the "
-        "pinned git-url) rather than the newest newest-project sdist; a branch that "
+        "pinned git-url) rather than the pinned newest sdist; a branch that "
         "applies there is based there, ready to push",
     )
     sub.add_argument(
         "--offline",
         action="store_true",
-        help="download nothing: check against the cached newest sdist, if any",
+        help="download nothing: check against the cached pinned newest sdist, if any",
     )
     sub.add_argument(
         "--group", action="append", help="only this patch group (repeatable)"

@@ -2,7 +2,7 @@
 patch group, for a human to review and submit (docs/workflow.md).
 
 For each group it checks that the series applies to the pinned release and
-to the newest upstream (the `newest-project` sdist, or a git remote's default
+to the newest upstream (the pinned `newest` sdist, or a git remote's default
 branch), runs upstream's formatter and linter (pr/TARGET/pr.toml) on the files
 the group changes, renders ISSUE.md and PR.md from the templates of
 pr/TARGET/ and the workspace's measured results into out/pr/TARGET/GROUP/, and
@@ -32,8 +32,7 @@ from kbb import gitops
 from kbb.gitops import git
 from kbb.gitops import rev
 
-# Upstream's test files (keras and tf-keras name them so).
-TEST_FILE = re.compile(r"_test\.py$")
+TEST_FILE = gitops.TEST_FILE
 MARK = re.compile(r"\[kbb: [^\]]*\]")
 UNCHECKED = re.compile(r"^\s*[-*] \[ \] (.+)$", re.MULTILINE)
 NEWEST_REF = "refs/kbb/newest"
@@ -114,6 +113,7 @@ class Newest:
     omit: frozenset = frozenset()
     note: str = ""
     expected: bool = True  # left unchecked online, it is a problem
+    newer: str = ""  # a newer sdist than the pinned one is on the index
 
 
 def _newest(ws, pin, checkout, args, series_files):
@@ -122,60 +122,50 @@ def _newest(ws, pin, checkout, args, series_files):
             raise KbbError("--newest-git fetches from the network: leave out --offline")
         url = pin.git_url if args.newest_git is True else args.newest_git
         commit, branch = gitops.fetch_default_branch(checkout, url, NEWEST_REF)
+        # The series is kept in the newest upstream's layout.
         described = f"{branch} of {url} ({commit[:12]})"
-        commit = gitops.in_layout(checkout, commit, pin.git_layout, pin.series_layout)
         return Newest(commit, described, "git", branch)
-    if not pin.newest_project:
-        # Nothing to download (as for tf-keras, whose nightly sdists are older
+    if not pin.newest:
+        # Nothing pinned (as for tf-keras, whose nightly sdists are older
         # than its releases): said, not a problem; pushing needs --newest-git.
         return Newest(
             None,
             "",
-            note=f"no newer upstream sdist on the index (pins.toml [{pin.target}] "
-            "has no newest-project); use --newest-git with network",
+            note=f"no newest upstream pinned (pins.toml [{pin.target}] has no "
+            "newest); use --newest-git with network",
             expected=False,
         )
-    archive, where = _newest_sdist(ws, pin, args.offline)
-    if archive is None:
-        return Newest(None, "", note=where)
-    version = re.search(r"-([0-9][^-]*)\.tar\.gz$", archive.name).group(1)
-    described = f"{pin.newest_project} {version}, PyPI sdist"
+    newest = ws.pin(pin.newest)
+    try:
+        archive = gitops.download_sdist(ws, newest, offline=args.offline)
+    except gitops.Unreachable as e:
+        return Newest(None, "", note=str(e))
+    described = f"{newest.spec}, PyPI sdist (pins.toml [{newest.target}])"
     commit = gitops.commit_sdist(
-        checkout, archive, f"{described} (sha256 {gitops.sha256(archive)})"
+        checkout, archive, f"{described} (sha256 {newest.sdist_sha256})"
     )
     git("update-ref", NEWEST_REF, commit, cwd=checkout)
-    commit = gitops.in_layout(checkout, commit, pin.sdist_layout, pin.series_layout)
-    files = set(git("ls-tree", "-r", "--name-only", commit, cwd=checkout).split())
-    omit, note = frozenset(), ""
-    if not any(TEST_FILE.search(f) for f in files):
-        omit = frozenset(f for f in series_files - files if TEST_FILE.search(f))
-        note = f"the {pin.newest_project} sdist ships no tests"
-    return Newest(commit, f"{described} ({where})", omit=omit, note=note)
+    commit = gitops.in_layout(
+        checkout, commit, newest.sdist_layout, newest.series_layout
+    )
+    omit = gitops.missing_tests_of(checkout, commit, series_files)
+    note = f"the {newest.project} sdist ships no tests" if omit else ""
+    newer = "" if args.offline else _newer_on_index(newest)
+    return Newest(commit, described, omit=omit, note=note, newer=newer)
 
 
-def _newest_sdist(ws, pin, offline):
-    """The newest sdist of `newest-project`: downloaded, else the cached one."""
-    cache = ws.downloads / "newest" / pin.newest_project
-    cached = sorted(cache.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
-    reason = "--offline"
-    if not offline:
-        cache.mkdir(parents=True, exist_ok=True)
-        gitops.log(f"downloading the newest {pin.newest_project} sdist with pip")
-        with tempfile.TemporaryDirectory(dir=cache.parent) as tmp:
-            try:
-                download = gitops.pip_download(pin.newest_project, Path(tmp), pre=True)
-            except gitops.Unreachable as e:
-                reason = f"cannot download {pin.newest_project} with pip: {e}"
-            else:
-                path = cache / download.name
-                os.replace(download, path)
-                for old in cached:
-                    if old != path:
-                        old.unlink()
-                return path, "the newest on the package index"
-    if cached:
-        return cached[-1], f"cached: {reason}"
-    return None, f"{reason}, and no {pin.newest_project} sdist is cached"
+def _newer_on_index(newest):
+    """A line saying whether the index has a newer sdist than the pin."""
+    try:
+        version = gitops.newest_version(newest.project)
+    except gitops.Unreachable as e:
+        return f"not asked whether {newest.project} has a newer sdist: {e}"
+    if version == newest.version:
+        return ""
+    return (
+        f"pins.toml's {newest.target} {newest.version} is not the newest: "
+        f"{version}; bump the pin (docs/workflow.md)"
+    )
 
 
 # Upstream's formatter and linter --------------------------------------------
@@ -246,7 +236,7 @@ def _results(ws, pin, config):
     is stale when measured on another release than the pin, or, for the
     patched release, when older than the last change of patches/TARGET/."""
     directory = Path(os.environ.get("KBB_RESULTS") or ws.root / "out" / "results")
-    series_time = _newest_mtime(ws.patches(pin.target))
+    series_time = _newest_mtime(ws.patches(pin.series))
     evidence = Evidence([], [])
     for env in config.envs:
         path = directory / f"{env}.json"
@@ -284,7 +274,7 @@ def _results(ws, pin, config):
         elif any("+" in v for v in versions) and path.stat().st_mtime < series_time:
             evidence.marks.append(
                 f"[kbb: stale] {shown} ({_when(path.stat().st_mtime)}) is older "
-                f"than patches/{pin.target}/ ({_when(series_time)}): {rerun}"
+                f"than patches/{pin.series}/ ({_when(series_time)}): {rerun}"
             )
         else:
             evidence.records += [dict(r, env=env) for r in records]
@@ -318,7 +308,7 @@ def _doc_table(ws, pin, name, what, group):
     table = re.search(r"(^\|.*\|\n)+", text, re.MULTILINE)
     if table is None:
         return f"[kbb: missing] docs/{name} has no table of {what}"
-    inputs = [ws.patches(pin.target), ws.pins_file]
+    inputs = [ws.patches(pin.series), ws.pins_file]
     newest = max(inputs, key=lambda p: _changed(ws, p))
     if _changed(ws, path) < _changed(ws, newest):
         return (
@@ -592,23 +582,17 @@ def prepare(ws, pin, checkout, args):
     end when a group is not ready for upstream."""
     config = load_config(ws, pin.target)
     tools = _lint_tools(config)
-    if pin.series_layout != pin.git_layout:
-        raise KbbError(
-            f"pins.toml [{pin.target}]: the series layout ({pin.series_layout}) "
-            f"is not upstream's git layout ({pin.git_layout}): pr/GROUP cannot be "
-            "made"
-        )
-    series = gitops.Series.load(ws.patches(pin.target))
+    series = gitops.Series.load(ws.patches(pin.series))
     groups = args.group or series.groups
     unknown = sorted(set(groups) - set(series.groups))
     if unknown:
-        raise KbbError(f"no group {', '.join(unknown)} in patches/{pin.target}/")
+        raise KbbError(f"no group {', '.join(unknown)} in patches/{pin.series}/")
     if rev(checkout, "refs/heads/series") not in (
         None,
         rev(checkout, "refs/kbb/applied"),
     ):
         gitops.log(
-            f"branch series has commits not in patches/{pin.target}/: the pull "
+            f"branch series has commits not in patches/{pin.series}/: the pull "
             "requests are made from patches/ (`kbb export` them to include them)"
         )
     run = _check(ws, pin, checkout, args, config, series)
@@ -716,6 +700,8 @@ def _report_checks(pin, run, group, tools, offline):
             trouble.append("the newest upstream was not checked")
     else:
         lines.append(f"newest  {newest.description}:")
+        if newest.newer:
+            lines.append(f"  {newest.newer}")
         lines += [f"  {p.name}: {_status(newest_attempt, series, p)}" for p in patches]
         if group not in newest_attempt.tips:
             trouble.append("the series does not apply to the newest upstream")
@@ -850,7 +836,7 @@ def _stack(series, group):
 def push(ws, pin, checkout, args):
     """Pushes branch pr/GROUP of each group whose PR.md the human made
     ready, then opens its pull request with gh, or prints how to."""
-    series = gitops.Series.load(ws.patches(pin.target))
+    series = gitops.Series.load(ws.patches(pin.series))
     ready = []
     for group in args.group or series.groups:
         folder = ws.root / "out" / "pr" / pin.target / group
@@ -910,7 +896,7 @@ def push(ws, pin, checkout, args):
             )
         print(
             "then set `Forwarded:` to its URL in the patches of "
-            f"patches/{pin.target}/{group}/ (docs/workflow.md)"
+            f"patches/{pin.series}/{group}/ (docs/workflow.md)"
         )
 
 

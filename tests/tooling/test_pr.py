@@ -12,7 +12,6 @@ import pytest
 
 from conftest import FILES
 from conftest import PROVENANCE
-from conftest import make_sdist
 from conftest import run_git
 from kbb import pr
 
@@ -81,8 +80,8 @@ def test_pr_renders_the_texts_and_the_branch(toy_pr):
     stdout, _ = toy.kbb("pr", "toy", "--offline")
     assert "fix/0001-Change-f3.patch: applies" in stdout
     assert (
-        "newest  not checked: no newer upstream sdist on the index (pins.toml "
-        "[toy] has no newest-project); use --newest-git with network"
+        "newest  not checked: no newest upstream pinned (pins.toml [toy] has no "
+        "newest); use --newest-git with network"
     ) in stdout
     assert "lint    ruff " in stdout and "on 1 file(s): clean" in stdout
     assert "on the toypkg==1.0 sdist commit, not an upstream commit" in stdout
@@ -284,11 +283,11 @@ diff --git a/pkg/a_test.py b/pkg/a_test.py
     )
 
 
-def test_pr_without_a_newest_project_is_not_a_failure_online(toy_pr):
-    # tf-keras: no newer sdist to download; pushing needs --newest-git.
+def test_pr_without_a_pinned_newest_is_not_a_failure_online(toy_pr):
+    # tf-keras: no newest sdist pinned; pushing needs --newest-git.
     toy = toy_pr
     stdout, _ = toy.kbb("pr", "toy")
-    assert "newest  not checked: no newer upstream sdist on the index" in stdout
+    assert "newest  not checked: no newest upstream pinned" in stdout
     state = json.loads(out(toy, "state.json").read_text())
     assert state["problems"] == []
 
@@ -340,23 +339,12 @@ def test_pr_names_the_conflicting_patch_file_and_hunk_of_the_newest_upstream(toy
     assert len(toy.git("worktree", "list").splitlines()) == 1
 
 
-def test_pr_checks_the_newest_sdist_without_its_missing_tests(
+def test_pr_checks_the_pinned_newest_sdist_without_its_missing_tests(
     toy, monkeypatch, tmp_path
 ):
     files = dict(FILES, **{"toypkg/core_test.py": "def test_f0():\n    pass\n"})
-    toy.sha256 = make_sdist(toy.index / "toypkg-1.0.tar.gz", files)
-    toy.write_pins(extra={"newest_project": "toypkg-nightly"})
-    nightly = {
-        name: text.replace("Name: toypkg\\n", "Name: toypkg-nightly\\n").replace(
-            'f"toypkg-{', 'f"toypkg_nightly-{'
-        )
-        for name, text in FILES.items()
-    }
-    nightly["PKG-INFO"] = (
-        "Metadata-Version: 2.1\nName: toypkg-nightly\nVersion: 1.1.dev1\n"
-    )
-    nightly["toypkg/version.py"] = '__version__ = "1.1.dev1"\n'
-    make_sdist(toy.index / "toypkg_nightly-1.1.dev1.tar.gz", nightly)
+    toy.make_release(files)
+    toy.add_nightly()
     toy.kbb("fetch", "toy")
     toy.git("checkout", "-q", "-b", "series", "pristine")
     toy.commit_edit("toypkg/core.py", "x + 3\n", "x + 30\n", "Change f3" + PROVENANCE)
@@ -366,18 +354,31 @@ def test_pr_checks_the_newest_sdist_without_its_missing_tests(
     toy.kbb("export", "toy", "--new-group", "fix")
     configure(toy, tmp_path, monkeypatch)
     stdout, _ = toy.kbb("pr", "toy")
-    assert "newest  toypkg-nightly 1.1.dev1, PyPI sdist (the newest" in stdout
+    assert (
+        "newest  toypkg-nightly==1.1.dev1, PyPI sdist (pins.toml [toy-nightly]):"
+    ) in stdout
     assert "fix/0001-Change-f3.patch: applies" in stdout
     assert "fix/0002-Test-f1.patch: not checked: it changes only test files" in stdout
     assert (
         "1 test-file hunk(s) not checked: the toypkg-nightly sdist ships no "
         "tests (toypkg/core_test.py)"
     ) in stdout
+    assert "is not the newest" not in stdout
     assert "- `toypkg/core_test.py`: adds `test_f1`" in out(toy, "PR.md").read_text()
-    # Offline, the cached newest sdist is used.
+    # A newer nightly on the index: said, not a failure; the pin is checked.
+    toy.publish_nightly(version="1.1.dev2")
+    stdout, _ = toy.kbb("pr", "toy")
+    assert (
+        "  pins.toml's toy-nightly 1.1.dev1 is not the newest: 1.1.dev2; bump "
+        "the pin (docs/workflow.md)"
+    ) in stdout
+    assert "newest  toypkg-nightly==1.1.dev1, PyPI sdist" in stdout
+    # Offline, from the sha256-checked cache, without asking the index.
     shutil.rmtree(toy.index)
     stdout, _ = toy.kbb("pr", "toy", "--offline")
-    assert "1.1.dev1, PyPI sdist (cached: --offline)" in stdout
+    assert "newest  toypkg-nightly==1.1.dev1, PyPI sdist" in stdout
+    assert "fix/0001-Change-f3.patch: applies" in stdout
+    assert "is not the newest" not in stdout
 
 
 def test_a_lint_finding_fails_the_run(toy_pr):
@@ -498,7 +499,7 @@ def test_doc_table_takes_the_section_of_the_group(tmp_path, monkeypatch):
     )
     ws = type("Ws", (), {"root": tmp_path, "pins_file": tmp_path / "pins.toml"})()
     ws.patches = lambda target: tmp_path / "patches" / target
-    pin = type("Pin", (), {"target": "toy"})()
+    pin = type("Pin", (), {"target": "toy", "series": "toy"})()
     monkeypatch.setattr(
         pr, "_changed", lambda ws, path: 1 if "docs" in str(path) else 0
     )
