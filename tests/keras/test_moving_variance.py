@@ -318,6 +318,20 @@ def test_synchronized_outside_replicas(context, backend, rule, other_rule):
     check(layer, [x], rule, other_rule, 0.5)
 
 
+def test_synchronized_on_another_backend(backend):
+    # synchronized=True is TensorFlow's: elsewhere the constructor refuses it,
+    # and set afterwards it fails in the backend's own moments, in both
+    # environments (OpenVINO's moments ignore it).
+    if backend in ("tensorflow", "openvino"):
+        pytest.skip("TensorFlow supports synchronized=True, OpenVINO ignores it")
+    with pytest.raises(ValueError, match="synchronized=True"):
+        layers.BatchNormalization(synchronized=True)
+    layer = layers.BatchNormalization()
+    layer.synchronized = True
+    with pytest.raises(NotImplementedError, match="synchronized=True"):
+        layer(np.ones((2, 3), dtype="float32"), training=True)
+
+
 def test_single_value_per_channel_stays_finite(rule):
     # n = 1: no unbiased estimate exists; the batch variance (0) is used as
     # is (factor 1), in both environments.
