@@ -139,6 +139,18 @@ def test_mask_counts_unmasked_values(axis, rule, other_rule):
     check(layer, batches, rule, other_rule, 0.8, axis=axis, masks=masks)
 
 
+def test_broadcast_mask_counts_unmasked_values(rule, other_rule):
+    # A mask of shape (batch, 1) is broadcast over the time axis as well as
+    # the channels: a masked sample leaves out all of its 6 steps.
+    rng = np.random.default_rng(47)
+    batches = [rng.normal(size=(4, 6, 3)).astype("float32") for _ in range(2)]
+    masks = [np.array([[True], [False], [True], [True]])] * 2
+    layer = layers.BatchNormalization(momentum=0.5)
+    for batch, mask in zip(batches, masks, strict=True):
+        layer(batch, mask=mask, training=True)
+    check(layer, batches, rule, other_rule, 0.5, masks=masks)
+
+
 def test_one_unmasked_value_per_channel(rule):
     # The count of a mask is a tensor, known only as the layer runs. With one
     # unmasked value, the batch variance is (nearly) 0 and the moving
