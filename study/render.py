@@ -173,7 +173,7 @@ def settings_table(results):
         ["optimizer", f"{s['optimizer']}, learning rate {s['learning_rate']}"],
         [
             "BatchNormalization",
-            f"momentum {m} (the default), epsilon "
+            f"momentum {m} (the default; no other momentum was run), epsilon "
             f"{s['epsilon']}; initial statistics left after the fewest steps: "
             f"{m}^{steps} = {m**steps:.2%}",
         ],
@@ -205,64 +205,116 @@ def settings_table(results):
     return table(["setting", "value"], rows)
 
 
-def _where(rows, metric, lower_is_better, fmt):
-    """Which batch sizes show the fix better, pristine better, or no
-    difference (the interval holds 0), as one phrase."""
+NAMES = {  # metric: (label, lower is better, format)
+    "accuracy": ("accuracy (pp)", False, _pp),
+    "nll": ("NLL (nats)", True, _num),
+    "ece": ("ECE (pp)", True, _pp),
+}
+
+
+def _split(rows, metric):
+    """Rows where the fix is better, pristine is better, neither shown."""
+    lower = NAMES[metric][1]
     better, worse, none = [], [], []
     for r in rows:
-        iv = r["d_" + metric]
-        side = stats.sign(iv)
-        cell = f"{r['batch_size']} ({_iv(iv, fmt)})"
-        if side == ("below 0" if lower_is_better else "above 0"):
-            better.append(cell)
-        elif side == ("above 0" if lower_is_better else "below 0"):
-            worse.append(cell)
+        side = stats.sign(r["d_" + metric])
+        if side == ("below 0" if lower else "above 0"):
+            better.append(r)
+        elif side == ("above 0" if lower else "below 0"):
+            worse.append(r)
         else:
-            none.append(str(r["batch_size"]))
+            none.append(r)
+    return better, worse, none
+
+
+def _where(rows, metric):
+    """One phrase: which batch sizes show which build better."""
+    fmt = NAMES[metric][2]
+    better, worse, none = _split(rows, metric)
+
+    def cells(group):
+        return ", ".join(
+            f"{r['batch_size']} ({_iv(r['d_' + metric], fmt)})" for r in group
+        )
+
     parts = []
     if better:
-        parts.append("the fix better at batch " + ", ".join(better))
+        parts.append("the fix better at batch " + cells(better))
     if worse:
-        parts.append("pristine better at batch " + ", ".join(worse))
+        parts.append("pristine better at batch " + cells(worse))
     if none:
-        parts.append("no difference shown at batch " + ", ".join(none))
+        sizes = ", ".join(str(r["batch_size"]) for r in none)
+        parts.append("no difference shown at batch " + sizes)
     return "; ".join(parts)
 
 
-def headline(results, pooled):
-    """Bullets chosen by the data: the pairing, then per model and metric
-    where the intervals lie."""
+def _pairing_line(results):
     pairing = stats.pairing_summary(results)
     pairs = sum(s["pairs"] for s in pairing.values())
     same = sum(s["identical"] for s in pairing.values())
-    lines = []
     if same == pairs:
-        lines.append(
+        return (
             f"- **Same training, different statistic.** In all {pairs} pairs "
             "(model, backend, batch size, seed) both builds end with "
             "bit-identical trainable weights: training never reads the moving "
             "statistics, so each difference below comes from the moving "
             "variance alone."
         )
-    else:
-        worst = max(s["max_abs_diff"] for s in pairing.values())
-        lines.append(
-            f"- **Pairing.** {same} of {pairs} pairs end with bit-identical "
-            f"trainable weights; the largest difference is {worst:.2e} "
-            "(see the pairing check)."
+    worst = max(s["max_abs_diff"] for s in pairing.values())
+    return (
+        f"- **Pairing.** {same} of {pairs} pairs end with bit-identical "
+        f"trainable weights; the largest difference is {worst:.2e} "
+        "(see the pairing check)."
+    )
+
+
+def _count_line(pooled):
+    parts = []
+    for metric, (label, _, _) in NAMES.items():
+        better, worse, none = _split(pooled, metric)
+        parts.append(
+            f"{label.split(' (')[0]}: the fix better in {len(better)}, "
+            f"pristine better in {len(worse)}, no difference shown in "
+            f"{len(none)}"
         )
-    names = {
-        "accuracy": ("accuracy (pp)", False, _pp),
-        "nll": ("NLL (nats)", True, _num),
-        "ece": ("ECE (pp)", True, _pp),
-    }
+    return (
+        f"- **Over all {len(pooled)} (model, batch size) rows**: "
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def _inside_line(pooled):
+    """The first rows' (smallest batch size) normalized values, per model."""
+    parts = []
+    for model in dict.fromkeys(r["model"] for r in pooled):
+        r = next(x for x in pooled if x["model"] == model)
+        m2, m1 = r["moment_inference_train"], r["abs_inference_train"]
+        parts.append(
+            f"{model} at batch {r['batch_size']}: E[z²] {_layers(m2[OLD])} "
+            f"({OLD}), {_layers(m2[NEW])} ({NEW}), "
+            f"{_layers(r['moment_training'][NEW])} (training mode); "
+            f"E[abs z] {_layers(m1[OLD])}, {_layers(m1[NEW])}, "
+            f"{_layers(r['abs_training'][NEW])}"
+        )
+    return (
+        "- **Inside the network** (layers first / second, inference mode "
+        "against training mode on the same training samples): " + ". ".join(parts) + "."
+    )
+
+
+def headline(results, pooled):
+    """Bullets chosen by the data: the pairing, the counts, each model's
+    intervals, and the normalized values at the smallest batch size."""
+    lines = [_pairing_line(results), _count_line(pooled)]
     for model in dict.fromkeys(r["model"] for r in pooled):
         rows = [r for r in pooled if r["model"] == model]
         parts = [
-            f"{label}: {_where(rows, metric, lower, fmt)}"
-            for metric, (label, lower, fmt) in names.items()
+            f"{label}: {_where(rows, metric)}"
+            for metric, (label, _, _) in NAMES.items()
         ]
         lines.append(f"- **{model}**: " + ". ".join(parts) + ".")
+    lines.append(_inside_line(pooled))
     return "\n".join(lines)
 
 
@@ -292,7 +344,6 @@ def page_text(results, plot_name):
         settings=settings_table(results),
         plot=plot_name,
         regenerate=REGENERATE.format(results=RESULTS),
-        minutes=f"{results['minutes']:.0f}",
         worker_minutes=f"{results['worker_minutes']:.0f}",
         jobs=results["jobs"],
     )
@@ -313,20 +364,23 @@ How to read it:
 
 - **A factor close to 1 changes nothing.** With n values per channel the
   two builds' inference outputs differ by the factor sqrt(n/(n - 1)) before
-  gamma; in the conv net n is the batch size times 64 or 16 (the pixels of
-  a feature map), so even at batch size 2 the factor is under 1.004.
+  gamma; in the conv net n is the batch size times the pixels of a feature
+  map (64 for the first BN layer, 16 for the second, after pooling), so at
+  batch size 2 the factor is 1.004 and 1.016, and smaller above.
 - **At n = 2 neither rule reproduces what training saw.** In training mode a
-  channel of a batch of two values normalizes to -1 and +1 exactly
-  (E[abs z] = E[z²] = 1, less epsilon's share): the layers after it learned
-  on a two-point code. At inference z is spread out instead. The fix gives
-  it the mean square of training (E[z²] near 1) and so a smaller mean
-  absolute value (for a normal z: 0.80); the old rule doubles the mean
-  square (near 2) and brings the mean absolute value near 1 (1.13 for a
-  normal z). Which of the two scores better is then an empirical matter,
-  not a consequence of the estimate being unbiased: the old rule's larger
-  values also give larger logits, that is more confident predictions, which
-  lowers the NLL of a model that is underconfident at inference and raises
-  it otherwise.
+  channel of a batch of two values normalizes to -1 and +1 exactly (less
+  epsilon's share): the layers after it learn on a two-point code, with
+  E[abs z] = E[z²] = 1. At inference z is spread out instead. The fix gives
+  the first BN layer the mean square of training (E[z²] near 1), and so a
+  smaller mean absolute value (0.80 for a normal z); after the ReLU the
+  next layer's inputs are smaller than in training, and so on to the
+  logits: predictions become less confident. The old rule halves the
+  variance: E[z²] near 2, a mean absolute value near 1 (1.13 for a normal
+  z), larger logits, more confident predictions. Which one scores better is
+  an empirical matter, not a consequence of the estimate being unbiased; the
+  table gives both layers' values, and the NLL and ECE columns show which
+  way the confidence moved. The same mechanism acts, weaker, at n = 4 and
+  8 (factors 1.15 and 1.07).
 - **The comparison isolates the moving-variance rule.** Both builds train
   the same weights (pairing check), so every difference is the
   inference-time effect of the moving variance; training-mode predictions,
@@ -373,7 +427,7 @@ In training mode E[z²] is 1 by construction, a little less where a
 channel's batch variance is not large against epsilon. At inference, the
 biased rule's moving variance is about (n - 1)/n of the data's, so its
 normalized values are about sqrt(n/(n - 1)) times the fix's: 1.41 at n = 2,
-1.016 at n = 32, under 1.004 in the conv net (n >= 128). The agreement
+1.016 at n = 32. The agreement
 column compares the class predicted in training mode (a subset of the test
 split, in batches of the run's size) with inference mode's.
 
@@ -393,7 +447,6 @@ split, in batches of the run's size) with inference mode's.
 
 {regenerate}
 
-The recorded run took {minutes} minutes of wall clock on 2 CPU cores shared
-with other work ({jobs} workers at a time; the workers' own wall clock
-added up to {worker_minutes} minutes).
+The recorded run's workers took {worker_minutes} minutes of wall clock
+together ({jobs} at a time, on 2 CPU cores shared with other work).
 """

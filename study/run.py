@@ -287,7 +287,8 @@ def main(argv=None):
                 k: {"ref": b["ref"], "keras": b["keras"]} for k, b in builds.items()
             },
             "versions": versions(),
-            "minutes": (time.monotonic() - started) / 60,
+            # This invocation only (a resumed run reuses earlier workers).
+            "invocation_minutes": (time.monotonic() - started) / 60,
             "worker_minutes": worker_minutes,
             "jobs": args.jobs,
             "runs": runs,

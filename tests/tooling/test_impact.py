@@ -140,7 +140,7 @@ def _results():
     return {
         "settings": settings,
         "quick": False,
-        "minutes": 3.0,
+        "invocation_minutes": 3.0,
         "worker_minutes": 5.0,
         "jobs": 2,
         "builds": {
@@ -194,6 +194,16 @@ def test_page(results):
     ) in text
     assert "| toy-dense | 2 | 2 / 2 | 6 | 81.0 / 83.0 | +2.0 [+2.0, +2.0] |" in text
     assert "pooled over the 2 backends" in text
+    assert (
+        "- **Over all 2 (model, batch size) rows**: accuracy: the fix better "
+        "in 1, pristine better in 0, no difference shown in 1; NLL: the fix "
+        "better in 0, pristine better in 0, no difference shown in 2;"
+    ) in text
+    assert (
+        "toy-dense at batch 2: E[z²] 2.00 / 2.40 (pristine), 1.00 / 1.00 "
+        "(fix), 0.90 / 0.95 (training mode); E[abs z] 1.10 / 1.20, "
+        "0.80 / 0.80, 0.95 / 0.97."
+    ) in text
     assert "![paired differences and second moments](impact.png)" in text
     assert "Smoke run" not in text
     for header in (
