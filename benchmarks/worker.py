@@ -1,6 +1,6 @@
 """Runs the time_ benchmarks of benchmarks/keras3 in this process.
 
-    python benchmarks/worker.py OUTPUT.json [--bench REGEX] [--min N]
+    python benchmarks/worker.py OUTPUT.json [--bench REGEX] [--skip REGEX] [--min N]
         [--max N] [--budget S] [--seed K]
 
 Started by src/kbb/bench.py once per build, backend and round, with the
@@ -112,7 +112,8 @@ def measure(cls, method, combo, minimum, maximum, budget):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", type=Path)
-    parser.add_argument("--bench", default="")
+    parser.add_argument("--bench", default="", help="regex of names to run")
+    parser.add_argument("--skip", default="^$", help="regex of names to skip")
     parser.add_argument("--min", type=int, default=5)
     parser.add_argument("--max", type=int, default=50)
     parser.add_argument("--budget", type=float, default=0.5)
@@ -133,7 +134,7 @@ def main(argv=None):
         "triad_gbps": triad.triad(threads, repeats=3),
         "benchmarks": {},
     }
-    found = benchmarks(args.bench)
+    found = [b for b in benchmarks(args.bench) if not re.search(args.skip, b[0])]
     random.Random(args.seed).shuffle(found)
     for name, cls, method, combo in found:
         measured = measure(cls, method, combo, args.min, args.max, args.budget)

@@ -2,6 +2,9 @@
 
     python benchmarks/counters/run.py BACKEND OUTPUT.json
 
+BACKEND: jax, torch, tensorflow, or tensorflow-onednn (TensorFlow with
+TF_ENABLE_ONEDNN_OPTS=1, set by the caller).
+
 Run by `python -m kbb.benchcount` (`tox -e counters`) once per build and
 backend, with the build's unpacked keras wheel first on PYTHONPATH and
 KERAS_BACKEND=BACKEND. Writes the versions and, per case, each counter
@@ -16,7 +19,12 @@ import sys
 
 import cases
 
-COUNTERS = {"tensorflow": "count_tf", "jax": "count_jax", "torch": "count_torch"}
+COUNTERS = {
+    "tensorflow": "count_tf",
+    "tensorflow-onednn": "count_tf",
+    "jax": "count_jax",
+    "torch": "count_torch",
+}
 # The pinned frameworks, whose versions the expected counts hold for.
 VERSIONS = ("tensorflow-cpu", "jax", "jaxlib", "torch")
 
@@ -29,8 +37,8 @@ def _version(name):
 
 
 def main(backend, output):
-    if os.environ.get("KERAS_BACKEND") != backend:
-        raise SystemExit(f"run.py: KERAS_BACKEND must be {backend}")
+    if os.environ.get("KERAS_BACKEND") != backend.split("-")[0]:
+        raise SystemExit(f"run.py: KERAS_BACKEND does not match {backend}")
     import keras
 
     counter = importlib.import_module(COUNTERS[backend])

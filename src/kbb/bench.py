@@ -3,6 +3,8 @@
     python -m kbb.bench [--quick] [--rounds R] [--threads T] [--seed S]
         [--backends B,...] [--bench REGEX] [--delta D] [--no-record]
     python -m kbb.bench asv ARGS...      # asv, with its machine info made
+    python -m kbb.bench --export-builds DIR     # the unpacked builds, to carry
+    python -m kbb.bench --builds-from DIR --output DIR ...   # run them there
 
 Each build (benchbuilds: pristine, each patch group and `aa`, the A/A
 control: the pristine wheel again in a folder of its own) runs
@@ -28,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,15 +47,21 @@ from kbb.pins import Workspace
 
 BACKENDS = ("tensorflow", "jax", "torch")
 WORKER = Path("benchmarks") / "worker.py"
-ROUNDS = 4
+# Processes per build and backend: the units of the intervals (Student's
+# quantile with 2 * ROUNDS - 2 degrees of freedom). 5 keeps a full run of
+# the four builds near 40 min on 2 cores.
+ROUNDS = 5
 # Samples per benchmark and process: at least MIN, then until BUDGET
 # seconds, at most MAX. --quick: QUICK_SAMPLES, one round.
-MIN, MAX, BUDGET = 5, 40, 0.3
+MIN, MAX, BUDGET = 3, 30, 0.2
 QUICK_SAMPLES = 3
 STATUS = {"no regression": 0, "regression": 1, "inconclusive": 3, "smoke": 0}
 # Passed to the workers and recorded: TensorFlow's oneDNN optimizations
 # change which kernel its layer uses (docs/native-kernels.md).
 SETTINGS = ("TF_ENABLE_ONEDNN_OPTS", "KBB_BENCH_BACKENDS")
+# The peer kernel does not depend on the build: the pristine processes
+# time it, the others skip it.
+PEER = r"^peer\."
 
 
 def worker_env(folder, backend, threads, quick):
@@ -72,6 +81,8 @@ def worker_env(folder, backend, threads, quick):
         f"intra_op_parallelism_threads={threads}",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "PYTHONHASHSEED": "0",
+        # Device synchronization and memory statistics (benchmarks/keras3).
+        "KBB_BENCH_GPU": "1" if shutil.which("nvidia-smi") else "",
     }
     return env
 
@@ -88,7 +99,7 @@ def plan(builds, backends, rounds, seed):
     return order
 
 
-def run_worker(root, folder, backend, output, args, seed):
+def run_worker(root, folder, backend, output, args, seed, peer=True):
     samples = QUICK_SAMPLES if args.quick else None
     command = [
         sys.executable,
@@ -104,6 +115,7 @@ def run_worker(root, folder, backend, output, args, seed):
         str(0 if samples else BUDGET),
         "--seed",
         str(seed),
+        *([] if peer else ["--skip", PEER]),
     ]
     env = worker_env(folder, backend, args.threads, args.quick)
     result = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -124,7 +136,8 @@ def run(ws, folders, backends, args):
             log(f"[{i + 1}/{len(order)}] round {r + 1}: {build} on {backend}")
             out = Path(tmp) / f"{i}.json"
             t0 = time.time()
-            record = run_worker(ws.root, folders[build], backend, out, args, i)
+            peer = build == benchbuilds.PRISTINE
+            record = run_worker(ws.root, folders[build], backend, out, args, i, peer)
             record.update(build=build, round=r, slot=i, seconds=time.time() - t0)
             processes.append(record)
             if i + 1 == len(order) // args.rounds and args.rounds > 1:
@@ -133,6 +146,31 @@ def run(ws, folders, backends, args):
                     f"round 1 took {spent:.1f} min: about {spent * args.rounds:.0f} min"
                 )
     return processes
+
+
+def builds_of(ws, carried, builds):
+    """({build: folder}, {build: commit}): from the checkout, or from a
+    folder that --export-builds wrote (on a machine without it)."""
+    if carried is None:
+        folders = benchbuilds.unpacked(ws, "keras", builds)
+        return folders, benchbuilds.commits(ws, "keras", builds)
+    commits = json.loads((carried / "commits.json").read_text())
+    missing = [b for b in builds if not (carried / b).is_dir()]
+    if missing:
+        raise KbbError(f"{carried} lacks the builds {missing}: --export-builds")
+    return {b: (carried / b).resolve() for b in builds}, commits
+
+
+def export_builds(ws, dest):
+    """Copies every build's unpacked folder to DEST/NAME, with commits.json."""
+    builds = [*benchbuilds.REFS, benchbuilds.AA]
+    folders = benchbuilds.unpacked(ws, "keras", builds)
+    for name, folder in folders.items():
+        shutil.copytree(folder, dest / name, dirs_exist_ok=True)
+    commits = benchbuilds.commits(ws, "keras", builds)
+    (dest / "commits.json").write_text(json.dumps(commits, indent=1) + "\n")
+    log(f"wrote {dest}: {', '.join(builds)}")
+    return 0
 
 
 def asv_passthrough(ws, argv):
@@ -158,6 +196,9 @@ def parse(argv):
     parser.add_argument("--bench", default="", help="regex of benchmark names")
     parser.add_argument("--delta", type=float, default=benchstats.DELTA)
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--output", type=Path, help="the record's folder instead")
+    parser.add_argument("--export-builds", type=Path, metavar="DIR")
+    parser.add_argument("--builds-from", type=Path, metavar="DIR")
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else ROUNDS)
     args.backends = (args.backends or ",".join(BACKENDS)).split(",")
@@ -173,8 +214,9 @@ def main(argv=None):
     builds = list(benchbuilds.REFS) + ([] if args.quick else [benchbuilds.AA])
     meta = benchrecord.machine(args, SETTINGS)
     try:
-        folders = benchbuilds.unpacked(ws, "keras", builds)
-        meta["commits"] = benchbuilds.commits(ws, "keras", builds)
+        if args.export_builds:
+            return export_builds(ws, args.export_builds)
+        folders, meta["commits"] = builds_of(ws, args.builds_from, builds)
         started = time.time()
         processes = run(ws, folders, args.backends, args)
     except KbbError as e:
@@ -183,7 +225,9 @@ def main(argv=None):
     meta.update(minutes=(time.time() - started) / 60, load_after=os.getloadavg())
     raw = {"meta": meta, "processes": processes}
     summary = benchreport.analyse(raw, args.delta, quick=args.quick)
-    if args.quick or args.no_record:
+    if args.output:
+        where = benchrecord.write_folder(args.output, raw, summary)
+    elif args.quick or args.no_record:
         where = benchrecord.write_scratch(ws, raw, summary)
     else:
         where = benchrecord.write_run(ws, raw, summary)

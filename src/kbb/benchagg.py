@@ -24,6 +24,7 @@ COUNTERS = Path("benchmarks") / "counters" / "expected.json"
 OUTPUT = Path("docs") / "benchmarks.md"
 SHOWN = {  # counters shown per backend: (part, counter)
     "tensorflow": [("graph", "ops"), ("xla", "instructions")],
+    "tensorflow-onednn": [("graph", "ops")],
     "jax": [
         ("jaxpr", "equations"),
         ("xla", "instructions"),
@@ -144,6 +145,10 @@ def claims(good, build="native"):
     return table(f"bench-{build}", header, rows)
 
 
+def _number(value):
+    return int(value) if float(value).is_integer() else value
+
+
 def counter_table(expected, build):
     rows = []
     counters = expected.get("counters", {})
@@ -157,6 +162,7 @@ def counter_table(expected, build):
                     a, b = before[case][part][name], after[case][part][name]
                     added = deltas[case][part]["added"]
                     ops = ", ".join(f"{k} x {op}[{n}]" for op, n, k in added) or "-"
+                    a, b = _number(a), _number(b)
                     rows.append([backend, case, f"{part} {name}", a, b, b - a, ops])
     header = [
         "backend",

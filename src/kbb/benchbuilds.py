@@ -24,6 +24,7 @@ REFS = {
     "bessel": "group/bessel",
     "native": "group/native",
 }
+PRISTINE = "pristine"
 # The A/A control: the pristine wheel unpacked a second time, into its own
 # folder, measured in its own processes as if it were another build.
 AA = "aa"
@@ -44,7 +45,7 @@ def applied_checkout(ws, target):
 
 
 def ref_of(name):
-    return REFS["pristine" if name == AA else name]
+    return REFS[PRISTINE if name == AA else name]
 
 
 def unpacked(ws, target, names):

@@ -17,7 +17,7 @@ import statistics
 from kbb import benchbuilds
 from kbb import benchstats
 
-PRISTINE, AA = "pristine", benchbuilds.AA
+PRISTINE, AA = benchbuilds.PRISTINE, benchbuilds.AA
 PEER = re.compile(r"^(\w+) peer\.PeerKernel\.time_forward_backward(\(.*\))$")
 LAYER = "{} layer.BatchNormLayer.time_forward_backward{}"
 
@@ -86,7 +86,7 @@ def _verdict_of(rows, delta):
 
 def peers(data, cpu, bytes_, triad, delta):
     """{build: {layer key: row}}: each build's layer against the peer
-    kernel (its processes pooled over the builds), with the bandwidths."""
+    kernel (timed in the pristine processes), with the bandwidths."""
     pooled, pooled_cpu = {}, {}
     for build in data:
         for key, processes in data[build].items():

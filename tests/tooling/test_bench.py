@@ -6,7 +6,6 @@ import json
 import random
 
 from kbb import bench
-from kbb import benchagg
 from kbb import benchrecord
 from kbb import benchreport
 from kbb import benchtables
@@ -168,3 +167,17 @@ def test_records_index_and_aggregate(tmp_path):
     ][0]
     claimed = float(claim.rstrip(" |").rsplit("| ", 1)[1].rstrip("x"))
     assert 1.7 < claimed < 2.0  # below the true 2x: a lower bound
+
+
+def test_asv_runs_the_branches_of_benchbuilds():
+    from pathlib import Path
+
+    from kbb import benchbuilds
+
+    text = (Path(__file__).parents[2] / "asv.conf.json").read_text()
+    config = json.loads(
+        "\n".join(
+            line for line in text.splitlines() if not line.lstrip().startswith("//")
+        )
+    )
+    assert config["branches"] == list(benchbuilds.REFS.values())

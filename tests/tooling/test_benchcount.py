@@ -87,10 +87,17 @@ def test_native_may_replace_full_size_ops_but_not_add_them():
         return fused(b) + [["clone", b * 8 * 8 * C]] * 2
 
     summary = benchcount.summarize(measured(lambda b: [], more))
-    assert summary["checks"]["native"]["jax"] == [
+    findings = [
         f"layer/static/N{b} jaxpr: 3 ops of over 64 elements, pristine 2"
         for b in (8, 16)
     ]
+    assert summary["checks"]["native"]["jax"] == findings
+    # A finding, recorded in the expected file, is gated exactly as recorded.
+    assert benchcount.gate(copy.deepcopy(summary), summary) == (0, [])
+    expected = copy.deepcopy(summary)
+    expected["checks"]["native"]["jax"] = []
+    status, lines = benchcount.gate(expected, summary)
+    assert status == 1 and lines[0].startswith("checks/native/jax: expected []")
 
 
 def test_the_gate_is_exact():
