@@ -19,15 +19,16 @@ sys.path[:0] = [str(HERE), str(HERE / "counters")]
 
 
 def torch_kernels(run):
+    import torch
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile
 
+    if not torch.cuda.is_available():
+        return None  # no device kernels to count
     run()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         run()
-    names = Counter(
-        e.name for e in prof.events() if e.device_type.name == "CUDA"
-    )
+    names = Counter(e.name for e in prof.events() if e.device_type.name == "CUDA")
     return {"kernels": sum(names.values()), "names": dict(names)}
 
 
@@ -39,8 +40,11 @@ def jax_kernels(case):
 
     text = layer._layer(case, True).lower().compile().as_text()
     counted = hlo.count(text)
-    return {"fusions": counted["fusions"], "instructions": counted["instructions"],
-            "device": str(jax.devices()[0])}
+    return {
+        "fusions": counted["fusions"],
+        "instructions": counted["instructions"],
+        "device": str(jax.devices()[0]),
+    }
 
 
 def main(backend, output):

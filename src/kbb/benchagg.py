@@ -24,7 +24,7 @@ COUNTERS = Path("benchmarks") / "counters" / "expected.json"
 OUTPUT = Path("docs") / "benchmarks.md"
 SHOWN = {  # counters shown per backend: (part, counter)
     "tensorflow": [("graph", "ops"), ("xla", "instructions")],
-    "tensorflow-onednn": [("graph", "ops")],
+    "tensorflow-onednn": [("graph", "ops"), ("xla", "instructions")],
     "jax": [
         ("jaxpr", "equations"),
         ("xla", "instructions"),

@@ -103,9 +103,9 @@ def statistic(processes):
     )
 
 
-def bootstrap(processes, reps=REPS, rng=None):
+def bootstrap(processes, reps=None, rng=None):
     """The statistic of `reps` hierarchical resamples."""
-    rng = rng or random.Random(SEED)
+    reps, rng = reps or REPS, rng or random.Random(SEED)
     logs = [[math.log(s) for s in samples] for samples in processes]
     out = []
     for _ in range(reps):
@@ -163,11 +163,12 @@ def interval(before, after, m=1, boot_before=None, boot_after=None):
     )
 
 
-def compare(before, after, reps=REPS):
+def compare(before, after, reps=None):
     """{name: Interval} of each benchmark in both {name: processes}, with
     the Bonferroni level of that many comparisons. A benchmark with fewer
     than two processes on a side has no interval (None): one process says
     nothing of the variation between processes."""
+    reps = reps or REPS
     names = sorted(set(before) & set(after))
     usable = [n for n in names if len(before[n]) > 1 and len(after[n]) > 1]
     out = {n: None for n in names}

@@ -5,9 +5,12 @@ import collections
 import json
 import random
 
+import pytest
+
 from kbb import bench
 from kbb import benchrecord
 from kbb import benchreport
+from kbb import benchstats
 from kbb import benchtables
 
 LAYER = "layer.BatchNormLayer.time_forward_backward('32x28x28x64', False)"
@@ -19,6 +22,11 @@ TIMES = {  # ms per build: the fix costs nothing, native halves the layer
     "bessel": {LAYER: 10.0, BLOCK: 50.0, PEER: 4.0},
     "native": {LAYER: 5.0, BLOCK: 45.0, PEER: 4.0},
 }
+
+
+@pytest.fixture(autouse=True)
+def fewer_resamples(monkeypatch):
+    monkeypatch.setattr(benchstats, "REPS", 300)
 
 
 def raw(times=TIMES, rounds=4, seed=0):
