@@ -35,7 +35,6 @@ def torch_kernels(run):
 def jax_kernels(case):
     import hlo
     import jax
-
     from keras3 import layer
 
     text = layer._layer(case, True).lower().compile().as_text()
@@ -49,7 +48,6 @@ def jax_kernels(case):
 
 def main(backend, output):
     import keras
-
     from keras3 import layer
 
     result = {"keras": keras.version(), "backend": backend, "cases": {}}
