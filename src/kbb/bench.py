@@ -3,6 +3,7 @@
     python -m kbb.bench [--quick] [--rounds R] [--threads T] [--seed S]
         [--backends B,...] [--bench REGEX] [--delta D] [--no-record]
     python -m kbb.bench asv ARGS...      # asv, with its machine info made
+    python -m kbb.bench asv-tf-keras ARGS...   # the same for tf-keras' suite
     python -m kbb.bench --export-builds DIR     # the unpacked builds, to carry
     python -m kbb.bench --builds-from DIR --output DIR ...   # run them there
 
@@ -173,11 +174,18 @@ def export_builds(ws, dest):
     return 0
 
 
-def asv_passthrough(ws, argv):
+# `kbb.bench asv ARGS` and `kbb.bench asv-tf-keras ARGS`: target, config.
+ASV = {
+    "asv": ("keras", "asv.conf.json"),
+    "asv-tf-keras": ("tf-keras", "asv-tf-keras.conf.json"),
+}
+
+
+def asv_passthrough(ws, target, config, argv):
     """asv ARGS with the workspace's configuration; its machine info (which
     `asv run` and `continuous` need) is written first, with defaults."""
-    benchbuilds.applied_checkout(ws, "keras")
-    config = str(ws.root / "asv.conf.json")
+    benchbuilds.applied_checkout(ws, target)
+    config = str(ws.root / config)
     asv = [sys.executable, "-m", "asv", "--config", config]
     machine = subprocess.run([*asv, "machine", "--yes"], capture_output=True)
     if machine.returncode:
@@ -208,8 +216,8 @@ def parse(argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     ws = Workspace.find(None)
-    if argv[:1] == ["asv"]:
-        return asv_passthrough(ws, argv[1:])
+    if argv[:1] and argv[0] in ASV:
+        return asv_passthrough(ws, *ASV[argv[0]], argv[1:])
     args = parse(argv)
     builds = list(benchbuilds.REFS) + ([] if args.quick else [benchbuilds.AA])
     meta = benchrecord.machine(args, SETTINGS)
