@@ -137,15 +137,19 @@ def analyse(raw, delta=benchstats.DELTA, quick=False):
         "comparisons": {},
         "verdicts": {},
     }
+    sizes = model_bytes(processes)
     for build in data:
         if build != PRISTINE:
             rows = comparison(data, cpu, build, delta)
+            for key, row in rows.items():
+                if sizes.get(key) and triad:
+                    row["fraction"] = sizes[key] / row["after_s"] / 1e9 / triad
             summary["comparisons"][build] = rows
             intervals, verdict = _verdict_of(rows, delta)
             summary["verdicts"][build] = verdict
             if build == AA:
                 summary["aa_outside"] = benchstats.aa_outside(intervals)
-    summary["peers"] = peers(data, cpu, model_bytes(processes), triad, delta)
+    summary["peers"] = peers(data, cpu, sizes, triad, delta)
     if quick:
         summary["verdict"] = "smoke"
     else:

@@ -82,6 +82,7 @@ def comparison_table(name, rows, quick=False):
         "ratio [interval]",
         "verdict",
         "CPU-time ratio",
+        "% of triad",
     ]
     body = []
     for key in sorted(rows, key=label):
@@ -95,6 +96,7 @@ def comparison_table(name, rows, quick=False):
                 ratio(r),
                 verdict,
                 f"{r['cpu_ratio']:.3f}",
+                percent(r.get("fraction")),
             ]
         )
     return table(name, header, body)
