@@ -1,10 +1,10 @@
 """Shared plumbing of the test suites that run against an installed build
 (tests/keras, tests/tf_keras, tests/evidence).
 
-- `KBB_EXPECT=upstream` (pristine build: the tests assert the biased rule,
-  so they pass exactly when the bug is reproduced) or `KBB_EXPECT=patched`
-  (the series applied: the unbiased rule); `check_installed` refuses a run
-  whose installed version says otherwise.
+- `KBB_EXPECT=pristine` (the pinned release: the tests assert the biased
+  rule, so they pass exactly when the bug is reproduced) or
+  `KBB_EXPECT=patched` (a build with the fix: the unbiased rule);
+  `check_installed` refuses a run whose installed version says otherwise.
 - The fixtures `rule` and `other_rule`; a conftest registers them with
   `from kbbtest import other_rule, rule  # noqa: F401`.
 - `Results`: figures the tests record, written to $KBB_RESULTS/<env>.json at
@@ -24,15 +24,16 @@ EXPECT = os.environ.get("KBB_EXPECT")
 
 
 def check_expect():
-    if EXPECT not in ("upstream", "patched"):
+    if EXPECT not in ("pristine", "patched"):
         raise pytest.UsageError(
-            "set KBB_EXPECT=upstream or KBB_EXPECT=patched (tox does)"
+            "set KBB_EXPECT=pristine or KBB_EXPECT=patched (tox does)"
         )
 
 
 def check_installed(module, version):
     """Refuses to run the patched expectations on a pristine build, and the
-    other way round: the patched builds have a `+bessel` local version."""
+    other way round: the builds with the fix have a `+bessel` local
+    version."""
     if ("+bessel" in version) != (EXPECT == "patched"):
         raise pytest.UsageError(
             f"KBB_EXPECT={EXPECT}, but {module.__name__} {version} is "

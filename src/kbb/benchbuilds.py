@@ -20,7 +20,7 @@ from kbb.gitops import log
 
 # Build name -> branch of .upstream/TARGET.
 REFS = {
-    "pristine": "upstream",
+    "pristine": "pristine",
     "bessel": "group/bessel",
     "native": "group/native",
 }
@@ -39,8 +39,7 @@ def applied_checkout(ws, target):
     except KbbError as e:
         raise KbbError(f"{e} (no [{target}] table in pins.toml)") from None
     gitops.fetch(ws, pin)
-    if not gitops.is_current(ws, pin):
-        gitops.apply(ws, pin)
+    gitops.ensure_applied(ws, pin)
     return pin
 
 

@@ -16,7 +16,7 @@ from kbb.gitops import log
 from kbb.gitops import rev
 
 
-def wheel(ws, pin, ref="patched"):
+def wheel(ws, pin, ref="series"):
     """Builds (once per commit) the wheel of `ref`; returns its path.
 
     The pristine commit keeps the release's version; any other commit gets
@@ -35,9 +35,10 @@ def wheel(ws, pin, ref="patched"):
             f"{problem}; build it from the sdist (`kbb clean {pin.target}`, "
             f"then `kbb wheel {pin.target}`)"
         )
-    pristine = commit == rev(checkout, "refs/heads/upstream")
+    pristine = commit == rev(checkout, "refs/heads/pristine")
     version = pin.version if pristine else _patched_version(ws, pin, commit)
-    cache = ws.upstream_dir / "wheels" / f"{pin.target}-{commit[:12]}"
+    # Keyed by the version too: a changed local-version is another wheel.
+    cache = ws.upstream_dir / "wheels" / f"{pin.target}-{commit[:12]}-{version}"
     built = sorted(cache.glob("*.whl"))
     if built:
         return built[0]
@@ -77,17 +78,32 @@ def wheel(ws, pin, ref="patched"):
 
 
 def _patched_version(ws, pin, commit):
-    """The pin's patched version, plus `.GROUP` for each patch group after
-    the first that `commit` has: 3.15.1+bessel1 for branch group/bessel,
-    3.15.1+bessel1.native for group/native stacked on it."""
+    """The version of a build of `commit`: the pin's version with a PEP 440
+    local label naming the patch groups it contains. Groups that change only
+    upstream's test files change no byte of the package, so the label
+    starts with the pin's `local-version` at the first group that changes
+    the package, then `.GROUP` for each further one: 3.15.1+bessel1 for
+    branch group/bessel, 3.15.1+bessel1.native for group/native. A commit
+    that is not the tip of a group gets `.g` and its abbreviated id."""
     checkout = ws.checkout(pin.target)
-    groups = gitops.Series.load(ws.patches(pin.target)).groups
-    extra = []
-    for before, group in zip(groups, groups[1:], strict=False):
-        tip = rev(checkout, f"refs/heads/group/{before}")
-        if tip and tip != commit and gitops.is_ancestor(checkout, tip, commit):
-            extra.append(group)
-    return pin.patched_version + "".join(f".{group}" for group in extra)
+    series = gitops.Series.load(ws.patches(pin.series))
+    contained, tips = [], set()
+    for group in series.groups:
+        tip = rev(checkout, f"refs/heads/group/{group}")
+        tips.add(tip)
+        if tip and gitops.is_ancestor(checkout, tip, commit):
+            if not _tests_only(series.group_patches(group)):
+                contained.append(group)
+    labels = [pin.local_version] + contained[1:] if contained else ["tests"]
+    if commit not in tips:
+        labels.append(f"g{commit[:12]}")
+    return f"{pin.version}+{'.'.join(labels)}"
+
+
+def _tests_only(patches):
+    """True when the patches change only upstream's test files."""
+    files = [f for p in patches for f in gitops.patch_files(p.path.read_text())]
+    return all(f.endswith("_test.py") for f in files)
 
 
 def _extract(checkout, commit, dest):

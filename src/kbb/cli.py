@@ -22,15 +22,10 @@ def _fetch(ws, pin, args):
 
 
 def _ensure_applied(ws, pin, args):
-    """Fetches, and applies the series unless branch patched is current.
-
-    A patched branch with commits not yet exported is used as it is, so that
-    a contributor can test an edit before exporting it, unless the series
-    changed too: then `gitops.apply` refuses to discard those commits.
-    """
+    """Fetches, and applies the series unless it is current (see
+    gitops.ensure_applied)."""
     checkout = _fetch(ws, pin, args)
-    if not gitops.is_current(ws, pin):
-        gitops.apply(ws, pin)
+    gitops.ensure_applied(ws, pin, getattr(args, "ref", "series"))
     return checkout
 
 
@@ -45,7 +40,7 @@ def cmd_apply(ws, pin, args):
 
 def cmd_export(ws, pin, args):
     for patch in gitops.export(ws, pin, new_group=args.new_group):
-        print(f"patches/{pin.target}/{patch.name}")
+        print(f"patches/{pin.series}/{patch.name}")
 
 
 def cmd_wheel(ws, pin, args):
@@ -75,7 +70,7 @@ def cmd_clean(ws, pin, args):
 def cmd_check(ws, pin, args):
     """Checks the series file and each patch's provenance headers, and with
     --applies that the series applies (in a temporary copy of the root)."""
-    series = gitops.Series.load(ws.patches(pin.target))
+    series = gitops.Series.load(ws.patches(pin.series))
     bad = [
         f"{p.name}: lacks {', '.join(k + ':' for k in missing)}"
         for p in series.patches
@@ -83,9 +78,9 @@ def cmd_check(ws, pin, args):
     ]
     if bad:
         raise KbbError("; ".join(bad))
-    print(f"patches/{pin.target}: {len(series.patches)} patches, headers ok")
+    print(f"patches/{pin.series}: {len(series.patches)} patches, headers ok")
     if args.applies and gitops.applies_in_copy(ws, pin):
-        print(f"patches/{pin.target}: applies to {pin.spec}")
+        print(f"patches/{pin.series}: applies to {pin.spec}")
 
 
 def cmd_pr(ws, pin, args):
@@ -128,10 +123,10 @@ def parser():
         sub.add_argument("--git-url", help="override the pinned git-url")
 
     source_options(command("fetch", cmd_fetch, "make .upstream/TARGET (cached)"))
-    sub = command("apply", cmd_apply, "apply the series as branch patched")
+    sub = command("apply", cmd_apply, "apply the series as branches group/* and series")
     source_options(sub)
     sub.add_argument("--force", action="store_true", help="discard unexported commits")
-    sub = command("export", cmd_export, "write branch patched back to patches/TARGET")
+    sub = command("export", cmd_export, "write branch series back to patches/TARGET")
     sub.add_argument(
         "--new-group",
         metavar="NAME",
@@ -143,7 +138,7 @@ def parser():
     ):
         sub = command(name, func, help)
         source_options(sub)
-        sub.add_argument("--ref", default="patched", help="branch (default: patched)")
+        sub.add_argument("--ref", default="series", help="branch (default: series)")
         if name == "wheel":
             sub.add_argument("-o", "--output", type=Path, help="copy the wheel here")
         else:
@@ -152,7 +147,7 @@ def parser():
             )
     sub = command("tree", cmd_tree, "write the files of a branch to a folder")
     source_options(sub)
-    sub.add_argument("--ref", default="patched", help="branch (default: patched)")
+    sub.add_argument("--ref", default="series", help="branch (default: series)")
     sub.add_argument("--dest", type=Path, required=True, help="folder (replaced)")
     sub = command("clean", cmd_clean, "remove .upstream/TARGET")
     sub.add_argument("--force", action="store_true", help="even with unexported work")
@@ -172,18 +167,18 @@ def parser():
     )
     source_options(sub)
     sub.add_argument(
-        "--tip-git",
+        "--newest-git",
         nargs="?",
         const=True,
         metavar="URL",
         help="check against the default branch of this git remote (default: the "
-        "pinned git-url) rather than the newest tip-project sdist; a branch that "
+        "pinned git-url) rather than the pinned newest sdist; a branch that "
         "applies there is based there, ready to push",
     )
     sub.add_argument(
         "--offline",
         action="store_true",
-        help="download nothing: check against the cached tip sdist, if any",
+        help="download nothing: check against the cached pinned newest sdist, if any",
     )
     sub.add_argument(
         "--group", action="append", help="only this patch group (repeatable)"

@@ -2,11 +2,11 @@
 
 The upstream checkout `.upstream/TARGET` is a git repository:
 
-- branch `upstream` and tag `pristine-VERSION`: the pristine release, from
+- branch `pristine` and tag `pristine-VERSION`: the pinned release, from
   the PyPI sdist (one commit) or from the upstream git repository;
 - branch `group/NAME` for each patch group of the series, stacked in series
-  order, and branch `patched`: every group applied;
-- ref `refs/kbb/applied`: what `patched` was when the series was last
+  order, and branch `series`: every group applied (the branch to edit);
+- ref `refs/kbb/applied`: what `series` was when the series was last
   applied or exported, so that `kbb apply` never discards unexported work.
 
 Commits made here have a fixed committer and dates, so the same series on
@@ -35,6 +35,8 @@ from kbb.pins import Workspace
 BOT_NAME = "keras-bn-bessel"
 BOT_EMAIL = "keras-bn-bessel@users.noreply.github.com"
 PROVENANCE = ("Bug", "Origin", "Forwarded")
+# Upstream's test files (keras and tf-keras name them so).
+TEST_FILE = re.compile(r"_test\.py$")
 FORMAT_PATCH = (
     "format-patch",
     "--no-numbered",
@@ -196,6 +198,15 @@ class Series:
     def group_patches(self, group):
         return [p for p in self.patches if p.group == group]
 
+    def upto(self, group):
+        """The series of the groups up to `group`, in order."""
+        if group not in self.groups:
+            raise KbbError(f"no group {group!r} in {self.directory / 'series'}")
+        keep = self.groups[: self.groups.index(group) + 1]
+        return Series(
+            self.directory, self.header, [p for p in self.patches if p.group in keep]
+        )
+
     def write(self, patches):
         lines = self.header + [p.line() for p in patches]
         (self.directory / "series").write_text("\n".join(lines) + "\n")
@@ -208,14 +219,45 @@ class Series:
         return digest.hexdigest()
 
 
-def is_current(ws, pin):
-    """True when branch patched was applied from (or exported to) the
-    series as it is now in patches/TARGET/."""
+def is_current(ws, pin, ref="series"):
+    """True when branch series was applied from (or exported to) the
+    series as it is now in patches/TARGET/, and, when only its first groups
+    were applied (`apply(..., upto=GROUP)`), `ref` is one of them."""
     checkout = ws.checkout(pin.target)
-    if rev(checkout, "refs/heads/patched") is None:
+    if rev(checkout, "refs/heads/series") is None:
         return False
     recorded = git("config", "kbb.series", cwd=checkout, check=False).stdout.strip()
-    return recorded == Series.load(ws.patches(pin.target)).digest()
+    series = Series.load(ws.patches(pin.series))
+    if recorded != series.digest():
+        return False
+    upto = _upto(checkout)
+    if not upto:
+        return True
+    return ref in ("pristine", *(f"group/{g}" for g in series.upto(upto).groups))
+
+
+def _upto(checkout):
+    return git("config", "kbb.upto", cwd=checkout, check=False).stdout.strip()
+
+
+def ensure_applied(ws, pin, ref="series"):
+    """Applies the series unless branch series is current. A series branch
+    with commits not yet exported is used as it is, so that a contributor
+    can test an edit before exporting it, unless the series changed too:
+    then `apply` refuses to discard those commits. When `ref` is a group
+    and the series applies only up to a later point (a newer upstream),
+    the groups up to `ref`'s are applied."""
+    if is_current(ws, pin, ref):
+        return
+    try:
+        apply(ws, pin)
+    except KbbError as e:
+        series = Series.load(ws.patches(pin.series))
+        group = ref.removeprefix("group/")
+        if not ref.startswith("group/") or group not in series.groups[:-1]:
+            raise
+        log(f"{e}: applying the groups up to {group} only, as {ref} needs")
+        apply(ws, pin, upto=group)
 
 
 def provenance_missing(text):
@@ -271,7 +313,7 @@ def fetch(ws, pin, source=None, git_url=None):
     try:
         if source == "sdist":
             date = _unpack(download_sdist(ws, pin), tmp)
-            git("init", "-q", "-b", "upstream", cwd=tmp)
+            git("init", "-q", "-b", "pristine", cwd=tmp)
             git("add", "-A", cwd=tmp)
             git(
                 "commit",
@@ -283,6 +325,11 @@ def fetch(ws, pin, source=None, git_url=None):
             )
             expected = pin.sdist_sha256
         elif source == "git":
+            if pin.git_url is None:
+                raise KbbError(
+                    f"pins.toml [{pin.target}] has no git-url, git-tag and "
+                    "git-commit: it is an sdist only (--source sdist)"
+                )
             _clone(pin, git_url or pin.git_url, tmp)
             expected = pin.git_commit
         else:
@@ -300,17 +347,22 @@ def fetch(ws, pin, source=None, git_url=None):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log(f"{checkout} is {pin.spec} from the {source} source (branch upstream)")
+    log(f"{checkout} is {pin.spec} from the {source} source (branch pristine)")
     return checkout
 
 
-def download_sdist(ws, pin):
+def download_sdist(ws, pin, offline=False):
     """The pinned sdist, downloaded with pip once, verified every time."""
     cached = ws.downloads / f"{pin.sdist_sha256}.tar.gz"
     if cached.is_file():
         if sha256(cached) == pin.sdist_sha256:
             return cached
         cached.unlink()
+    if offline:
+        raise Unreachable(
+            f"--offline, and no verified copy of the {pin.spec} sdist is cached "
+            f"in {ws.downloads}"
+        )
     ws.downloads.mkdir(parents=True, exist_ok=True)
     log(f"downloading the {pin.spec} sdist with pip")
     with tempfile.TemporaryDirectory(dir=ws.downloads) as tmp:
@@ -361,6 +413,17 @@ def pip_download(spec, directory, pre=False):
     return files[0]
 
 
+def newest_version(project):
+    """The newest version of `project` on the package index (pre-releases
+    too), asked with pip. Raises Unreachable when pip fails."""
+    command = [sys.executable, "-m", "pip", "index", "versions", "--pre", project]
+    result = subprocess.run(command, capture_output=True, text=True)
+    match = re.search(rf"^{re.escape(project)} \((\S+)\)$", result.stdout, re.M)
+    if result.returncode or not match:
+        raise Unreachable(_last_line(result.stderr))
+    return match.group(1)
+
+
 def _unpack(archive, dest):
     """Unpacks an sdist into `dest` without its top folder; returns a date."""
     with tarfile.open(archive) as tar:
@@ -382,7 +445,7 @@ def _unpack(archive, dest):
 
 def _clone(pin, url, dest):
     log(f"fetching {pin.git_tag} from {url}")
-    git("init", "-q", "-b", "upstream", cwd=dest)
+    git("init", "-q", "-b", "pristine", cwd=dest)
     git("remote", "add", "origin", url, cwd=dest)
     tag = f"refs/tags/{pin.git_tag}"
     result = git(
@@ -435,14 +498,14 @@ def _require_clean(checkout, pin):
 
 
 def _require_exported(checkout, pin, action):
-    patched, applied = (
-        rev(checkout, "refs/heads/patched"),
+    series, applied = (
+        rev(checkout, "refs/heads/series"),
         rev(checkout, "refs/kbb/applied"),
     )
-    if patched and patched != applied:
+    if series and series != applied:
         raise KbbError(
-            f"branch patched of {checkout} has commits that are not in "
-            f"patches/{pin.target}/: `kbb export {pin.target}` them, or pass "
+            f"branch series of {checkout} has commits that are not in "
+            f"patches/{pin.series}/: `kbb export {pin.target}` them, or pass "
             f"--force to {action} anyway"
         )
 
@@ -451,30 +514,35 @@ def _source(checkout):
     return git("config", "kbb.source", cwd=checkout).strip()
 
 
-def apply(ws, pin, force=False):
-    """Applies the series as branches group/* and patched; returns patched."""
+def apply(ws, pin, force=False, upto=None):
+    """Applies the series (with `upto`, its groups up to that one) as
+    branches group/* and series; returns series."""
     checkout = ws.checkout(pin.target)
     _require_clean(checkout, pin)
     if not force:
         _require_exported(checkout, pin, "discard them")
-    series = Series.load(ws.patches(pin.target))
+    full = Series.load(ws.patches(pin.series))
+    series = full.upto(upto) if upto else full
     source = _source(checkout)
     translator = layouts.translator(pin.layout(source), pin.series_layout)
-    base = rev(checkout, "refs/heads/upstream")
+    base = rev(checkout, "refs/heads/pristine")
     try:
         if translator is None:
             tips = _am(checkout, pin, series, source, base)
         else:
             tips = _am_translated(checkout, pin, series, source, base, translator)
     except BaseException:
-        git("checkout", "-q", "-f", "upstream", cwd=checkout, check=False)
+        git("checkout", "-q", "-f", "pristine", cwd=checkout, check=False)
         raise
     _set_branches(checkout, series, tips)
-    git("checkout", "-q", "-f", "patched", cwd=checkout)
-    git("config", "kbb.series", series.digest(), cwd=checkout)
+    for group in full.groups[len(series.groups) :]:
+        git("branch", "-D", f"group/{group}", cwd=checkout, check=False)
+    git("checkout", "-q", "-f", "series", cwd=checkout)
+    git("config", "kbb.series", full.digest(), cwd=checkout)
+    git("config", "kbb.upto", upto or "", cwd=checkout)
     log(
-        f"applied {len(series.patches)} patches of patches/{pin.target}/ "
-        f"on {pin.spec}: branch patched ({tips[series.groups[-1]][:12]})"
+        f"applied {len(series.patches)} patches of patches/{pin.series}/ "
+        f"on {pin.spec}: branch series ({tips[series.groups[-1]][:12]})"
     )
     return tips[series.groups[-1]]
 
@@ -484,31 +552,53 @@ def _set_branches(checkout, series, tips):
         git("branch", "-f", f"group/{group}", tips[group], cwd=checkout)
     tip = tips[series.groups[-1]]
     git("checkout", "-q", "--detach", tip, cwd=checkout)
-    git("branch", "-f", "patched", tip, cwd=checkout)
+    git("branch", "-f", "series", tip, cwd=checkout)
     git("update-ref", "refs/kbb/applied", tip, cwd=checkout)
 
 
-def _am(repo, pin, series, source, base, on_skip=None):
-    """`git am`s the series on `base` in `repo`; returns each group's tip."""
+def _am(repo, pin, series, source, base):
+    """`git am`s the series on `base` in `repo`; returns each group's tip.
+
+    Diffs of upstream test files that the tree lacks (a nightly sdist ships
+    no tests) are left out, and said."""
     git("checkout", "-q", "-f", "--detach", base, cwd=repo)
-    tips = {}
-    for patch in series.patches:
-        if not patch.applies_to(source):
-            log(f"skipping {patch.name} (only={patch.only}, checkout from {source})")
-        else:
-            _am_one(repo, pin, patch)
-        tips[patch.group] = rev(repo, "HEAD")
-    return tips
-
-
-def _am_one(repo, pin, patch):
-    output = _git_am(repo, patch.path)
-    if output is not None:
-        raise KbbError(
-            f"{patch.name} does not apply to {pin.spec}: "
-            f"{_where(patch.path.read_text(), output)}; the checkout is back on "
-            "its pristine commit"
+    omit = missing_tests(repo, base, series)
+    attempt = try_series(repo, series, source, omit)
+    for name in attempt.skipped:
+        log(f"skipping {name} (only={name_only(series, name)}, checkout from {source})")
+    dropped = [d for found in attempt.omitted.values() for d in found]
+    if dropped:
+        log(
+            f"left out {sum(n for _, n in dropped)} hunk(s) of upstream test "
+            f"files that {pin.spec} does not ship: "
+            + ", ".join(sorted({f for f, _ in dropped}))
         )
+    git("config", "kbb.omitted", str(len(dropped)), cwd=repo)
+    if attempt.failed is not None:
+        raise KbbError(
+            f"{attempt.failed.name} does not apply to {pin.spec}: "
+            f"{attempt.reason}; the checkout is back on its pristine commit"
+        )
+    return {group: attempt.tips.get(group, base) for group in series.groups}
+
+
+def name_only(series, name):
+    return next(p.only for p in series.patches if p.name == name)
+
+
+def missing_tests(repo, commit, series):
+    """The test files that the series changes and the tree of `commit`
+    lacks, when it has no test file at all (a nightly sdist): their diffs
+    are left out of the patches applied there."""
+    changed = {f for p in series.patches for f in patch_files(p.path.read_text())}
+    return missing_tests_of(repo, commit, changed)
+
+
+def missing_tests_of(repo, commit, changed):
+    files = set(git("ls-tree", "-r", "--name-only", commit, cwd=repo).split())
+    if any(TEST_FILE.search(f) for f in files):
+        return frozenset()
+    return frozenset(f for f in changed - files if TEST_FILE.search(f))
 
 
 def _git_am(repo, path):
@@ -551,12 +641,24 @@ def export(ws, pin, new_group=None):
     """Writes the branches of the checkout back to patches/TARGET/.
 
     Each group but the last ends at its branch group/NAME, the last at
-    branch patched. `new_group` starts a group after the last one: it gets
-    the commits from group/LAST to patched.
+    branch series. `new_group` starts a group after the last one: it gets
+    the commits from group/LAST to series.
     """
     checkout = ws.checkout(pin.target)
     _require_clean(checkout, pin)
-    series = Series.load(ws.patches(pin.target))
+    if _upto(checkout):
+        raise KbbError(
+            f"{checkout} has the groups up to {_upto(checkout)} only: "
+            f"`kbb apply {pin.target}` the whole series before exporting"
+        )
+    omitted = git("config", "kbb.omitted", cwd=checkout, check=False).stdout.strip()
+    if omitted not in ("", "0"):
+        raise KbbError(
+            f"{checkout} lacks upstream's tests, so its commits lack {omitted} "
+            f"hunk(s) of the series: export from the checkout that has them "
+            f"(`kbb export {pin.series}`)"
+        )
+    series = Series.load(ws.patches(pin.series))
     groups = series.groups
     if new_group:
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", new_group) or new_group in groups:
@@ -564,7 +666,7 @@ def export(ws, pin, new_group=None):
         groups = groups + [new_group]
     if not groups:
         raise KbbError(
-            f"patches/{pin.target}/series lists no patch: start a group with "
+            f"patches/{pin.series}/series lists no patch: start a group with "
             f"`kbb export {pin.target} --new-group NAME`"
         )
     source = _source(checkout)
@@ -598,23 +700,21 @@ def export(ws, pin, new_group=None):
                 for n in names
             ] + [Patch(Path(tmp), patch.name, patch.only) for patch in kept]
         _write_series(series, new)
-    patched = rev(checkout, "refs/heads/patched")
+    series_tip = rev(checkout, "refs/heads/series")
     for group, _, end in branches:
         git("branch", "-f", f"group/{group}", end, cwd=checkout)
-    git("update-ref", "refs/kbb/applied", patched, cwd=checkout)
+    git("update-ref", "refs/kbb/applied", series_tip, cwd=checkout)
     git("config", "kbb.series", Series.load(series.directory).digest(), cwd=checkout)
-    log(f"exported {len(new)} patches to patches/{pin.target}/ from {patched[:12]}")
+    log(f"exported {len(new)} patches to patches/{pin.series}/ from {series_tip[:12]}")
     return new
 
 
 def _group_ranges(checkout, groups):
     """[(group, start, end)]: the commits of each group, checked stacked."""
-    ranges, start = [], rev(checkout, "refs/heads/upstream")
+    ranges, start = [], rev(checkout, "refs/heads/pristine")
     for i, group in enumerate(groups):
         ref = (
-            "refs/heads/patched"
-            if i == len(groups) - 1
-            else f"refs/heads/group/{group}"
+            "refs/heads/series" if i == len(groups) - 1 else f"refs/heads/group/{group}"
         )
         end = rev(checkout, ref)
         if end is None:
@@ -666,32 +766,76 @@ _MIRROR_DATE = "@0 +0000"
 
 def _translate_tree(repo, commit, translate):
     """A commit of `commit`'s tree with every file translated."""
+    items = []
+    for entry in filter(None, git("ls-tree", "-r", "-z", commit, cwd=repo).split("\0")):
+        info, path = entry.split("\t", 1)
+        mode, _, blob = info.split()
+        items.append((mode, blob, path))
+    blobs = read_blobs(repo, [blob for _, blob, _ in items])
+    mapped = [(mode, blob, translate(path, blobs[blob])) for mode, blob, path in items]
+    changed = [
+        data for _, blob, m in mapped if m and m[1] != blobs[blob] for data in [m[1]]
+    ]
+    new_ids = iter(write_blobs(repo, changed))
+    lines = []
+    for mode, blob, m in mapped:
+        if m is not None:
+            new = next(new_ids) if m[1] != blobs[blob] else blob
+            lines.append(f"{mode} {new}\t{m[0]}")
     with tempfile.TemporaryDirectory() as tmp:
         index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        entries = git("ls-tree", "-r", "-z", commit, cwd=repo).split("\0")
-        for entry in filter(None, entries):
-            info, path = entry.split("\t", 1)
-            mode, _, blob = info.split()
-            data = git("cat-file", "blob", blob, cwd=repo, input=b"")
-            mapped = translate(path, data)
-            if mapped is None:
-                continue
-            new_blob = git(
-                "hash-object", "-w", "--stdin", cwd=repo, input=mapped[1]
-            ).strip()
-            git(
-                "update-index",
-                "--add",
-                "--cacheinfo",
-                f"{mode},{new_blob.decode()},{mapped[0]}",
-                cwd=repo,
-                env=index,
-            )
+        git(
+            "update-index",
+            "-z",
+            "--index-info",
+            cwd=repo,
+            env=index,
+            input="".join(line + "\0" for line in lines),
+        )
         tree = git("write-tree", cwd=repo, env=index).strip()
     message = f"Mirror of {commit[:12]} in the series layout"
     return git(
         "commit-tree", tree, "-m", message, cwd=repo, env=_bot_env(_MIRROR_DATE)
     ).strip()
+
+
+def read_blobs(repo, ids):
+    """{id: bytes} of the blobs `ids`, read by one `git cat-file --batch`."""
+    unique = list(dict.fromkeys(ids))
+    output = git(
+        "cat-file",
+        "--batch",
+        cwd=repo,
+        input="".join(i + "\n" for i in unique).encode(),
+    )
+    blobs, position = {}, 0
+    for blob in unique:
+        end = output.index(b"\n", position)
+        size = int(output[position:end].split()[2])
+        blobs[blob] = output[end + 1 : end + 1 + size]
+        position = end + 1 + size + 1
+    return blobs
+
+
+def write_blobs(repo, datas):
+    """The ids of new blobs of `datas`, written by one `git hash-object`."""
+    if not datas:
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for number, data in enumerate(datas):
+            path = Path(tmp) / str(number)
+            path.write_bytes(data)
+            paths.append(str(path))
+        output = git(
+            "hash-object",
+            "-w",
+            "--stdin-paths",
+            "--no-filters",
+            cwd=repo,
+            input="\n".join(paths) + "\n",
+        )
+    return output.split()
 
 
 def _replay(repo, commit, onto, translate):
@@ -1016,12 +1160,12 @@ def applies_in_copy(ws, pin):
     try:
         archive = download_sdist(ws, pin)
     except Unreachable as e:
-        log(f"not checked whether patches/{pin.target}/ applies: {e}")
+        log(f"not checked whether patches/{pin.series}/ applies: {e}")
         return False
     with tempfile.TemporaryDirectory(prefix="kbb-check-") as tmp:
         copy = Workspace(Path(tmp))
         shutil.copy(ws.pins_file, copy.pins_file)
-        shutil.copytree(ws.patches(pin.target), copy.patches(pin.target))
+        shutil.copytree(ws.patches(pin.series), copy.patches(pin.series))
         copy.downloads.mkdir(parents=True)
         os.symlink(archive, copy.downloads / archive.name)
         with contextlib.redirect_stderr(io.StringIO()):  # about the copy

@@ -21,12 +21,17 @@ class Pin:
     project: str
     version: str
     sdist_sha256: str
-    git_url: str
-    git_tag: str
-    git_commit: str
     version_files: tuple[str, ...]
     local_version: str
-    tip_project: str | None = None
+    # The upstream git repository and the release's tag and commit; a
+    # nightly sdist has no tag, and carries no commit id.
+    git_url: str | None = None
+    git_tag: str | None = None
+    git_commit: str | None = None
+    # The target whose patches/TARGET/ series this one applies (default:
+    # its own), and the pinned newest upstream that `kbb pr` checks.
+    series: str | None = None
+    newest: str | None = None
     # Layout names (see kbb.layouts): how the sdist, the git repository and
     # the stored patch series lay out the package.
     sdist_layout: str = "same"
@@ -53,13 +58,11 @@ _REQUIRED = (
     "project",
     "version",
     "sdist-sha256",
-    "git-url",
-    "git-tag",
-    "git-commit",
     "version-files",
     "local-version",
 )
-_OPTIONAL = ("tip-project", "sdist-layout", "git-layout", "series-layout")
+_GIT = ("git-url", "git-tag", "git-commit")
+_OPTIONAL = (*_GIT, "series", "newest", "sdist-layout", "git-layout", "series-layout")
 
 
 def _pin(target, table, where):
@@ -74,7 +77,14 @@ def _pin(target, table, where):
         )
     if not _SHA256.fullmatch(table["sdist-sha256"]):
         raise KbbError(f"{where}: [{target}] sdist-sha256 is not 64 hex digits")
-    if not _SHA1.fullmatch(table["git-commit"]):
+    git = [key for key in _GIT if key in table]
+    if git and len(git) != len(_GIT):
+        raise KbbError(
+            f"{where}: [{target}] has {', '.join(git)} but not "
+            + ", ".join(key for key in _GIT if key not in table)
+            + " (all three, or none for a nightly sdist)"
+        )
+    if git and not _SHA1.fullmatch(table["git-commit"]):
         raise KbbError(f"{where}: [{target}] git-commit is not 40 hex digits")
     if not _LOCAL.fullmatch(table["local-version"]):
         raise KbbError(
@@ -83,7 +93,26 @@ def _pin(target, table, where):
         )
     fields = {key.replace("-", "_"): value for key, value in table.items()}
     fields["version_files"] = tuple(fields["version_files"])
+    fields.setdefault("series", target)
     return Pin(target=target, **fields)
+
+
+def _check_links(pins, where):
+    """`series` and `newest` name pinned targets; the targets that share a
+    series store it in one layout."""
+    for pin in pins.values():
+        for key, name in (("series", pin.series), ("newest", pin.newest)):
+            if name is not None and name not in pins:
+                raise KbbError(
+                    f"{where}: [{pin.target}] {key} = {name!r} is not a table of it"
+                )
+        owner = pins[pin.series]
+        if pin.series_layout != owner.series_layout:
+            raise KbbError(
+                f"{where}: [{pin.target}] shares the series of [{owner.target}] "
+                f"but names another series-layout ({pin.series_layout!r}, not "
+                f"{owner.series_layout!r})"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +151,9 @@ class Workspace:
             data = tomllib.loads(self.pins_file.read_text())
         except tomllib.TOMLDecodeError as e:
             raise KbbError(f"{self.pins_file}: {e}") from None
-        return {name: _pin(name, table, self.pins_file) for name, table in data.items()}
+        pins = {name: _pin(name, table, self.pins_file) for name, table in data.items()}
+        _check_links(pins, self.pins_file)
+        return pins
 
     def pin(self, target):
         pins = self.pins()

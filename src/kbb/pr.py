@@ -2,7 +2,7 @@
 patch group, for a human to review and submit (docs/workflow.md).
 
 For each group it checks that the series applies to the pinned release and
-to the newest upstream (the `tip-project` sdist, or a git remote's default
+to the newest upstream (the pinned `newest` sdist, or a git remote's default
 branch), runs upstream's formatter and linter (pr/TARGET/pr.toml) on the files
 the group changes, renders ISSUE.md and PR.md from the templates of
 pr/TARGET/ and the workspace's measured results into out/pr/TARGET/GROUP/, and
@@ -32,11 +32,10 @@ from kbb import gitops
 from kbb.gitops import git
 from kbb.gitops import rev
 
-# Upstream's test files (keras and tf-keras name them so).
-TEST_FILE = re.compile(r"_test\.py$")
+TEST_FILE = gitops.TEST_FILE
 MARK = re.compile(r"\[kbb: [^\]]*\]")
 UNCHECKED = re.compile(r"^\s*[-*] \[ \] (.+)$", re.MULTILINE)
-TIP_REF = "refs/kbb/tip"
+NEWEST_REF = "refs/kbb/newest"
 
 
 # pr/TARGET/pr.toml ---------------------------------------------------------
@@ -104,78 +103,69 @@ def load_config(ws, target):
 
 
 @dataclasses.dataclass
-class Tip:
+class Newest:
     """The upstream to check the series against besides the pinned one."""
 
     commit: str | None  # in the series' layout; None: not checked
     description: str
     source: str = "sdist"
-    branch: str | None = None  # upstream's default branch, if the tip is on it
+    branch: str | None = None  # upstream's default branch, if the newest is on it
     omit: frozenset = frozenset()
     note: str = ""
     expected: bool = True  # left unchecked online, it is a problem
+    newer: str = ""  # a newer sdist than the pinned one is on the index
 
 
-def _tip(ws, pin, checkout, args, series_files):
-    if args.tip_git:
+def _newest(ws, pin, checkout, args, series_files):
+    if args.newest_git:
         if args.offline:
-            raise KbbError("--tip-git fetches from the network: leave out --offline")
-        url = pin.git_url if args.tip_git is True else args.tip_git
-        commit, branch = gitops.fetch_default_branch(checkout, url, TIP_REF)
+            raise KbbError("--newest-git fetches from the network: leave out --offline")
+        url = pin.git_url if args.newest_git is True else args.newest_git
+        commit, branch = gitops.fetch_default_branch(checkout, url, NEWEST_REF)
+        # The series is kept in the newest upstream's layout.
         described = f"{branch} of {url} ({commit[:12]})"
-        commit = gitops.in_layout(checkout, commit, pin.git_layout, pin.series_layout)
-        return Tip(commit, described, "git", branch)
-    if not pin.tip_project:
-        # Nothing to download (as for tf-keras, whose nightly sdists are older
-        # than its releases): said, not a problem; pushing needs --tip-git.
-        return Tip(
+        return Newest(commit, described, "git", branch)
+    if not pin.newest:
+        # Nothing pinned (as for tf-keras, whose nightly sdists are older
+        # than its releases): said, not a problem; pushing needs --newest-git.
+        return Newest(
             None,
             "",
-            note=f"no newer upstream sdist on the index (pins.toml [{pin.target}] "
-            "has no tip-project); use --tip-git with network",
+            note=f"no newest upstream pinned (pins.toml [{pin.target}] has no "
+            "newest); use --newest-git with network",
             expected=False,
         )
-    archive, where = _tip_sdist(ws, pin, args.offline)
-    if archive is None:
-        return Tip(None, "", note=where)
-    version = re.search(r"-([0-9][^-]*)\.tar\.gz$", archive.name).group(1)
-    described = f"{pin.tip_project} {version}, PyPI sdist"
+    newest = ws.pin(pin.newest)
+    try:
+        archive = gitops.download_sdist(ws, newest, offline=args.offline)
+    except gitops.Unreachable as e:
+        return Newest(None, "", note=str(e))
+    described = f"{newest.spec}, PyPI sdist (pins.toml [{newest.target}])"
     commit = gitops.commit_sdist(
-        checkout, archive, f"{described} (sha256 {gitops.sha256(archive)})"
+        checkout, archive, f"{described} (sha256 {newest.sdist_sha256})"
     )
-    git("update-ref", TIP_REF, commit, cwd=checkout)
-    commit = gitops.in_layout(checkout, commit, pin.sdist_layout, pin.series_layout)
-    files = set(git("ls-tree", "-r", "--name-only", commit, cwd=checkout).split())
-    omit, note = frozenset(), ""
-    if not any(TEST_FILE.search(f) for f in files):
-        omit = frozenset(f for f in series_files - files if TEST_FILE.search(f))
-        note = f"the {pin.tip_project} sdist ships no tests"
-    return Tip(commit, f"{described} ({where})", omit=omit, note=note)
+    git("update-ref", NEWEST_REF, commit, cwd=checkout)
+    commit = gitops.in_layout(
+        checkout, commit, newest.sdist_layout, newest.series_layout
+    )
+    omit = gitops.missing_tests_of(checkout, commit, series_files)
+    note = f"the {newest.project} sdist ships no tests" if omit else ""
+    newer = "" if args.offline else _newer_on_index(newest)
+    return Newest(commit, described, omit=omit, note=note, newer=newer)
 
 
-def _tip_sdist(ws, pin, offline):
-    """The newest tip-project sdist: downloaded, else the cached one."""
-    cache = ws.downloads / "tip" / pin.tip_project
-    cached = sorted(cache.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
-    reason = "--offline"
-    if not offline:
-        cache.mkdir(parents=True, exist_ok=True)
-        gitops.log(f"downloading the newest {pin.tip_project} sdist with pip")
-        with tempfile.TemporaryDirectory(dir=cache.parent) as tmp:
-            try:
-                download = gitops.pip_download(pin.tip_project, Path(tmp), pre=True)
-            except gitops.Unreachable as e:
-                reason = f"cannot download {pin.tip_project} with pip: {e}"
-            else:
-                path = cache / download.name
-                os.replace(download, path)
-                for old in cached:
-                    if old != path:
-                        old.unlink()
-                return path, "the newest on the package index"
-    if cached:
-        return cached[-1], f"cached: {reason}"
-    return None, f"{reason}, and no {pin.tip_project} sdist is cached"
+def _newer_on_index(newest):
+    """A line saying whether the index has a newer sdist than the pin."""
+    try:
+        version = gitops.newest_version(newest.project)
+    except gitops.Unreachable as e:
+        return f"not asked whether {newest.project} has a newer sdist: {e}"
+    if version == newest.version:
+        return ""
+    return (
+        f"pins.toml's {newest.target} {newest.version} is not the newest: "
+        f"{version}; bump the pin (docs/workflow.md)"
+    )
 
 
 # Upstream's formatter and linter --------------------------------------------
@@ -246,7 +236,7 @@ def _results(ws, pin, config):
     is stale when measured on another release than the pin, or, for the
     patched release, when older than the last change of patches/TARGET/."""
     directory = Path(os.environ.get("KBB_RESULTS") or ws.root / "out" / "results")
-    series_time = _newest_mtime(ws.patches(pin.target))
+    series_time = _newest_mtime(ws.patches(pin.series))
     evidence = Evidence([], [])
     for env in config.envs:
         path = directory / f"{env}.json"
@@ -284,7 +274,7 @@ def _results(ws, pin, config):
         elif any("+" in v for v in versions) and path.stat().st_mtime < series_time:
             evidence.marks.append(
                 f"[kbb: stale] {shown} ({_when(path.stat().st_mtime)}) is older "
-                f"than patches/{pin.target}/ ({_when(series_time)}): {rerun}"
+                f"than patches/{pin.series}/ ({_when(series_time)}): {rerun}"
             )
         else:
             evidence.records += [dict(r, env=env) for r in records]
@@ -318,7 +308,7 @@ def _doc_table(ws, pin, name, what, group):
     table = re.search(r"(^\|.*\|\n)+", text, re.MULTILINE)
     if table is None:
         return f"[kbb: missing] docs/{name} has no table of {what}"
-    inputs = [ws.patches(pin.target), ws.pins_file]
+    inputs = [ws.patches(pin.series), ws.pins_file]
     newest = max(inputs, key=lambda p: _changed(ws, p))
     if _changed(ws, path) < _changed(ws, newest):
         return (
@@ -580,9 +570,9 @@ class Run:
     texts: dict  # patch name -> text
     source: str  # of the checkout: sdist or git
     pinned: gitops.Attempt
-    tip: Tip
-    tipped: gitops.Attempt | None
-    lint: dict  # group -> (files, findings, the files linted on the tip)
+    newest: Newest
+    newest_attempt: gitops.Attempt | None
+    lint: dict  # group -> (files, findings, the files linted on the newest upstream)
     evidence: Evidence | None = None
     identity: tuple | None = None  # the user's (name, email)
 
@@ -592,23 +582,17 @@ def prepare(ws, pin, checkout, args):
     end when a group is not ready for upstream."""
     config = load_config(ws, pin.target)
     tools = _lint_tools(config)
-    if pin.series_layout != pin.git_layout:
-        raise KbbError(
-            f"pins.toml [{pin.target}]: the series layout ({pin.series_layout}) "
-            f"is not upstream's git layout ({pin.git_layout}): pr/GROUP cannot be "
-            "made"
-        )
-    series = gitops.Series.load(ws.patches(pin.target))
+    series = gitops.Series.load(ws.patches(pin.series))
     groups = args.group or series.groups
     unknown = sorted(set(groups) - set(series.groups))
     if unknown:
-        raise KbbError(f"no group {', '.join(unknown)} in patches/{pin.target}/")
-    if rev(checkout, "refs/heads/patched") not in (
+        raise KbbError(f"no group {', '.join(unknown)} in patches/{pin.series}/")
+    if rev(checkout, "refs/heads/series") not in (
         None,
         rev(checkout, "refs/kbb/applied"),
     ):
         gitops.log(
-            f"branch patched has commits not in patches/{pin.target}/: the pull "
+            f"branch series has commits not in patches/{pin.series}/: the pull "
             "requests are made from patches/ (`kbb export` them to include them)"
         )
     run = _check(ws, pin, checkout, args, config, series)
@@ -640,14 +624,14 @@ def _check(ws, pin, checkout, args, config, series):
     source = gitops._source(checkout)
     pristine = gitops.in_layout(
         checkout,
-        rev(checkout, "refs/heads/upstream"),
+        rev(checkout, "refs/heads/pristine"),
         pin.layout(source),
         pin.series_layout,
     )
     texts = {p.name: p.path.read_text() for p in series.patches}
     changed = {f for text in texts.values() for f in gitops.patch_files(text)}
     pinned_files = git("ls-tree", "-r", "--name-only", pristine, cwd=checkout)
-    tip = _tip(ws, pin, checkout, args, changed & set(pinned_files.split()))
+    newest = _newest(ws, pin, checkout, args, changed & set(pinned_files.split()))
 
     def python_files(group, tree):
         return {
@@ -657,27 +641,27 @@ def _check(ws, pin, checkout, args, config, series):
             if f.endswith(".py") and (tree / f).is_file()
         }
 
-    lint = {}  # group -> (files, findings, the files linted on the tip)
+    lint = {}  # group -> (files, findings, the files linted on the newest upstream)
     with gitops.scratch(checkout, pristine) as tree:
         pinned = gitops.try_series(tree, series, source)
         for group, commit in pinned.tips.items():
             git("checkout", "-q", "--detach", commit, cwd=tree)
             files = sorted(python_files(group, tree))
             lint[group] = (files, _lint(config, tree, files), [])
-    tipped = None
-    if tip.commit:
-        with gitops.scratch(checkout, tip.commit) as tree:
-            tipped = gitops.try_series(tree, series, tip.source, tip.omit)
+    newest_attempt = None
+    if newest.commit:
+        with gitops.scratch(checkout, newest.commit) as tree:
+            newest_attempt = gitops.try_series(tree, series, newest.source, newest.omit)
             # The files that the pinned release lacks (tf-keras' tests, not
-            # in its sdist) are linted where the group applies on the tip.
-            for group, commit in tipped.tips.items():
+            # in its sdist) are linted where the group applies on the newest upstream.
+            for group, commit in newest_attempt.tips.items():
                 files, findings, _ = lint.get(group, ([], [], []))
                 git("checkout", "-q", "--detach", commit, cwd=tree)
                 more = sorted(python_files(group, tree) - set(files))
                 if more:
                     findings = findings + _lint(config, tree, more)
                     lint[group] = (sorted(files + more), findings, more)
-    return Run(config, series, texts, source, pinned, tip, tipped, lint)
+    return Run(config, series, texts, source, pinned, newest, newest_attempt, lint)
 
 
 def _status(attempt, series, patch):
@@ -691,13 +675,18 @@ def _status(attempt, series, patch):
     if patch.name in attempt.skipped:
         return f"skipped (only={patch.only})"
     if patch.name in attempt.unchecked:
-        return "not checked: it changes only test files that the tip lacks"
+        return "not checked: it changes only test files that the newest upstream lacks"
     return "applies"
 
 
 def _report_checks(pin, run, group, tools, offline):
     """The report lines of the checks of a group, and its problems."""
-    series, pinned, tip, tipped = run.series, run.pinned, run.tip, run.tipped
+    series, pinned, newest, newest_attempt = (
+        run.series,
+        run.pinned,
+        run.newest,
+        run.newest_attempt,
+    )
     patches = series.group_patches(group)
     release = "PyPI sdist" if run.source == "sdist" else pin.git_tag
     lines = [f"pinned  {pin.spec}, {release}:"]
@@ -705,24 +694,28 @@ def _report_checks(pin, run, group, tools, offline):
     if group not in pinned.tips:
         return lines, [f"the series does not apply to {pin.spec}"]
     trouble = []
-    if tipped is None:
-        lines.append(f"tip     not checked: {tip.note}")
-        if not offline and tip.expected:
+    if newest_attempt is None:
+        lines.append(f"newest  not checked: {newest.note}")
+        if not offline and newest.expected:
             trouble.append("the newest upstream was not checked")
     else:
-        lines.append(f"tip     {tip.description}:")
-        lines += [f"  {p.name}: {_status(tipped, series, p)}" for p in patches]
-        if group not in tipped.tips:
+        lines.append(f"newest  {newest.description}:")
+        if newest.newer:
+            lines.append(f"  {newest.newer}")
+        lines += [f"  {p.name}: {_status(newest_attempt, series, p)}" for p in patches]
+        if group not in newest_attempt.tips:
             trouble.append("the series does not apply to the newest upstream")
-        dropped = [d for p in patches for d in tipped.omitted.get(p.name, [])]
+        dropped = [d for p in patches for d in newest_attempt.omitted.get(p.name, [])]
         if dropped:
             lines.append(
                 f"  {sum(n for _, n in dropped)} test-file hunk(s) not checked: "
-                f"{tip.note} ({', '.join(sorted({f for f, _ in dropped}))})"
+                f"{newest.note} ({', '.join(sorted({f for f, _ in dropped}))})"
             )
-    files, findings, on_tip = run.lint[group]
+    files, findings, on_newest = run.lint[group]
     where = (
-        f" ({len(on_tip)} on the tip: the pinned release lacks them)" if on_tip else ""
+        f" ({len(on_newest)} on the newest upstream: the pinned release lacks them)"
+        if on_newest
+        else ""
     )
     lines.append(
         f"lint    {tools} (pr/{pin.target}/pr.toml) on {len(files)} file(s)"
@@ -739,15 +732,15 @@ def _branch(ws, pin, checkout, run, group, state):
     """Makes branch pr/GROUP: the series up to GROUP on upstream's commit
     where it applies there, else on the pinned release, without the
     workspace's headers, authored by the user. Returns report lines."""
-    tip, tipped = run.tip, run.tipped
-    on_tip = (
-        tipped is not None
-        and tip.branch
-        and group in tipped.tips
-        and not tipped.omitted
-        and not tipped.unchecked
+    newest, newest_attempt = run.newest, run.newest_attempt
+    on_newest = (
+        newest_attempt is not None
+        and newest.branch
+        and group in newest_attempt.tips
+        and not newest_attempt.omitted
+        and not newest_attempt.unchecked
     )
-    attempt = tipped if on_tip else run.pinned
+    attempt = newest_attempt if on_newest else run.pinned
     commit = gitops.rewrite(
         checkout,
         attempt.base,
@@ -756,8 +749,8 @@ def _branch(ws, pin, checkout, run, group, state):
         run.identity,
     )
     git("branch", "-f", f"pr/{group}", commit, cwd=checkout)
-    if on_tip:
-        kind, based = "upstream", f"upstream's {tip.description}"
+    if on_newest:
+        kind, based = "upstream", f"upstream's {newest.description}"
     elif run.source == "sdist":
         kind, based = "sdist", f"the {pin.spec} sdist commit, not an upstream commit"
     else:
@@ -768,7 +761,7 @@ def _branch(ws, pin, checkout, run, group, state):
         base=attempt.base,
         base_kind=kind,
         based_on=based,
-        upstream_branch=tip.branch if on_tip else None,
+        upstream_branch=newest.branch if on_newest else None,
     )
     count = git("rev-list", "--count", f"{attempt.base}..{commit}", cwd=checkout)
     lines = [
@@ -778,7 +771,7 @@ def _branch(ws, pin, checkout, run, group, state):
     if kind != "upstream":
         lines.append(
             "  not pushable: a pull request starts on upstream's default branch; "
-            f"`kbb pr {pin.target} --tip-git` (network) bases pr/{group} there"
+            f"`kbb pr {pin.target} --newest-git` (network) bases pr/{group} there"
         )
     if run.identity is None:
         lines.append(
@@ -843,7 +836,7 @@ def _stack(series, group):
 def push(ws, pin, checkout, args):
     """Pushes branch pr/GROUP of each group whose PR.md the human made
     ready, then opens its pull request with gh, or prints how to."""
-    series = gitops.Series.load(ws.patches(pin.target))
+    series = gitops.Series.load(ws.patches(pin.series))
     ready = []
     for group in args.group or series.groups:
         folder = ws.root / "out" / "pr" / pin.target / group
@@ -903,7 +896,7 @@ def push(ws, pin, checkout, args):
             )
         print(
             "then set `Forwarded:` to its URL in the patches of "
-            f"patches/{pin.target}/{group}/ (docs/workflow.md)"
+            f"patches/{pin.series}/{group}/ (docs/workflow.md)"
         )
 
 
@@ -931,7 +924,7 @@ def _refusals(checkout, folder, state, pin):
     if state["base_kind"] != "upstream":
         refusals.append(
             f"pr/{group} is based on {state['based_on']}: `kbb pr {pin.target} "
-            "--tip-git` (network) bases it on upstream's default branch"
+            "--newest-git` (network) bases it on upstream's default branch"
         )
     if rev(checkout, f"refs/heads/pr/{group}") != state["commit"]:
         refusals.append(f"pr/{group} changed since PR.md was rendered: rerun `kbb pr`")

@@ -24,10 +24,10 @@ BACKENDS = ("tensorflow", "jax", "torch")
 KERAS_ENVS = tuple(
     f"{build}{suffix}"
     for suffix in ("", "-jax", "-torch")
-    for build in ("upstream", "patched")
+    for build in ("pristine", "patched")
 )
-TF_KERAS_ENVS = ("tf-keras-upstream", "tf-keras-patched")
-EVIDENCE_ENVS = ("evidence-upstream", "evidence-patched")
+TF_KERAS_ENVS = ("tf-keras-pristine", "tf-keras-patched")
+EVIDENCE_ENVS = ("evidence-pristine", "evidence-patched")
 CONVERGENCE_N = (2, 3, 4, 8, 32)
 # The convergence scenario (tests/keras): momentum, channels.
 MOMENTUM, CHANNELS = 0.9, 1024
@@ -52,7 +52,7 @@ class Results:
 
     def find(self, **match):
         """The entries whose fields equal `match`, newest file first, each
-        with "env", "stale" and "build" (of keras3 and tf-keras: upstream or
+        with "env", "stale" and "build" (of keras3 and tf-keras: pristine or
         patched)."""
         found = []
         for source in sorted(self.sources, key=lambda s: -s.path.stat().st_mtime):
@@ -73,14 +73,19 @@ class Results:
 
 
 def _build(entry):
-    """upstream or patched, for the Keras 3 and tf-keras records."""
+    """pristine, patched (the fix: `+bessel1`) or another build (what its
+    local version adds, e.g. `native`), for the Keras 3 and tf-keras
+    records."""
     version = entry.get("keras")
     implementation = entry.get("implementation", "")
     if not version or not (
         implementation == "keras3" or implementation.startswith("tf-keras-")
     ):
         return None
-    return "patched" if "+" in version else "upstream"
+    if "+" not in version:
+        return "pristine"
+    extra = version.split("+", 1)[1].split(".", 1)[1:]
+    return extra[0] if extra else "patched"
 
 
 def load(ws, directory):
@@ -264,9 +269,9 @@ def math_section():
         "",
         "while `s_u^2 = s_b^2 * n / (n - 1)` has `E[s_u^2] = sigma^2` (Bessel's "
         "correction). The moving variance is an exponential moving average "
-        "`v <- m v + (1 - m) c s_b^2` (c = 1 upstream, c = n / (n - 1) patched): "
+        "`v <- m v + (1 - m) c s_b^2` (c = 1 pristine, c = n / (n - 1) patched): "
         "in its steady state `E[v] = c E[s_b^2]`. The average removes the noise "
-        "of single batches, not their bias, so no momentum fixes it: upstream "
+        "of single batches, not their bias, so no momentum fixes it: pristine "
         "Keras' inference variance is (n - 1)/n of the data's.",
         "",
         "Ioffe and Szegedy's Algorithm 2 (step 10) uses for inference "
@@ -338,12 +343,12 @@ def reproduction_section(results):
 def _convergence_rows(results):
     """(label, entries by n) for every implementation of the table."""
     rows = []
-    for build in ("upstream", "patched"):
+    for build in ("pristine", "patched"):
         for backend in BACKENDS:
             label = f"Keras 3 {build}, {backend} backend"
             match = {"implementation": "keras3", "build": build, "backend": backend}
             rows.append((label, match))
-    for build in ("upstream", "patched"):
+    for build in ("pristine", "patched"):
         for kind, label in (
             ("fused", "fused (FusedBatchNormV3)"),
             ("nonfused", "non-fused"),
@@ -429,7 +434,7 @@ def change_section(results):
                 "backend": backend,
                 "n": n,
             }
-            before = results.first(build="upstream", **common)
+            before = results.first(build="pristine", **common)
             after = results.first(build="patched", **common)
             if before and after:
                 stale = " (stale)" if before["stale"] or after["stale"] else ""
@@ -448,10 +453,10 @@ def change_section(results):
         "moving variance grows by n / (n - 1) in expectation; inference "
         "divides by its square root, so inference outputs (before `gamma`, "
         "`beta`, and for epsilon small against the variance) scale by "
-        "sqrt((n - 1) / n) against a model trained with upstream Keras.",
+        "sqrt((n - 1) / n) against a model trained with pristine Keras.",
         "",
         *_table("n | moving variance x | change | inference outputs x", rows),
-        "Measured: converged moving variance, patched / upstream (the "
+        "Measured: converged moving variance, patched / pristine (the "
         "comparison table's rows). Both builds see the same batches, so the "
         "ratio is n / (n - 1) up to rounding and the initial value's weight "
         "0.9^200; this checks the size of the change, not its sampling error:",
@@ -476,7 +481,7 @@ def parity_section(results):
         "final moving variance over channels (and over ranks 2 to 5 for "
         "PyTorch), after the same batches. `evidence-patched` asserts each "
         "is at most the tolerance (PyTorch 1e-6, FusedBatchNormV3 1e-5); "
-        "`evidence-upstream` asserts they exceed it.",
+        "`evidence-pristine` asserts they exceed it.",
         "",
         "Keras' TensorFlow backend computes a float64 layer in float64; the JAX "
         "and PyTorch backends compute it in float32 (Keras' type promotion maps "
@@ -676,7 +681,7 @@ def checkpoint_section(results):
 
 def noticeable_section(results):
     before = results.first(
-        scenario="issue-8982", build="upstream", backend="tensorflow"
+        scenario="issue-8982", build="pristine", backend="tensorflow"
     )
     after = results.first(scenario="issue-8982", build="patched", backend="tensorflow")
     small = []
@@ -689,7 +694,8 @@ def noticeable_section(results):
             f"(the data's variance: {after['data_variance']:.4f})"
             + (" (stale)" if before["stale"] or after["stale"] else "")
             + ", and inference outputs shrink by about sqrt((n - 1) / n) against "
-            "a model trained upstream, towards the scale the layer had in training."
+            "a model trained with pristine Keras, towards the scale the layer "
+            "had in training."
         )
     else:
         small.append(

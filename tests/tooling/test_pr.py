@@ -12,7 +12,6 @@ import pytest
 
 from conftest import FILES
 from conftest import PROVENANCE
-from conftest import make_sdist
 from conftest import run_git
 from kbb import pr
 
@@ -24,7 +23,7 @@ commands = [["ruff", "check", "--no-cache", "--config", "pyproject.toml", "{file
 [results]
 implementation = "toy"
 version-key = "toypkg"
-envs = ["upstream", "patched"]
+envs = ["pristine", "patched"]
 
 [docs]
 frameworks = ["analysis.md", "the framework comparison"]
@@ -81,21 +80,21 @@ def test_pr_renders_the_texts_and_the_branch(toy_pr):
     stdout, _ = toy.kbb("pr", "toy", "--offline")
     assert "fix/0001-Change-f3.patch: applies" in stdout
     assert (
-        "tip     not checked: no newer upstream sdist on the index (pins.toml "
-        "[toy] has no tip-project); use --tip-git with network"
+        "newest  not checked: no newest upstream pinned (pins.toml [toy] has no "
+        "newest); use --newest-git with network"
     ) in stdout
     assert "lint    ruff " in stdout and "on 1 file(s): clean" in stdout
     assert "on the toypkg==1.0 sdist commit, not an upstream commit" in stdout
-    assert "not pushable" in stdout and "--tip-git" in stdout
+    assert "not pushable" in stdout and "--newest-git" in stdout
     text = out(toy, "PR.md").read_text()
     assert text.startswith("# Change f9\n")
     assert "### Change f3\n" in text and "- `toypkg/core.py`: +2 -2" in text
     # The branch: the series on the pinned base, with the user as author,
     # without the workspace's headers; the checkout is untouched.
-    assert toy.git("rev-list", "--count", "upstream..pr/fix") == "2"
-    log = toy.git("log", "--format=%an <%ae>%n%B", "upstream..pr/fix")
+    assert toy.git("rev-list", "--count", "pristine..pr/fix") == "2"
+    log = toy.git("log", "--format=%an <%ae>%n%B", "pristine..pr/fix")
     assert "A Human <human@example.org>" in log and "Bug:" not in log
-    assert toy.git("diff", "patched", "pr/fix") == ""
+    assert toy.git("diff", "series", "pr/fix") == ""
     assert toy.git("rev-parse", "HEAD") == before
     assert toy.git("status", "--porcelain") == ""
     assert len(toy.git("worktree", "list").splitlines()) == 1
@@ -118,7 +117,7 @@ def test_pr_marks_missing_and_stale_results(toy_pr):
             "expected": 0.5 if version == "1.0" else 1.0,
         }
 
-    (results / "upstream.json").write_text(json.dumps([figure("1.0")]))
+    (results / "pristine.json").write_text(json.dumps([figure("1.0")]))
     (results / "patched.json").write_text(json.dumps([figure("1.0+bessel1")]))
     os.utime(results / "patched.json", (1_000_000_000, 1_000_000_000))
     stdout, _ = toy.kbb("pr", "toy", "--offline")
@@ -130,11 +129,11 @@ def test_pr_marks_missing_and_stale_results(toy_pr):
     assert "[kbb: missing] docs/analysis.md" in text
     assert "[kbb: stale] out/results/patched.json" in stdout
     # A result of another release is stale; a missing one is marked.
-    (results / "upstream.json").write_text(json.dumps([figure("0.9")]))
+    (results / "pristine.json").write_text(json.dumps([figure("0.9")]))
     (results / "patched.json").unlink()
     toy.kbb("pr", "toy", "--offline")
     text = out(toy, "ISSUE.md").read_text()
-    assert "[kbb: stale] out/results/upstream.json measured toypkg 0.9" in text
+    assert "[kbb: stale] out/results/pristine.json measured toypkg 0.9" in text
     assert "[kbb: missing] out/results/patched.json: run `tox -e patched`" in text
     assert "0.5000" not in text
 
@@ -176,7 +175,7 @@ def test_pr_shows_a_row_per_implementation(toy_pr):
     upstream = [figure("toy-fused", "1.0", n, 1.0) for n in (2, 4)]
     upstream += [figure("toy-plain", "1.0", n, (n - 1) / n) for n in (2, 4)]
     upstream += [issue, dict(issue, implementation="other")]
-    (results / "upstream.json").write_text(json.dumps(upstream))
+    (results / "pristine.json").write_text(json.dumps(upstream))
     patched = [figure("toy-plain", "1.0+bessel1", n, 1.0) for n in (2, 4)]
     (results / "patched.json").write_text(json.dumps(patched))
     stdout, _ = toy.kbb("pr", "toy", "--offline")
@@ -198,7 +197,7 @@ def test_pr_shows_a_row_per_implementation(toy_pr):
     assert "1.0000 | n/a |" not in issue_text  # the pinned release only
     mark = "[kbb: missing] out/results/patched.json has no toy-fused result"
     assert mark in text and mark in stdout
-    assert "upstream.json has no" not in text
+    assert "pristine.json has no" not in text
 
 
 def test_pr_describes_the_patches_an_sdist_checkout_skips(toy_pr):
@@ -218,12 +217,12 @@ def test_pr_describes_the_patches_an_sdist_checkout_skips(toy_pr):
     assert "### Change f3\n" in text and "### Change f9\n" in text
     assert "Bug:" not in text
     assert "- `toypkg/core.py`: +2 -2" in text  # both patches
-    assert toy.git("rev-list", "--count", "upstream..pr/fix") == "1"
+    assert toy.git("rev-list", "--count", "pristine..pr/fix") == "1"
 
 
-def test_pr_lints_on_the_tip_the_files_the_pinned_release_lacks(toy_pr):
+def test_pr_lints_on_the_newest_upstream_the_files_the_pinned_release_lacks(toy_pr):
     # tf-keras: its tests are in the repository only (an only=git patch);
-    # with --tip-git, they are linted there.
+    # with --newest-git, they are linted there.
     toy = toy_pr
     test = toy.repo / "toypkg" / "core_test.py"
     test.write_text("def test_f0():\n    pass\n")
@@ -252,10 +251,10 @@ def test_pr_lints_on_the_tip_the_files_the_pinned_release_lacks(toy_pr):
     assert "fix/0003-Test-f1.patch: skipped (only=git)" in stdout
     assert "on 1 file(s): clean" in stdout
     assert "- `toypkg/core_test.py`: +4 -0" in out(toy, "PR.md").read_text()
-    stdout, err = toy.kbb("pr", "toy", "--tip-git", expect=2)
+    stdout, err = toy.kbb("pr", "toy", "--newest-git", expect=2)
     assert "fix/0003-Test-f1.patch: applies" in stdout
     assert (
-        "on 2 file(s) (1 on the tip: the pinned release lacks them): "
+        "on 2 file(s) (1 on the newest upstream: the pinned release lacks them): "
         "1 command(s) found issues"
     ) in stdout
     assert "F401" in stdout and "toypkg/core_test.py:6:12" in stdout
@@ -284,11 +283,11 @@ diff --git a/pkg/a_test.py b/pkg/a_test.py
     )
 
 
-def test_pr_without_a_tip_project_is_not_a_failure_online(toy_pr):
-    # tf-keras: no newer sdist to download; pushing needs --tip-git.
+def test_pr_without_a_pinned_newest_is_not_a_failure_online(toy_pr):
+    # tf-keras: no newest sdist pinned; pushing needs --newest-git.
     toy = toy_pr
     stdout, _ = toy.kbb("pr", "toy")
-    assert "tip     not checked: no newer upstream sdist on the index" in stdout
+    assert "newest  not checked: no newest upstream pinned" in stdout
     state = json.loads(out(toy, "state.json").read_text())
     assert state["problems"] == []
 
@@ -306,7 +305,7 @@ def test_pr_of_several_targets_goes_on_after_one_fails(toy_pr):
     assert out(toy, "PR.md").read_text().startswith("# Change f9\n")
 
 
-def test_pr_names_the_conflicting_patch_file_and_hunk_of_the_tip(toy_pr):
+def test_pr_names_the_conflicting_patch_file_and_hunk_of_the_newest_upstream(toy_pr):
     toy = toy_pr
     # Group "more": one patch with two hunks, in f1 and in f11.
     toy.kbb("apply", "toy")
@@ -320,8 +319,8 @@ def test_pr_names_the_conflicting_patch_file_and_hunk_of_the_tip(toy_pr):
     edited.write_text(edited.read_text().replace("x + 11\n", "x + 11 + 0\n"))
     run_git("commit", "-qam", "Upstream changes f11", cwd=toy.repo)
     before = toy.snapshot()
-    stdout, err = toy.kbb("pr", "toy", "--tip-git", expect=2)
-    assert f"tip     main of {toy.url} (" in stdout
+    stdout, err = toy.kbb("pr", "toy", "--newest-git", expect=2)
+    assert f"newest  main of {toy.url} (" in stdout
     assert "fix/0002-Change-f9.patch: applies" in stdout
     assert (
         "more/0001-Change-f1-and-f11.patch: DOES NOT APPLY: "
@@ -334,29 +333,20 @@ def test_pr_names_the_conflicting_patch_file_and_hunk_of_the_tip(toy_pr):
     # Group fix applies there: its branch is based on upstream's commit.
     upstream = run_git("rev-parse", "main", cwd=toy.repo)
     assert toy.git("rev-parse", "pr/fix~2") == upstream
-    assert toy.git("rev-parse", "pr/more~3") == toy.git("rev-parse", "upstream")
+    assert toy.git("rev-parse", "pr/more~3") == toy.git("rev-parse", "pristine")
     assert toy.snapshot() == before
     assert toy.git("status", "--porcelain") == ""
     assert len(toy.git("worktree", "list").splitlines()) == 1
 
 
-def test_pr_checks_the_tip_sdist_without_its_missing_tests(toy, monkeypatch, tmp_path):
+def test_pr_checks_the_pinned_newest_sdist_without_its_missing_tests(
+    toy, monkeypatch, tmp_path
+):
     files = dict(FILES, **{"toypkg/core_test.py": "def test_f0():\n    pass\n"})
-    toy.sha256 = make_sdist(toy.index / "toypkg-1.0.tar.gz", files)
-    toy.write_pins(extra={"tip_project": "toypkg-nightly"})
-    nightly = {
-        name: text.replace("Name: toypkg\\n", "Name: toypkg-nightly\\n").replace(
-            'f"toypkg-{', 'f"toypkg_nightly-{'
-        )
-        for name, text in FILES.items()
-    }
-    nightly["PKG-INFO"] = (
-        "Metadata-Version: 2.1\nName: toypkg-nightly\nVersion: 1.1.dev1\n"
-    )
-    nightly["toypkg/version.py"] = '__version__ = "1.1.dev1"\n'
-    make_sdist(toy.index / "toypkg_nightly-1.1.dev1.tar.gz", nightly)
+    toy.make_release(files)
+    toy.add_nightly()
     toy.kbb("fetch", "toy")
-    toy.git("checkout", "-q", "-b", "patched", "upstream")
+    toy.git("checkout", "-q", "-b", "series", "pristine")
     toy.commit_edit("toypkg/core.py", "x + 3\n", "x + 30\n", "Change f3" + PROVENANCE)
     test = toy.checkout / "toypkg" / "core_test.py"
     test.write_text(test.read_text() + "\n\ndef test_f1():\n    pass\n")
@@ -364,18 +354,31 @@ def test_pr_checks_the_tip_sdist_without_its_missing_tests(toy, monkeypatch, tmp
     toy.kbb("export", "toy", "--new-group", "fix")
     configure(toy, tmp_path, monkeypatch)
     stdout, _ = toy.kbb("pr", "toy")
-    assert "tip     toypkg-nightly 1.1.dev1, PyPI sdist (the newest" in stdout
+    assert (
+        "newest  toypkg-nightly==1.1.dev1, PyPI sdist (pins.toml [toy-nightly]):"
+    ) in stdout
     assert "fix/0001-Change-f3.patch: applies" in stdout
     assert "fix/0002-Test-f1.patch: not checked: it changes only test files" in stdout
     assert (
         "1 test-file hunk(s) not checked: the toypkg-nightly sdist ships no "
         "tests (toypkg/core_test.py)"
     ) in stdout
+    assert "is not the newest" not in stdout
     assert "- `toypkg/core_test.py`: adds `test_f1`" in out(toy, "PR.md").read_text()
-    # Offline, the cached tip sdist is used.
+    # A newer nightly on the index: said, not a failure; the pin is checked.
+    toy.publish_nightly(version="1.1.dev2")
+    stdout, _ = toy.kbb("pr", "toy")
+    assert (
+        "  pins.toml's toy-nightly 1.1.dev1 is not the newest: 1.1.dev2; bump "
+        "the pin (docs/workflow.md)"
+    ) in stdout
+    assert "newest  toypkg-nightly==1.1.dev1, PyPI sdist" in stdout
+    # Offline, from the sha256-checked cache, without asking the index.
     shutil.rmtree(toy.index)
     stdout, _ = toy.kbb("pr", "toy", "--offline")
-    assert "1.1.dev1, PyPI sdist (cached: --offline)" in stdout
+    assert "newest  toypkg-nightly==1.1.dev1, PyPI sdist" in stdout
+    assert "fix/0001-Change-f3.patch: applies" in stdout
+    assert "is not the newest" not in stdout
 
 
 def test_a_lint_finding_fails_the_run(toy_pr):
@@ -430,7 +433,7 @@ def test_push_refuses_until_the_human_made_pr_md_ready(toy_pr, tmp_path, monkeyp
     # is kept, and the new rendering must be merged into it first.
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
     toy.write_pins(url="https://github.com/toy-org/toypkg")  # upstream's address
-    stdout, _ = toy.kbb("pr", "toy", "--tip-git", toy.url)
+    stdout, _ = toy.kbb("pr", "toy", "--newest-git", toy.url)
     assert "PR.md has your edits, kept; the new rendering is PR.new.md" in stdout
     assert (
         path.read_text().startswith("# Change f9\n")
@@ -496,7 +499,7 @@ def test_doc_table_takes_the_section_of_the_group(tmp_path, monkeypatch):
     )
     ws = type("Ws", (), {"root": tmp_path, "pins_file": tmp_path / "pins.toml"})()
     ws.patches = lambda target: tmp_path / "patches" / target
-    pin = type("Pin", (), {"target": "toy"})()
+    pin = type("Pin", (), {"target": "toy", "series": "toy"})()
     monkeypatch.setattr(
         pr, "_changed", lambda ws, path: 1 if "docs" in str(path) else 0
     )

@@ -52,17 +52,17 @@ def test_no_results_is_an_error(ws):
 def test_missing_and_stale_figures_are_reported(ws):
     pinned = ws.pin("keras").version
     write(ws, "patched", f"{pinned}+bessel1", 0.99887)
-    write(ws, "upstream", "3.0.0", 0.49871)
+    write(ws, "pristine", "3.0.0", 0.49871)
     path, notes = report.write(ws)
     text = path.read_text()
     assert path == ws.root / "docs" / "analysis.md"
     assert "0.9989 | " in row(text, "Keras 3 patched, tensorflow backend")
-    assert "0.4987 (stale)" in row(text, "Keras 3 upstream, tensorflow backend")
-    assert "stale: measured with keras 3.0.0" in row(text, "`upstream`")
+    assert "0.4987 (stale)" in row(text, "Keras 3 pristine, tensorflow backend")
+    assert "stale: measured with keras 3.0.0" in row(text, "`pristine`")
     assert report.NOT_MEASURED in row(text, "tf-keras patched, non-fused")
     assert report.NOT_MEASURED in row(text, "Keras 3 patched, jax backend")
-    assert "Expected results missing: `upstream-jax`" in text
-    assert notes[0].startswith("upstream: stale")
+    assert "Expected results missing: `pristine-jax`" in text
+    assert notes[0].startswith("pristine: stale")
 
 
 def test_results_older_than_the_last_commit_are_stale(ws):
