@@ -108,7 +108,8 @@ def markdown(summary, title):
         f"- {meta['rounds']} process(es) per build and backend, in an order "
         f"shuffled in each round (seed {meta['seed']}); wall clock; intervals: "
         f"hierarchical bootstrap, simultaneous {100 * (1 - summary['alpha']):.0f} % "
-        f"({summary['correction']} over the benchmarks of a comparison); "
+        f"({summary['correction']} over the benchmarks of a comparison and "
+        "backend); "
         f"tolerance {100 * summary['delta']:.0f} %.",
     ]
     quick = summary["verdict"] == "smoke"

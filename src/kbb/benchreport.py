@@ -58,10 +58,22 @@ def _row(before, after, cpu_before, cpu_after, interval, delta):
     return row
 
 
+def families(before, after):
+    """{key: Interval}: one Bonferroni family per backend (the claims are
+    per backend: "the fix costs at most X on JAX")."""
+    intervals = {}
+    for backend in sorted({key.split(" ", 1)[0] for key in after}):
+        prefix = backend + " "
+        mine_before = {k: v for k, v in before.items() if k.startswith(prefix)}
+        mine_after = {k: v for k, v in after.items() if k.startswith(prefix)}
+        intervals.update(benchstats.compare(mine_before, mine_after))
+    return intervals
+
+
 def comparison(data, cpu, build, delta, reference=PRISTINE):
     """{key: row} of `build` against `reference`."""
     before, after = data[reference], data[build]
-    intervals = benchstats.compare(before, after)
+    intervals = families(before, after)
     return {
         key: _row(
             before[key],

@@ -16,7 +16,8 @@ own load, so samples within one are correlated. Hence:
   values is short by that factor), and t is Student's quantile with
   P_before + P_after - 2 degrees of freedom, for a two-sided
   Bonferroni-corrected level 1 - ALPHA / m over the m benchmarks of one
-  comparison, so that all m intervals hold together with probability
+  comparison (benchreport: of one backend), so that all m intervals hold
+  together with probability
   1 - ALPHA (simultaneous intervals). With few processes, the normal
   quantile would hold far less often than it claims (a simulation of 4
   processes per side: 12 % outside at a nominal 5 %).
