@@ -46,7 +46,10 @@ def set_threads(backend, threads):
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
+        from tensorflow.python.util import _pywrap_util_port
+
         return {
+            "onednn": _pywrap_util_port.IsMklEnabled(),
             "tf_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
             "tf_inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
         }

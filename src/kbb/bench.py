@@ -231,6 +231,8 @@ def main(argv=None):
         log(f"error: {e}")
         return 2
     meta.update(minutes=(time.time() - started) / 60, load_after=os.getloadavg())
+    onednn = {p["threads"].get("onednn") for p in processes} - {None}
+    meta["onednn"] = " / ".join(sorted(map(str, onednn))) or "n/a (no TensorFlow)"
     raw = {"meta": meta, "processes": processes}
     summary = benchreport.analyse(raw, args.delta, quick=args.quick)
     if args.output:

@@ -50,7 +50,7 @@ def runs(folder):
 def _index_row(name, s, prefix):
     meta = s.get("meta", s)
     commits = ", ".join(c[:8] for c in meta.get("commits", {}).values()) or "n/a"
-    onednn = meta.get("settings", {}).get("TF_ENABLE_ONEDNN_OPTS", "default")
+    onednn = meta.get("onednn", "not recorded")
     clock = meta.get("clock", "wall")
     mhz = meta.get("cpu_mhz")
     return [

@@ -102,7 +102,8 @@ def markdown(summary, title):
         f"(of {', '.join(FLAGS)}); "
         f"load average {_load(meta['load_before'])} before, "
         f"{_load(meta.get('load_after'))} after.",
-        f"- Threads: {meta['threads']} in every framework; settings: "
+        f"- Threads: {meta['threads']} in every framework; TensorFlow's oneDNN "
+        f"optimizations on: {meta.get('onednn', '?')}; settings: "
         f"{meta['settings'] or 'none'}; triad bandwidth "
         f"{summary['triad_gbps'] or 0:.1f} GB/s with as many threads.",
         f"- {meta['rounds']} process(es) per build and backend, in an order "
