@@ -118,3 +118,38 @@ def test_other_versions_are_named_with_the_mend():
     expected["versions"] = {"jax": "0.9.0"}
     status, lines = benchcount.gate(expected, summary)
     assert status == 1 and "tox -e counters -- --update" in lines[0]
+
+
+def test_hlo_text_is_counted_per_instruction_with_its_largest_output():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks" / "counters"))
+    import hlo
+
+    text = """HloModule jit_step, entry_computation_layout={(f32[8,64]{1,0})->f32[64]{0}}
+
+%fused_computation (param_0: f32[8,64]) -> f32[8,64] {
+  %param_0 = f32[8,64]{1,0} parameter(0)
+  ROOT %multiply.1 = f32[8,64]{1,0} multiply(f32[8,64]{1,0} %param_0, f32[8,64]{1,0} %param_0)
+}
+
+ENTRY %main (Arg_0.1: f32[8,64]) -> (f32[64], f32[8,64]) {
+  %Arg_0.1 = f32[8,64]{1,0} parameter(0)
+  %fusion = f32[8,64]{1,0} fusion(f32[8,64]{1,0} %Arg_0.1), kind=kLoop, calls=%fused_computation
+  %constant.2 = f32[] constant(0)
+  %reduce.3 = f32[64]{0} reduce(%fusion, %constant.2), dimensions={0}, to_apply=%add
+  ROOT %tuple = (f32[64]{0}, f32[8,64]{1,0}) tuple(%reduce.3, %fusion)
+}
+"""
+    counted = hlo.count(text)
+    assert counted["records"] == [
+        ("parameter", 512),
+        ("multiply", 512),
+        ("parameter", 512),
+        ("fusion", 512),
+        ("constant", 1),
+        ("reduce", 64),
+        ("tuple", 512),
+    ]
+    assert (counted["instructions"], counted["fusions"]) == (7, 1)
