@@ -127,16 +127,17 @@ def test_hlo_text_is_counted_per_instruction_with_its_largest_output():
     sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks" / "counters"))
     import hlo
 
-    text = """HloModule jit_step, entry_computation_layout={(f32[8,64]{1,0})->f32[64]{0}}
+    text = """HloModule jit_step
 
 %fused_computation (param_0: f32[8,64]) -> f32[8,64] {
   %param_0 = f32[8,64]{1,0} parameter(0)
-  ROOT %multiply.1 = f32[8,64]{1,0} multiply(f32[8,64]{1,0} %param_0, f32[8,64]{1,0} %param_0)
+  ROOT %multiply.1 = f32[8,64]{1,0} multiply(%param_0, %param_0)
 }
 
 ENTRY %main (Arg_0.1: f32[8,64]) -> (f32[64], f32[8,64]) {
   %Arg_0.1 = f32[8,64]{1,0} parameter(0)
-  %fusion = f32[8,64]{1,0} fusion(f32[8,64]{1,0} %Arg_0.1), kind=kLoop, calls=%fused_computation
+  %fusion = f32[8,64]{1,0} fusion(%Arg_0.1), kind=kLoop, calls=%fused
+
   %constant.2 = f32[] constant(0)
   %reduce.3 = f32[64]{0} reduce(%fusion, %constant.2), dimensions={0}, to_apply=%add
   ROOT %tuple = (f32[64]{0}, f32[8,64]{1,0}) tuple(%reduce.3, %fusion)
