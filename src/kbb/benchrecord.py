@@ -81,6 +81,7 @@ def machine(args, settings):
         "python": platform.python_version(),
         "load_before": os.getloadavg(),
         "quick": args.quick,
+        "bench": args.bench,
     }
 
 
@@ -106,6 +107,8 @@ def markdown(summary, title):
         f"optimizations on: {meta.get('onednn', '?')}; settings: "
         f"{meta['settings'] or 'none'}; triad bandwidth "
         f"{summary['triad_gbps'] or 0:.1f} GB/s with as many threads.",
+        f"- Benchmarks: {meta.get('bench') or 'all'}; backends: "
+        f"{', '.join(meta.get('backends', []))}.",
         f"- {meta['rounds']} process(es) per build and backend, in an order "
         f"shuffled in each round (seed {meta['seed']}); wall clock; intervals: "
         f"hierarchical bootstrap, simultaneous {100 * (1 - summary['alpha']):.0f} % "
