@@ -121,10 +121,21 @@ def markdown(summary, title):
         verdict = summary["verdicts"][build]
         bound = benchstats.bound(_intervals(rows))
         lines += ["", f"## pristine against {benchtables.branch(build)}", ""]
-        if not quick:
+        if quick:
+            pass
+        elif build == benchbuilds.AA:
+            outside = summary.get("aa_outside", [])
+            lines += [
+                f"A/A control: {len(outside)} of {len(rows)} intervals leave out 1"
+                + (
+                    f" ({', '.join(outside)}): the run is inconclusive."
+                    if outside
+                    else "."
+                ),
+                "",
+            ]
+        else:
             lines += [f"Verdict: {verdict}; largest upper bound {bound:.3f}.", ""]
-            if build == benchbuilds.AA and summary.get("aa_outside"):
-                lines += [f"Outside their interval: {summary['aa_outside']}", ""]
         lines.append(benchtables.comparison_table(f"run-{build}", rows, quick))
     lines += ["", "## Against the peer kernel", ""]
     lines.append(benchtables.peer_table("run-peer", summary.get("peers", {})))
