@@ -43,8 +43,8 @@ from kbb import benchbuilds
 from kbb import benchrecord
 from kbb import benchreport
 from kbb import benchstats
-from kbb.gitops import log
-from kbb.pins import Workspace
+from kbb import log
+from kbb.workspace import Workspace
 
 BACKENDS = ("tensorflow", "jax", "torch")
 WORKER = Path("benchmarks") / "worker.py"

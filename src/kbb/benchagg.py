@@ -242,7 +242,7 @@ def write(root):
 
 
 def main():
-    from kbb.pins import Workspace
+    from kbb.workspace import Workspace
 
     print(write(Workspace.find(None).root))
     return 0

@@ -14,9 +14,11 @@ import shutil
 import zipfile
 
 from kbb import KbbError
+from kbb import apply
 from kbb import build
-from kbb import gitops
-from kbb.gitops import log
+from kbb import checkout as upstream_checkout
+from kbb import log
+from kbb.git import rev
 
 # Build name -> branch of .upstream/TARGET.
 REFS = {
@@ -38,8 +40,8 @@ def applied_checkout(ws, target):
         pin = ws.pin(target)
     except KbbError as e:
         raise KbbError(f"{e} (no [{target}] table in pins.toml)") from None
-    gitops.fetch(ws, pin)
-    gitops.ensure_applied(ws, pin)
+    upstream_checkout.ensure(ws, pin)
+    apply.ensure_applied(ws, pin)
     return pin
 
 
@@ -58,7 +60,7 @@ def unpacked(ws, target, names):
     folders = {}
     for name in names:
         ref = ref_of(name)
-        commit = gitops.rev(checkout, f"refs/heads/{ref}")
+        commit = rev(checkout, f"refs/heads/{ref}")
         if commit is None:
             raise KbbError(
                 f"{checkout} has no branch {ref} (build {name}); "
@@ -80,7 +82,7 @@ def unpacked(ws, target, names):
 def commits(ws, target, names):
     """{name: commit hash} of the builds' branches."""
     checkout = ws.checkout(target)
-    return {n: gitops.rev(checkout, f"refs/heads/{ref_of(n)}") for n in names}
+    return {n: rev(checkout, f"refs/heads/{ref_of(n)}") for n in names}
 
 
 def pythonpath(folder, extra=()):

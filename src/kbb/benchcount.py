@@ -35,8 +35,8 @@ from pathlib import Path
 from kbb import KbbError
 from kbb import benchbuilds
 from kbb import benchrecord
-from kbb.gitops import log
-from kbb.pins import Workspace
+from kbb import log
+from kbb.workspace import Workspace
 
 # "tensorflow-onednn": TensorFlow with its oneDNN optimizations on (on by
 # default on CPUs with AVX512-VNNI and newer), where the native group uses
