@@ -11,7 +11,7 @@ from dataclasses import replace
 
 # Label -> branch of .upstream/keras that `python -m kbb wheel keras --ref`
 # builds: the release as shipped, and the fix alone (what the wheel ships).
-BUILDS = {"pristine": "upstream", "fix": "group/bessel"}
+BUILDS = {"pristine": "pristine", "fix": "group/bessel"}
 
 BACKENDS = ("tensorflow", "jax", "torch")
 

@@ -1,38 +1,44 @@
 """Shared plumbing of the test suites that run against an installed build
 (tests/keras, tests/tf_keras, tests/evidence).
 
-- `KBB_EXPECT=upstream` (pristine build: the tests assert the biased rule,
-  so they pass exactly when the bug is reproduced) or `KBB_EXPECT=patched`
-  (the series applied: the unbiased rule); `check_installed` refuses a run
-  whose installed version says otherwise.
+- `KBB_EXPECT=pristine` (the pinned release: the tests assert the biased
+  rule, so they pass exactly when the bug is reproduced) or
+  `KBB_EXPECT=patched` (a build with the fix: the unbiased rule);
+  `check_installed` refuses a run whose installed version says otherwise.
 - The fixtures `rule` and `other_rule`; a conftest registers them with
   `from kbbtest import other_rule, rule  # noqa: F401`.
 - `Results`: figures the tests record, written to $KBB_RESULTS/<env>.json at
-  the end of the session for the generated docs (`python -m kbb report`,
-  `kbb pr`). Each entry: {"implementation", "test", "keras" (the installed
-  version), "backend", "scenario", ...figures}. Scenario "convergence":
-  batches of n N(0, 1) values in 1024 channels, momentum 0.9, 200 steps;
-  "converged" is the mean over channels of the final moving variance.
+  the end of the session for the generated docs (`kbb report`, `kbb pr`),
+  in kbb.results' format: the records, and the builds that `kbb install`
+  recorded in this environment (what they were made from: the results are
+  current while the series and the pins are). Each record:
+  {"implementation", "test", "keras" (the installed version), "backend",
+  "scenario", ...figures}. Scenario "convergence": batches of n N(0, 1)
+  values in 1024 channels, momentum 0.9, 200 steps; "converged" is the mean
+  over channels of the final moving variance.
 """
 
-import json
 import os
+import sys
 
 import pytest
+
+from kbb import results
 
 EXPECT = os.environ.get("KBB_EXPECT")
 
 
 def check_expect():
-    if EXPECT not in ("upstream", "patched"):
+    if EXPECT not in ("pristine", "patched"):
         raise pytest.UsageError(
-            "set KBB_EXPECT=upstream or KBB_EXPECT=patched (tox does)"
+            "set KBB_EXPECT=pristine or KBB_EXPECT=patched (tox does)"
         )
 
 
 def check_installed(module, version):
     """Refuses to run the patched expectations on a pristine build, and the
-    other way round: the patched builds have a `+bessel` local version."""
+    other way round: the builds with the fix have a `+bessel` local
+    version."""
     if ("+bessel" in version) != (EXPECT == "patched"):
         raise pytest.UsageError(
             f"KBB_EXPECT={EXPECT}, but {module.__name__} {version} is "
@@ -89,7 +95,6 @@ class Results:
     def write(self):
         directory = os.environ.get("KBB_RESULTS")
         if directory and self.entries:
-            os.makedirs(directory, exist_ok=True)
             env = os.environ.get("KBB_ENV", "local")
-            with open(os.path.join(directory, f"{env}.json"), "w") as f:
-                json.dump(self.entries, f, indent=1, sort_keys=True)
+            builds = results.installed_builds(sys.prefix)
+            results.write(directory, env, self.entries, builds)

@@ -1,7 +1,7 @@
 """Evidence tests: parity of Keras 3's moving variance with PyTorch, TF's
 fused kernel and Keras' other backends, under distribution and across
 checkpoints. Run against an installed build, as tests/keras:
-`KBB_EXPECT=patched` asserts parity, `KBB_EXPECT=upstream` asserts the
+`KBB_EXPECT=patched` asserts parity, `KBB_EXPECT=pristine` asserts the
 mismatch (the biased rule), so that each test fails in the other build.
 """
 

@@ -4,7 +4,7 @@ statistics are updated, never how they are used. Training it further then
 updates them with the installed build's rule.
 
 The pristine build runs in a worker with the files of the pristine wheel
-(`kbb wheel keras --ref upstream`; a pure-Python wheel runs unpacked) in
+(`kbb wheel keras --ref pristine`; a pure-Python wheel runs unpacked) in
 front of PYTHONPATH; the installed build loads its checkpoint here.
 """
 
@@ -27,7 +27,7 @@ def pristine_keras(tmp_path_factory):
     """A folder holding the pristine keras wheel's files."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     wheel = subprocess.run(
-        [sys.executable, "-m", "kbb", "wheel", "keras", "--ref", "upstream"],
+        [sys.executable, "-m", "kbb", "wheel", "keras", "--ref", "pristine"],
         cwd=ROOT,
         env=env,
         capture_output=True,

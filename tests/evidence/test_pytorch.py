@@ -3,7 +3,7 @@
 The same batches (parity.cases: ranks 2 to 5, n values per channel), the
 same update (Keras momentum m, PyTorch momentum 1 - m), both starting from
 (0, 1). PyTorch updates running_var with the unbiased batch variance:
-patched Keras must give the same numbers on every backend, upstream Keras
+patched Keras must give the same numbers on every backend, pristine Keras
 the biased rule's.
 
 Tolerance, 1e-6 relative: on the TensorFlow backend both sides compute in

@@ -1,7 +1,7 @@
 """Regression tests of Keras 3's moving variance, run against an installed
-build: `KBB_EXPECT=upstream` (pristine keras, the tests assert the biased
+build: `KBB_EXPECT=pristine` (pristine keras, the tests assert the biased
 rule, so they pass exactly when the bug is reproduced) or
-`KBB_EXPECT=patched` (the series applied, they assert the unbiased rule).
+`KBB_EXPECT=patched` (a build with the fix, they assert the unbiased rule).
 See tests/kbbtest.py.
 """
 

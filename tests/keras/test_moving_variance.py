@@ -1,7 +1,7 @@
 """Regression tests: Keras 3 BatchNormalization's moving variance.
 
 Every test compares the installed keras with the float64 reference of
-`bnref` under the rule the environment expects (`rule`: biased upstream,
+`bnref` under the rule the environment expects (`rule`: biased pristine,
 unbiased patched) and, where the two rules differ, checks that the other
 rule does not match, so each test fails in the wrong environment.
 

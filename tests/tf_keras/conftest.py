@@ -1,5 +1,5 @@
 """Regression tests of tf-keras' (Keras 2) moving variance, run against an
-installed build: `KBB_EXPECT=upstream` (pristine tf-keras: its non-fused
+installed build: `KBB_EXPECT=pristine` (pristine tf-keras: its non-fused
 implementation follows the biased rule, so the tests pass exactly when the
 bug is reproduced) or `KBB_EXPECT=patched` (the series applied: both
 implementations follow the unbiased rule).

@@ -4,7 +4,7 @@ tf-keras has two implementations: the fused kernel (FusedBatchNormV3, the
 default for 4D and 5D inputs) updates the moving variance with the unbiased
 batch variance, in both environments; the non-fused one (any other rank,
 `fused=False`, virtual batches, `synchronized=True`, the TF1 layers) follows
-`rule`: biased upstream, unbiased patched. Every test compares the installed
+`rule`: biased pristine, unbiased patched. Every test compares the installed
 tf-keras with the float64 reference of `bnref` and, where the rules differ,
 checks that the other rule does not match, so each test fails in the wrong
 environment.

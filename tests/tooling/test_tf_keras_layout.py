@@ -139,7 +139,7 @@ def test_series_in_the_git_layout_from_an_sdist_checkout(toy, tmp_path):
         },
     )
     toy.kbb("fetch", "toy")
-    toy.git("checkout", "-q", "-b", "patched", "upstream")
+    toy.git("checkout", "-q", "-b", "series", "pristine")
     toy.commit_edit(
         "tf_keras/src/layers/core.py",
         "RATE = 1\n",
@@ -151,7 +151,7 @@ def test_series_in_the_git_layout_from_an_sdist_checkout(toy, tmp_path):
     # In the repository's layout and spelling, with its blob ids.
     assert "diff --git a/tf_keras/layers/core.py b/tf_keras/layers/core.py" in patch
     assert "+from tf_keras import backend\n" in patch
-    blob = toy.git("rev-parse", "upstream:tf_keras/src/layers/core.py")
+    blob = toy.git("rev-parse", "pristine:tf_keras/src/layers/core.py")
     assert blob not in patch
     before = toy.snapshot()
     toy.kbb("apply", "toy")
@@ -160,7 +160,7 @@ def test_series_in_the_git_layout_from_an_sdist_checkout(toy, tmp_path):
     # The same series applies to the repository, and exports the same bytes.
     toy.kbb("clean", "toy")
     toy.kbb("fetch", "toy", "--source", "git")
-    git_blob = toy.git("rev-parse", "upstream:tf_keras/layers/core.py")
+    git_blob = toy.git("rev-parse", "pristine:tf_keras/layers/core.py")
     assert f"index {git_blob}.." in patch
     toy.kbb("apply", "toy")
     edited = (toy.checkout / "tf_keras/layers/core.py").read_text()

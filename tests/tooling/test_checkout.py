@@ -8,23 +8,23 @@ from conftest import CORE
 from conftest import FILES
 from conftest import PROVENANCE
 from conftest import make_sdist
-from kbb import gitops
 from kbb import layouts
+from kbb.series import provenance_missing
 
 
 def test_fetch_sdist_makes_a_tagged_pristine_commit(toy):
     out, err = toy.kbb("fetch", "toy")
     assert out.strip() == str(toy.checkout)
     assert "downloading the toypkg==1.0 sdist with pip" in err
-    assert toy.git("rev-parse", "upstream") == toy.git("rev-parse", "pristine-1.0")
-    assert toy.git("rev-list", "--count", "upstream") == "1"
+    assert toy.git("rev-parse", "pristine") == toy.git("rev-parse", "pristine-1.0")
+    assert toy.git("rev-list", "--count", "pristine") == "1"
     assert (toy.checkout / "toypkg" / "core.py").read_text().startswith("def f0")
     assert toy.git("status", "--porcelain") == ""
 
 
 def test_fetch_is_cached(toy):
     toy.kbb("fetch", "toy")
-    pristine = toy.git("rev-parse", "upstream")
+    pristine = toy.git("rev-parse", "pristine")
     shutil.rmtree(toy.index)  # no index any more: nothing can be downloaded
     _, err = toy.kbb("fetch", "toy")
     assert "downloading" not in err
@@ -32,7 +32,7 @@ def test_fetch_is_cached(toy):
     _, err = toy.kbb("fetch", "toy")
     assert "downloading" not in err
     # The same sdist gives the same pristine commit.
-    assert toy.git("rev-parse", "upstream") == pristine
+    assert toy.git("rev-parse", "pristine") == pristine
 
 
 def test_fetch_hash_mismatch_discards_the_download(toy):
@@ -73,7 +73,7 @@ def test_bad_pin_is_reported(toy):
 
 def test_fetch_git_source(toy):
     toy.kbb("fetch", "toy", "--source", "git")
-    assert toy.git("rev-parse", "upstream") == toy.commit
+    assert toy.git("rev-parse", "pristine") == toy.commit
     assert toy.git("config", "kbb.source") == "git"
     # Asking for the other source needs a clean first.
     _, err = toy.kbb("fetch", "toy", "--source", "sdist", expect=2)
@@ -106,23 +106,23 @@ def test_export_writes_the_series(toy_series):
     patch = (toy.patches / "fix" / "0001-Change-f3.patch").read_text()
     assert patch.startswith("From 0000000000000000000000000000000000000000 ")
     assert "-    return x + 3\n+    return x + 30\n" in patch
-    assert gitops.provenance_missing(patch) == []
+    assert provenance_missing(patch) == []
 
 
 @pytest.mark.parametrize("source", ["sdist", "git"])
 def test_apply_then_export_changes_no_byte(toy, source):
     toy.kbb("fetch", "toy", "--source", source)
-    toy.git("checkout", "-q", "-b", "patched", "upstream")
+    toy.git("checkout", "-q", "-b", "series", "pristine")
     toy.commit_edit("toypkg/core.py", "x + 5\n", "x + 50\n", "Change f5" + PROVENANCE)
     toy.kbb("export", "toy", "--new-group", "fix")
     before = toy.snapshot()
     toy.kbb("apply", "toy")
-    first = toy.git("rev-parse", "patched")
+    first = toy.git("rev-parse", "series")
     toy.kbb("export", "toy")
     assert toy.snapshot() == before
     # Applying again gives the same commits: the ids are deterministic.
     toy.kbb("apply", "toy")
-    assert toy.git("rev-parse", "patched") == first
+    assert toy.git("rev-parse", "series") == first
     assert toy.git("rev-parse", "group/fix") == first
 
 
@@ -158,9 +158,9 @@ def test_apply_refuses_to_discard_unexported_work(toy_series):
     toy.kbb("apply", "toy")
     toy.commit_edit("toypkg/core.py", "x + 1\n", "x + 1000\n", "Change f1" + PROVENANCE)
     _, err = toy.kbb("apply", "toy", expect=2)
-    assert "has commits that are not in patches/toy/" in err
+    assert "has 1 commit(s) that are not in patches/toy/" in err
     _, err = toy.kbb("clean", "toy", expect=2)
-    assert "has commits that are not in patches/toy/" in err
+    assert "has 1 commit(s) that are not in patches/toy/" in err
     toy.kbb("apply", "toy", "--force")
     assert "x + 1000" not in (toy.checkout / "toypkg/core.py").read_text()
 
@@ -175,7 +175,7 @@ def test_apply_refuses_a_dirty_checkout(toy_series):
 def test_conflict_names_patch_file_and_hunk(toy_series):
     toy = toy_series
     toy.kbb("apply", "toy")
-    patched = toy.git("rev-parse", "patched")
+    patched = toy.git("rev-parse", "series")
     # Break the second patch's context, as a new upstream release would.
     path = toy.patches / "fix" / "0002-Change-f9.patch"
     path.write_text(path.read_text().replace(" def f9(x):", " def f9(y):"))
@@ -187,8 +187,8 @@ def test_conflict_names_patch_file_and_hunk(toy_series):
     assert "the checkout is back on its pristine commit" in err
     # Nothing half-done: clean, on the pristine commit, old branches kept.
     assert toy.git("status", "--porcelain") == ""
-    assert toy.git("rev-parse", "HEAD") == toy.git("rev-parse", "upstream")
-    assert toy.git("rev-parse", "patched") == patched
+    assert toy.git("rev-parse", "HEAD") == toy.git("rev-parse", "pristine")
+    assert toy.git("rev-parse", "series") == patched
     assert not (toy.checkout / ".git" / "rebase-apply").exists()
 
 
@@ -223,9 +223,9 @@ def test_new_group_stacks_on_the_last(toy_series):
     ]
     before = toy.snapshot()
     toy.kbb("apply", "toy")
-    assert toy.git("rev-list", "--count", "upstream..group/fix") == "2"
+    assert toy.git("rev-list", "--count", "pristine..group/fix") == "2"
     assert toy.git("rev-list", "--count", "group/fix..group/more") == "1"
-    assert toy.git("rev-parse", "group/more") == toy.git("rev-parse", "patched")
+    assert toy.git("rev-parse", "group/more") == toy.git("rev-parse", "series")
     toy.kbb("export", "toy")
     assert toy.snapshot() == before
 
@@ -278,7 +278,7 @@ def test_wheel_versions(toy_series, tmp_path):
     toy = toy_series
     out, _ = toy.kbb("wheel", "toy", "--output", str(tmp_path / "dist"))
     assert out.strip().endswith("dist/toypkg-1.0+bessel1-py3-none-any.whl")
-    out, _ = toy.kbb("wheel", "toy", "--ref", "upstream")
+    out, _ = toy.kbb("wheel", "toy", "--ref", "pristine")
     assert out.strip().endswith("toypkg-1.0-py3-none-any.whl")
     # Built once per commit; the checkout is untouched.
     _, err = toy.kbb("wheel", "toy")
@@ -288,11 +288,11 @@ def test_wheel_versions(toy_series, tmp_path):
 
 def test_wheel_of_an_unbuildable_layout_is_a_clear_error(toy_series, monkeypatch):
     toy = toy_series
-    monkeypatch.setitem(layouts._NO_WHEEL, "toy-git", "no setup here")
+    monkeypatch.setitem(layouts.NO_WHEEL, "toy-git", "no setup here")
     toy.write_pins(extra={"git_layout": "toy-git", "series_layout": "toy-git"})
     toy.kbb("clean", "toy")
     toy.kbb("fetch", "toy", "--source", "git")
-    _, err = toy.kbb("wheel", "toy", "--ref", "upstream", expect=2)
+    _, err = toy.kbb("wheel", "toy", "--ref", "pristine", expect=2)
     assert err.splitlines()[-1] == (
         f"kbb: error: cannot build a wheel from {toy.checkout}, a git checkout: "
         "no setup here; build it from the sdist (`kbb clean toy`, then "
@@ -303,12 +303,12 @@ def test_wheel_of_an_unbuildable_layout_is_a_clear_error(toy_series, monkeypatch
 def test_wheel_applies_an_edited_series(toy_series):
     toy = toy_series
     toy.kbb("wheel", "toy")
-    first = toy.git("rev-parse", "patched")
+    first = toy.git("rev-parse", "series")
     path = toy.patches / "fix" / "0002-Change-f9.patch"
     path.write_text(path.read_text().replace("x + 90", "x + 91"))
     _, err = toy.kbb("wheel", "toy")
     assert "applied 2 patches" in err
-    assert toy.git("rev-parse", "patched") != first
+    assert toy.git("rev-parse", "series") != first
 
 
 # Layout translation, with a toy pair of layouts: the "flat" series names
@@ -316,7 +316,6 @@ def test_wheel_applies_an_edited_series(toy_series):
 # README.sdist has no counterpart.
 
 
-@layouts.register("toy-nested", "toy-flat")
 class NestedToFlat:
     def to_series(self, path, data):
         if not path.startswith("src/"):
@@ -327,7 +326,8 @@ class NestedToFlat:
         return "src/" + path, data.replace(b"FLAT", b"NESTED")
 
 
-def test_translated_layout_round_trips(toy):
+def test_translated_layout_round_trips(toy, monkeypatch):
+    monkeypatch.setitem(layouts.TRANSLATORS, ("toy-nested", "toy-flat"), NestedToFlat)
     files = {
         ("src/" + name if name.startswith("toypkg/") else name): text
         for name, text in FILES.items()
@@ -338,7 +338,7 @@ def test_translated_layout_round_trips(toy):
     toy.sha256 = make_sdist(toy.index / "toypkg-1.0.tar.gz", files)
     toy.write_pins(extra={"sdist_layout": "toy-nested", "series_layout": "toy-flat"})
     toy.kbb("fetch", "toy")
-    toy.git("checkout", "-q", "-b", "patched", "upstream")
+    toy.git("checkout", "-q", "-b", "series", "pristine")
     toy.commit_edit(
         "src/toypkg/core.py",
         "NESTED + x + 4\n",
@@ -371,5 +371,49 @@ def test_wheel_version_names_the_stacked_groups(toy_series):
     toy.kbb("export", "toy", "--new-group", "more")
     out, _ = toy.kbb("wheel", "toy", "--ref", "group/fix")
     assert out.strip().endswith("toypkg-1.0+bessel1-py3-none-any.whl")
-    out, _ = toy.kbb("wheel", "toy", "--ref", "patched")
+    out, _ = toy.kbb("wheel", "toy", "--ref", "series")
     assert out.strip().endswith("toypkg-1.0+bessel1.more-py3-none-any.whl")
+    # A commit on a group that is no group's tip is labelled with its id,
+    # never with a group it is not.
+    toy.git("checkout", "-q", "--detach", "group/fix")
+    toy.commit_edit("toypkg/core.py", "x + 1\n", "x + 10\n", "Mutant" + PROVENANCE)
+    commit = toy.git("rev-parse", "HEAD")
+    out, _ = toy.kbb("wheel", "toy", "--ref", commit)
+    assert out.strip().endswith(f"toypkg-1.0+bessel1.g{commit[:12]}-py3-none-any.whl")
+
+
+def test_wheel_version_skips_a_group_of_test_files_only(toy):
+    toy.kbb("fetch", "toy")
+    toy.git("checkout", "-q", "-b", "series", "pristine")
+    (toy.checkout / "toypkg" / "core_test.py").write_text("def test_f():\n    pass\n")
+    toy.git("add", "toypkg/core_test.py")
+    toy.git("commit", "-q", "-m", "Add a test" + PROVENANCE)
+    toy.kbb("export", "toy", "--new-group", "tests")
+    toy.commit_edit("toypkg/core.py", "x + 5\n", "x + 50\n", "Change f5" + PROVENANCE)
+    toy.kbb("export", "toy", "--new-group", "fix")
+    out, _ = toy.kbb("wheel", "toy", "--ref", "group/tests")
+    assert out.strip().endswith("toypkg-1.0+tests-py3-none-any.whl")
+    out, _ = toy.kbb("wheel", "toy", "--ref", "group/fix")
+    assert out.strip().endswith("toypkg-1.0+bessel1-py3-none-any.whl")
+
+
+def test_a_group_ref_needs_only_the_groups_up_to_it(toy_series):
+    # A newer upstream where the last group does not apply yet: the builds
+    # of the groups before it still work, and nothing is exported from them.
+    toy = toy_series
+    toy.kbb("apply", "toy")
+    toy.commit_edit("toypkg/core.py", "x + 7\n", "x + 70\n", "Change f7" + PROVENANCE)
+    toy.kbb("export", "toy", "--new-group", "more")
+    path = toy.patches / "more" / "0001-Change-f7.patch"
+    path.write_text(path.read_text().replace(" def f7(x):", " def f7(y):"))
+    toy.kbb("wheel", "toy", "--ref", "series", expect=2)
+    out, err = toy.kbb("wheel", "toy", "--ref", "group/fix")
+    assert "applying the groups up to fix only, as group/fix needs" in err
+    assert out.strip().endswith("toypkg-1.0+bessel1-py3-none-any.whl")
+    assert toy.git("branch", "--list", "group/more") == ""
+    _, err = toy.kbb("wheel", "toy", "--ref", "group/fix")
+    assert "applying" not in err  # current for group/fix
+    _, err = toy.kbb("export", "toy", expect=2)
+    assert "has the groups up to fix only" in err
+    _, err = toy.kbb("wheel", "toy", "--ref", "group/more", expect=2)
+    assert "more/0001-Change-f7.patch does not apply" in err
