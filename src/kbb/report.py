@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from kbb import KbbError
+from kbb import report_matrix
 
 NOT_MEASURED = "not measured in this run"
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -781,8 +782,10 @@ def render(results):
         comparison_section(results),
         change_section(results),
         parity_section(results),
+        report_matrix.parity_section(results),
         distributed_section(results),
         checkpoint_section(results),
+        report_matrix.matrix_section(results),
         noticeable_section(results),
         decisions_section(),
     )
