@@ -28,13 +28,13 @@ that the environment's other test sessions wrote there.
 """
 
 import importlib.util
-import json
 import os
 from pathlib import Path
 
 import pytest
 
 import kbbtest
+from kbb import results as results_file
 
 OPENVINO_EXCLUDES = "keras/src/backend/openvino/excluded_concrete_tests.txt"
 OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
@@ -138,12 +138,13 @@ def _record(stats, exitstatus, config):
     }
     for outcome in OUTCOMES:
         entry[outcome] = len(stats.get(outcome, []))
-    path = Path(os.environ["KBB_RESULTS"], os.environ.get("KBB_ENV", "local") + ".json")
+    env = os.environ.get("KBB_ENV", "local")
+    path = Path(os.environ["KBB_RESULTS"], f"{env}.json")
     results = kbbtest.Results()
     if path.is_file():
         results.entries = [
             e
-            for e in json.loads(path.read_text())
+            for e in results_file.load(path).records
             if not (e.get("scenario") == "upstream-tests" and e.get("tests") == tests)
         ]
     results.entries.append(entry)

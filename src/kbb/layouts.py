@@ -3,7 +3,7 @@
 A pin names three layouts: the sdist's, the git repository's and the stored
 series'. When the checkout's layout differs from the series', `kbb apply` and
 `kbb export` go through a mirror of the checkout in the series' layout (see
-`kbb.gitops`), translating whole files with a `Translator`:
+`kbb.mirror`), translating whole files with a `Translator`:
 
 - `to_series(path, data)` maps a checkout file to the series layout,
 - `to_checkout(path, data)` maps it back,
@@ -14,11 +14,16 @@ with a clear error).
 """
 
 from kbb import KbbError
+from kbb import keras_layout
 from kbb import tf_keras_layout
 
-_TRANSLATORS = {}
+# (checkout layout, series layout) -> translator class.
+TRANSLATORS = {
+    ("keras-flat", "keras-ops"): keras_layout.FlatToOps,
+    ("tf-keras-sdist", "tf-keras-git"): tf_keras_layout.SdistToGit,
+}
 # Layouts whose checkout `pip wheel` cannot build, and why.
-_NO_WHEEL = {
+NO_WHEEL = {
     "tf-keras-git": (
         "tf-keras' repository has no setup.py: its wheel is made by Bazel and "
         "pip_build.py, which generate the API files that the sdist ships"
@@ -26,22 +31,12 @@ _NO_WHEEL = {
 }
 
 
-def register(checkout_layout, series_layout):
-    """Class decorator: the translator from `checkout_layout` to the series'."""
-
-    def decorate(cls):
-        _TRANSLATORS[checkout_layout, series_layout] = cls
-        return cls
-
-    return decorate
-
-
 def translator(checkout_layout, series_layout):
     """Returns a translator, or None when the layouts are the same."""
     if checkout_layout == series_layout:
         return None
     try:
-        return _TRANSLATORS[checkout_layout, series_layout]()
+        return TRANSLATORS[checkout_layout, series_layout]()
     except KeyError:
         raise KbbError(
             f"no translation from the {checkout_layout!r} layout to the "
@@ -49,9 +44,6 @@ def translator(checkout_layout, series_layout):
         ) from None
 
 
-register("tf-keras-sdist", "tf-keras-git")(tf_keras_layout.SdistToGit)
-
-
 def wheel_problem(layout):
     """Why a checkout in `layout` cannot be built into a wheel, or None."""
-    return _NO_WHEEL.get(layout)
+    return NO_WHEEL.get(layout)

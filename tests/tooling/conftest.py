@@ -15,7 +15,10 @@ import textwrap
 
 import pytest
 
+from kbb import build
+from kbb import results
 from kbb.cli import main
+from kbb.workspace import Workspace
 
 CORE = "".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(12))
 
@@ -78,16 +81,45 @@ FILES = {
 }
 
 
-def make_sdist(path, files=FILES, mtime=1700000000):
+def make_sdist(path, files=FILES, mtime=1700000000, top="toypkg-1.0"):
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, text in sorted(files.items()):
             data = text.encode()
-            info = tarfile.TarInfo(f"toypkg-1.0/{name}")
+            info = tarfile.TarInfo(f"{top}/{name}")
             info.size, info.mtime = len(data), mtime
             tar.addfile(info, io.BytesIO(data))
     path.write_bytes(buffer.getvalue())
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def nightly_files(files=FILES, version="1.1.dev1"):
+    """`files` as the sdist of project toypkg-nightly `version` (the name
+    and version that its metadata and wheel say, as pip checks them)."""
+    nightly = {
+        name: text.replace("Name: toypkg\\n", "Name: toypkg-nightly\\n").replace(
+            'f"toypkg-{', 'f"toypkg_nightly-{'
+        )
+        for name, text in files.items()
+    }
+    nightly["PKG-INFO"] = (
+        f"Metadata-Version: 2.1\nName: toypkg-nightly\nVersion: {version}\n"
+    )
+    nightly["toypkg/version.py"] = f'__version__ = "{version}"\n'
+    return nightly
+
+
+def pin_table(target, project, version, sha256, **extra):
+    """A pins.toml table of an sdist-only pin (a nightly)."""
+    lines = [
+        f"[{target}]",
+        f'project = "{project}"',
+        f'version = "{version}"',
+        f'sdist-sha256 = "{sha256}"',
+        'version-files = ["toypkg/version.py"]',
+        'local-version = "bessel1"',
+    ] + [f'{key.replace("_", "-")} = "{value}"' for key, value in extra.items()]
+    return "\n".join(lines) + "\n"
 
 
 def run_git(*args, cwd):
@@ -151,12 +183,42 @@ class Toy:
         monkeypatch.setenv("PIP_NO_INDEX", "1")
         monkeypatch.setenv("PIP_FIND_LINKS", str(self.index))
         monkeypatch.delenv("KBB_SOURCE", raising=False)
+        monkeypatch.delenv("KBB_RESULTS", raising=False)
 
     def write_pins(self, **overrides):
         values = dict(sha256=self.sha256, commit=self.commit, url=self.url)
         extra = overrides.pop("extra", {})
+        more = overrides.pop("more", "")
         values.update(overrides)
-        (self.root / "pins.toml").write_text(pins_toml(**values, **extra))
+        text = pins_toml(**values, **extra)
+        (self.root / "pins.toml").write_text(text + ("\n" + more if more else ""))
+
+    def make_release(self, files):
+        """Publishes another toypkg 1.0 sdist of `files`, and pins it."""
+        self.sha256 = make_sdist(self.index / "toypkg-1.0.tar.gz", files)
+        self.write_pins()
+
+    def publish_nightly(self, files=FILES, version="1.1.dev1"):
+        """Publishes toypkg-nightly `version` on the toy index; returns the
+        sha256 of its sdist."""
+        name = f"toypkg_nightly-{version}"
+        return make_sdist(
+            self.index / f"{name}.tar.gz", nightly_files(files, version), top=name
+        )
+
+    def add_nightly(self, files=FILES, version="1.1.dev1", toy=None, nightly=None):
+        """Publishes toypkg-nightly and pins it as target toy-nightly, which
+        applies the series of toy and is toy's newest upstream."""
+        sha256 = self.publish_nightly(files, version)
+        table = pin_table(
+            "toy-nightly",
+            "toypkg-nightly",
+            version,
+            sha256,
+            series="toy",
+            **(nightly or {}),
+        )
+        self.write_pins(extra={"newest": "toy-nightly", **(toy or {})}, more=table)
 
     @property
     def checkout(self):
@@ -176,6 +238,15 @@ class Toy:
 
     def git(self, *args):
         return run_git(*args, cwd=self.checkout)
+
+    def write_results(self, env, records, ref, target="toy"):
+        """out/results/ENV.json as a test session writes it after `kbb
+        install TARGET --ref REF`: the records, stamped with the build."""
+        ws = Workspace.find(self.root)
+        stamp = build.stamp(ws, ws.pin(target), ref)
+        directory = self.root / "out" / "results"
+        results.write(directory, env, records, {target: stamp.__dict__})
+        return directory / f"{env}.json"
 
     def commit_edit(self, path, old, new, message):
         file = self.checkout / path

@@ -8,8 +8,8 @@ from conftest import CORE
 from conftest import FILES
 from conftest import PROVENANCE
 from conftest import make_sdist
-from kbb import gitops
 from kbb import layouts
+from kbb.series import provenance_missing
 
 
 def test_fetch_sdist_makes_a_tagged_pristine_commit(toy):
@@ -106,7 +106,7 @@ def test_export_writes_the_series(toy_series):
     patch = (toy.patches / "fix" / "0001-Change-f3.patch").read_text()
     assert patch.startswith("From 0000000000000000000000000000000000000000 ")
     assert "-    return x + 3\n+    return x + 30\n" in patch
-    assert gitops.provenance_missing(patch) == []
+    assert provenance_missing(patch) == []
 
 
 @pytest.mark.parametrize("source", ["sdist", "git"])
@@ -158,9 +158,9 @@ def test_apply_refuses_to_discard_unexported_work(toy_series):
     toy.kbb("apply", "toy")
     toy.commit_edit("toypkg/core.py", "x + 1\n", "x + 1000\n", "Change f1" + PROVENANCE)
     _, err = toy.kbb("apply", "toy", expect=2)
-    assert "has commits that are not in patches/toy/" in err
+    assert "has 1 commit(s) that are not in patches/toy/" in err
     _, err = toy.kbb("clean", "toy", expect=2)
-    assert "has commits that are not in patches/toy/" in err
+    assert "has 1 commit(s) that are not in patches/toy/" in err
     toy.kbb("apply", "toy", "--force")
     assert "x + 1000" not in (toy.checkout / "toypkg/core.py").read_text()
 
@@ -288,7 +288,7 @@ def test_wheel_versions(toy_series, tmp_path):
 
 def test_wheel_of_an_unbuildable_layout_is_a_clear_error(toy_series, monkeypatch):
     toy = toy_series
-    monkeypatch.setitem(layouts._NO_WHEEL, "toy-git", "no setup here")
+    monkeypatch.setitem(layouts.NO_WHEEL, "toy-git", "no setup here")
     toy.write_pins(extra={"git_layout": "toy-git", "series_layout": "toy-git"})
     toy.kbb("clean", "toy")
     toy.kbb("fetch", "toy", "--source", "git")
@@ -316,7 +316,6 @@ def test_wheel_applies_an_edited_series(toy_series):
 # README.sdist has no counterpart.
 
 
-@layouts.register("toy-nested", "toy-flat")
 class NestedToFlat:
     def to_series(self, path, data):
         if not path.startswith("src/"):
@@ -327,7 +326,8 @@ class NestedToFlat:
         return "src/" + path, data.replace(b"FLAT", b"NESTED")
 
 
-def test_translated_layout_round_trips(toy):
+def test_translated_layout_round_trips(toy, monkeypatch):
+    monkeypatch.setitem(layouts.TRANSLATORS, ("toy-nested", "toy-flat"), NestedToFlat)
     files = {
         ("src/" + name if name.startswith("toypkg/") else name): text
         for name, text in FILES.items()
@@ -395,3 +395,25 @@ def test_wheel_version_skips_a_group_of_test_files_only(toy):
     assert out.strip().endswith("toypkg-1.0+tests-py3-none-any.whl")
     out, _ = toy.kbb("wheel", "toy", "--ref", "group/fix")
     assert out.strip().endswith("toypkg-1.0+bessel1-py3-none-any.whl")
+
+
+def test_a_group_ref_needs_only_the_groups_up_to_it(toy_series):
+    # A newer upstream where the last group does not apply yet: the builds
+    # of the groups before it still work, and nothing is exported from them.
+    toy = toy_series
+    toy.kbb("apply", "toy")
+    toy.commit_edit("toypkg/core.py", "x + 7\n", "x + 70\n", "Change f7" + PROVENANCE)
+    toy.kbb("export", "toy", "--new-group", "more")
+    path = toy.patches / "more" / "0001-Change-f7.patch"
+    path.write_text(path.read_text().replace(" def f7(x):", " def f7(y):"))
+    toy.kbb("wheel", "toy", "--ref", "series", expect=2)
+    out, err = toy.kbb("wheel", "toy", "--ref", "group/fix")
+    assert "applying the groups up to fix only, as group/fix needs" in err
+    assert out.strip().endswith("toypkg-1.0+bessel1-py3-none-any.whl")
+    assert toy.git("branch", "--list", "group/more") == ""
+    _, err = toy.kbb("wheel", "toy", "--ref", "group/fix")
+    assert "applying" not in err  # current for group/fix
+    _, err = toy.kbb("export", "toy", expect=2)
+    assert "has the groups up to fix only" in err
+    _, err = toy.kbb("wheel", "toy", "--ref", "group/more", expect=2)
+    assert "more/0001-Change-f7.patch does not apply" in err
