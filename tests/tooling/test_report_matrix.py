@@ -10,6 +10,8 @@ import pytest
 from kbb import markdown
 from kbb import report
 from kbb import results
+from kbb.pr import config as pr_config
+from kbb.pr import numbers
 from kbb.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,6 +23,7 @@ def ws(tmp_path, monkeypatch):
     shutil.copy(ROOT / "pins.toml", tmp_path / "pins.toml")
     shutil.copy(ROOT / "tox.ini", tmp_path / "tox.ini")
     shutil.copytree(ROOT / "patches" / "keras", tmp_path / "patches" / "keras")
+    shutil.copytree(ROOT / "pr", tmp_path / "pr")
     (tmp_path / "out" / "results").mkdir(parents=True)
     return Workspace.find(tmp_path)
 
@@ -114,3 +117,14 @@ def test_tables(ws):
     ]
     assert report.NOT_MEASURED in matrix["`patched-openvino`"]
     assert rows(text, "upstream-integration")[0][4:] == ["passed", "55 s"]
+
+
+def test_ci_envs_are_reported_not_shown(ws):
+    config = pr_config.load(ws, "keras")
+    assert "patched-numpy" in config.ci_envs
+    write(ws, "patched-numpy", True, [upstream(["keras/src"], 1, 0)])
+    evidence = numbers.collect(ws, ws.pin("keras"), config)
+    states = dict((env, state) for env, state, _ in evidence.statuses)
+    assert states["patched-numpy"] == "current"
+    assert states["patched-openvino"] == "missing"
+    assert not any("patched-openvino" in mark for mark in evidence.marks)
