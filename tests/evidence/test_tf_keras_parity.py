@@ -19,10 +19,10 @@ that the predictions agree, `evidence-pristine` that they do not.
 
 Tolerances, from float32 rounding: the frameworks compute the batch
 variance differently (fused kernel, composite ops) and their trained weights
-drift apart by rounding. Measured over 5 seeds per case, with and without
-TensorFlow's oneDNN optimizations: the batch-part ratio deviates from its
-rule by at most 1.2e-6, the trained weights by 5e-7, the predictions by
-8e-7. RTOL = 1e-5 leaves a margin of 8, and is 87 times smaller than the
+drift apart by rounding. Measured over 5 seeds per case (with TensorFlow's
+oneDNN optimizations on, as on CPUs that have them): the batch-part ratio
+deviates from its rule by at most 1.2e-6, the trained weights by 5e-7, the
+predictions by 8e-7. RTOL = 1e-5 leaves a margin of 8, and is 87 times smaller than the
 smallest factor tested, n/(n-1) - 1 = 8.7e-4 at n = 1152, whose pristine
 predictions differ by 1.2e-4. With n = 2 a batch normalizes to +-1 whatever
 its inputs, so the convolution's gradient is rounding noise: a learning rate
