@@ -59,7 +59,8 @@ def _integration_table(results):
             f"`{entry['test']}`",
             entry["backend"],
             f"`{entry['keras']}`",
-            entry["git_url"],
+            # A --git-url names a folder or mirror of the machine that ran.
+            "the pinned git-url" if entry["git_url"] == "pinned" else "`--git-url`",
             ("passed" if entry["exitstatus"] == 0 else f"exit {entry['exitstatus']}")
             + _stale(entry),
             f"{entry['seconds']:.0f} s",
