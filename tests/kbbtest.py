@@ -8,17 +8,22 @@
 - The fixtures `rule` and `other_rule`; a conftest registers them with
   `from kbbtest import other_rule, rule  # noqa: F401`.
 - `Results`: figures the tests record, written to $KBB_RESULTS/<env>.json at
-  the end of the session for the generated docs (`python -m kbb report`,
-  `kbb pr`). Each entry: {"implementation", "test", "keras" (the installed
-  version), "backend", "scenario", ...figures}. Scenario "convergence":
-  batches of n N(0, 1) values in 1024 channels, momentum 0.9, 200 steps;
-  "converged" is the mean over channels of the final moving variance.
+  the end of the session for the generated docs (`kbb report`, `kbb pr`),
+  in kbb.results' format: the records, and the builds that `kbb install`
+  recorded in this environment (what they were made from: the results are
+  current while the series and the pins are). Each record:
+  {"implementation", "test", "keras" (the installed version), "backend",
+  "scenario", ...figures}. Scenario "convergence": batches of n N(0, 1)
+  values in 1024 channels, momentum 0.9, 200 steps; "converged" is the mean
+  over channels of the final moving variance.
 """
 
-import json
 import os
+import sys
 
 import pytest
+
+from kbb import results
 
 EXPECT = os.environ.get("KBB_EXPECT")
 
@@ -90,7 +95,6 @@ class Results:
     def write(self):
         directory = os.environ.get("KBB_RESULTS")
         if directory and self.entries:
-            os.makedirs(directory, exist_ok=True)
             env = os.environ.get("KBB_ENV", "local")
-            with open(os.path.join(directory, f"{env}.json"), "w") as f:
-                json.dump(self.entries, f, indent=1, sort_keys=True)
+            builds = results.installed_builds(sys.prefix)
+            results.write(directory, env, self.entries, builds)

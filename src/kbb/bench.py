@@ -37,9 +37,14 @@ import time
 from pathlib import Path
 
 from kbb import KbbError
+from kbb import apply
 from kbb import benchsummary
-from kbb import gitops
-from kbb.pins import Workspace
+from kbb import checkout as upstream_checkout
+from kbb.git import git
+from kbb.git import identity_env
+from kbb.git import rev
+from kbb.series import Series
+from kbb.workspace import Workspace
 
 # Calibrated by the A/A control on the 2-core machine (benchmarks/README.md):
 # with the suite's TIMING settings and the CPU-time clock, its time_ ratios
@@ -80,17 +85,16 @@ def checkout(ws, target):
         raise KbbError(
             f"{e} (the {target} target is not in this workspace's pins.toml yet)"
         ) from None
-    path = gitops.fetch(ws, pin)
-    if not gitops.is_current(ws, pin):
-        gitops.apply(ws, pin)
-    upstream = gitops.rev(path, "refs/heads/pristine")
+    path = upstream_checkout.ensure(ws, pin)
+    apply.ensure_applied(ws, pin)
+    upstream = rev(path, "refs/heads/pristine")
     message = "A/A control: the pristine tree again, for asv's noise floor\n"
-    env = gitops._bot_env("2000-01-01T00:00:00+0000")
-    tree = gitops.git("rev-parse", f"{upstream}^{{tree}}", cwd=path).strip()
-    commit = gitops.git(
+    env = identity_env(date="2000-01-01T00:00:00+0000")
+    tree = git("rev-parse", f"{upstream}^{{tree}}", cwd=path).strip()
+    commit = git(
         "commit-tree", tree, "-p", upstream, input=message, cwd=path, env=env
     ).strip()
-    gitops.git("branch", "-f", AA_BRANCH, commit, cwd=path)
+    git("branch", "-f", AA_BRANCH, commit, cwd=path)
     return path
 
 
@@ -135,10 +139,10 @@ def main(argv=None):
     # Each patch group stacked on the ones before it: group/bessel (the fix)
     # against upstream proves it costs nothing; group/native (the fused
     # kernels, on the fix) against upstream measures that change.
-    groups = gitops.Series.load(ws.patches(args.target)).groups
+    groups = Series.load(ws.patches(ws.pin(args.target).series)).groups
     heads = [f"group/{group}" for group in groups]
     refs = ["pristine", *heads] + ([] if args.quick else [AA_BRANCH])
-    hashes = [gitops.rev(path, f"refs/heads/{ref}") for ref in refs]
+    hashes = [rev(path, f"refs/heads/{ref}") for ref in refs]
 
     if asv(config, "machine", "--yes", capture=True, echo=False).returncode:
         return 2

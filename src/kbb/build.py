@@ -1,33 +1,47 @@
-"""Wheels built from a branch of an upstream checkout, and their install."""
+"""Wheels built from a branch of an upstream checkout, their install, and
+the stamp an install leaves for the results of the tests that follow."""
 
 import io
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
 from kbb import KbbError
-from kbb import gitops
 from kbb import layouts
-from kbb.gitops import git
-from kbb.gitops import log
-from kbb.gitops import rev
+from kbb import log
+from kbb import results
+from kbb import wheelfile
+from kbb.checkout import source_of
+from kbb.fetch import pip
+from kbb.git import cause
+from kbb.git import config
+from kbb.git import git
+from kbb.git import is_ancestor
+from kbb.git import rev
+from kbb.series import Series
+from kbb.series import tests_only
 
 
-def wheel(ws, pin, ref="series"):
-    """Builds (once per commit) the wheel of `ref`; returns its path.
-
-    The pristine commit keeps the release's version; any other commit gets
-    the PEP 440 local version of the pin (e.g. 3.15.1+bessel1), written into
-    the pin's version-files of the exported tree, never into the checkout.
-    """
-    checkout = ws.checkout(pin.target)
+def _commit(checkout, ref):
     commit = rev(checkout, ref)
     if commit is None:
         raise KbbError(f"{checkout} has no ref {ref!r}")
-    source = git("config", "kbb.source", cwd=checkout).strip()
+    return commit
+
+
+def wheel(ws, pin, ref="series"):
+    """Builds (once per commit and version) the wheel of `ref`, byte for
+    byte reproducible; returns its path.
+
+    The pristine commit keeps the release's version; any other commit gets
+    the PEP 440 local version of its groups (e.g. 3.15.1+bessel1), written
+    into the pin's version-files of the exported tree, never the checkout.
+    """
+    checkout = ws.checkout(pin.target)
+    commit = _commit(checkout, ref)
+    source = source_of(checkout)
     problem = layouts.wheel_problem(pin.layout(source))
     if problem:
         raise KbbError(
@@ -35,75 +49,68 @@ def wheel(ws, pin, ref="series"):
             f"{problem}; build it from the sdist (`kbb clean {pin.target}`, "
             f"then `kbb wheel {pin.target}`)"
         )
-    pristine = commit == rev(checkout, "refs/heads/pristine")
-    version = pin.version if pristine else _patched_version(ws, pin, commit)
+    version = build_version(ws, pin, commit)
     # Keyed by the version too: a changed local-version is another wheel.
-    cache = ws.upstream_dir / "wheels" / f"{pin.target}-{commit[:12]}-{version}"
+    cache = ws.wheels / f"{pin.target}-{commit[:12]}-{version}"
     built = sorted(cache.glob("*.whl"))
     if built:
         return built[0]
     with tempfile.TemporaryDirectory() as tmp:
         src = _extract(checkout, commit, Path(tmp) / "src")
-        if not pristine:
+        if version != pin.version:
             _set_version(src, pin, version)
         log(f"building the {pin.project} {version} wheel from {ref} ({commit[:12]})")
-        out = Path(tmp) / "dist"
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--no-deps",
-                "-q",
-                "--disable-pip-version-check",
-                "-w",
-                str(out),
-                str(src),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        wheels = sorted(out.glob("*.whl"))
-        if result.returncode or len(wheels) != 1:
-            raise KbbError(
-                f"pip wheel failed for {ref}: {result.stderr.strip()[-2000:]}"
-            )
+        epoch = git("log", "-1", "--format=%ct", commit, cwd=checkout).strip()
+        made = _pip_wheel(src, Path(tmp) / "dist", epoch, ref)
+        wheelfile.normalize(made, epoch)
         partial = cache.with_name(cache.name + ".part")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        shutil.copy(wheels[0], partial / wheels[0].name)
+        shutil.copy(made, partial / made.name)
         partial.rename(cache)
-    return cache / wheels[0].name
+    return cache / made.name
 
 
-def _patched_version(ws, pin, commit):
-    """The version of a build of `commit`: the pin's version with a PEP 440
-    local label naming the patch groups it contains. Groups that change only
-    upstream's test files change no byte of the package, so the label
-    starts with the pin's `local-version` at the first group that changes
-    the package, then `.GROUP` for each further one: 3.15.1+bessel1 for
-    branch group/bessel, 3.15.1+bessel1.native for group/native. A commit
-    that is not the tip of a group gets `.g` and its abbreviated id."""
+def _pip_wheel(src, out, epoch, ref):
+    result = pip(
+        "wheel",
+        "--no-deps",
+        "-q",
+        "-w",
+        str(out),
+        str(src),
+        env={"SOURCE_DATE_EPOCH": epoch},
+    )
+    wheels = sorted(out.glob("*.whl"))
+    if result.returncode or len(wheels) != 1:
+        raise KbbError(f"pip wheel failed for {ref}: {cause(result.stderr)}")
+    return wheels[0]
+
+
+def build_version(ws, pin, commit):
+    """The version of a build of `commit`: the release's for the pristine
+    commit, else the pin's version with a PEP 440 local label naming the
+    patch groups it contains. Groups that change only upstream's test files
+    change no byte of the package, so the label starts with the pin's
+    `local-version` at the first group that changes the package, then
+    `.GROUP` for each further one: 3.15.1+bessel1 for branch group/bessel,
+    3.15.1+bessel1.native for group/native. A commit that is not the tip of
+    a group gets `.g` and its abbreviated id."""
     checkout = ws.checkout(pin.target)
-    series = gitops.Series.load(ws.patches(pin.series))
+    if commit == rev(checkout, "refs/heads/pristine"):
+        return pin.version
+    series = Series.load(ws.patches(pin.series))
     contained, tips = [], set()
     for group in series.groups:
         tip = rev(checkout, f"refs/heads/group/{group}")
         tips.add(tip)
-        if tip and gitops.is_ancestor(checkout, tip, commit):
-            if not _tests_only(series.group_patches(group)):
+        if tip and is_ancestor(checkout, tip, commit):
+            if not tests_only(series.group_patches(group)):
                 contained.append(group)
     labels = [pin.local_version] + contained[1:] if contained else ["tests"]
     if commit not in tips:
         labels.append(f"g{commit[:12]}")
     return f"{pin.version}+{'.'.join(labels)}"
-
-
-def _tests_only(patches):
-    """True when the patches change only upstream's test files."""
-    files = [f for p in patches for f in gitops.patch_files(p.path.read_text())]
-    return all(f.endswith("_test.py") for f in files)
 
 
 def _extract(checkout, commit, dest):
@@ -115,12 +122,9 @@ def _extract(checkout, commit, dest):
 
 def tree(ws, pin, ref, dest):
     """Writes the files of `ref` to `dest`, replacing what was there."""
-    checkout = ws.checkout(pin.target)
-    commit = rev(checkout, ref)
-    if commit is None:
-        raise KbbError(f"{checkout} has no ref {ref!r}")
+    commit = _commit(ws.checkout(pin.target), ref)
     shutil.rmtree(dest, ignore_errors=True)
-    return _extract(checkout, commit, Path(dest))
+    return _extract(ws.checkout(pin.target), commit, Path(dest))
 
 
 def _set_version(src, pin, version):
@@ -135,24 +139,35 @@ def _set_version(src, pin, version):
         path.write_text(text)
 
 
+def stamp(ws, pin, ref):
+    """What a build of `ref` was made from: the record that `install`
+    leaves in the environment, and that the tests' results carry."""
+    checkout = ws.checkout(pin.target)
+    commit = _commit(checkout, ref)
+    version = build_version(ws, pin, commit)
+    applied = rev(checkout, "refs/kbb/applied")
+    exported = applied is not None and is_ancestor(checkout, commit, applied)
+    return results.Build(
+        target=pin.target,
+        ref=ref,
+        commit=commit,
+        version=version,
+        series=None
+        if version == pin.version
+        else (config(checkout, "kbb.series") if exported else None),
+        unexported=version != pin.version and not exported,
+        pin=pin.digest(),
+    )
+
+
 def install(ws, pin, ref, no_deps=True):
-    """Installs the wheel of `ref` into the running interpreter."""
+    """Installs the wheel of `ref` into the running interpreter, and records
+    its stamp there (`results.BUILDS_FILE`)."""
     path = wheel(ws, pin, ref)
     log(f"installing {path.name} into {sys.prefix}")
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "-q",
-        "--disable-pip-version-check",
-        "--force-reinstall",
-    ]
-    if no_deps:
-        command.append("--no-deps")
-    result = subprocess.run([*command, str(path)], capture_output=True, text=True)
+    args = ["install", "-q", "--force-reinstall"] + (["--no-deps"] if no_deps else [])
+    result = pip(*args, str(path))
     if result.returncode:
-        raise KbbError(
-            f"pip install {path.name} failed: {result.stderr.strip()[-2000:]}"
-        )
+        raise KbbError(f"pip install {path.name} failed: {cause(result.stderr)}")
+    results.record_build(sys.prefix, stamp(ws, pin, ref))
     return path

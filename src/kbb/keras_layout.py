@@ -34,70 +34,75 @@ MODULES = ("core", "image", "linalg", "math", "nn", "numpy")
 
 _NAME = "|".join(BACKENDS)
 _MOD = "|".join(MODULES)
-_FLAT_PATH = re.compile(rf"keras/src/backend/({_NAME})/({_MOD})\.py")
-_OPS_PATH = re.compile(rf"keras/src/backend/({_NAME})/ops/({_MOD})\.py")
-# (flat spelling, ops spelling) as pairs of patterns and replacements; a
-# module path ends where no identifier character follows.
-_TO_OPS = (
+_MODULE_PATH = re.compile(rf"keras/src/backend/({_NAME})/(ops/)?({_MOD})\.py")
+_OPS_FOLDER = re.compile(rf"keras/src/backend/({_NAME})/ops/.*")
+# (flat spelling, ops spelling) of each reference: a regular expression
+# whose groups are the backend (NAME) and the module (MOD), {ops} where the
+# ops layout has `ops.` (or `.ops`); a module path ends where no identifier
+# character follows.
+_SPELLINGS = (
     (
-        re.compile(rf"\bkeras\.src\.backend\.({_NAME})\.({_MOD})(?![\w])"),
-        r"keras.src.backend.\1.ops.\2",
+        rf"\bkeras\.src\.backend\.({_NAME})\.{{ops}}({_MOD})(?![\w])",
+        "keras.src.backend.{1}.{ops}{2}",
     ),
     (
-        re.compile(rf"\bfrom keras\.src\.backend\.({_NAME}) import ({_MOD})\b"),
-        r"from keras.src.backend.\1.ops import \2",
+        rf"\bfrom keras\.src\.backend\.({_NAME}){{dot_ops}} import ({_MOD})\b",
+        "from keras.src.backend.{1}{dot_ops} import {2}",
     ),
-    (re.compile(rf"(?<![\w])(?<!src\.)backend\.({_MOD})\."), r"backend.ops.\1."),
+    (rf"(?<![\w])(?<!src\.)backend\.{{ops}}({_MOD})\.", "backend.{ops}{1}."),
 )
-_TO_FLAT = (
-    (
-        re.compile(rf"\bkeras\.src\.backend\.({_NAME})\.ops\.({_MOD})(?![\w])"),
-        r"keras.src.backend.\1.\2",
-    ),
-    (
-        re.compile(rf"\bfrom keras\.src\.backend\.({_NAME})\.ops import ({_MOD})\b"),
-        r"from keras.src.backend.\1 import \2",
-    ),
-    (re.compile(rf"(?<![\w])(?<!src\.)backend\.ops\.({_MOD})\."), r"backend.\1."),
-)
+
+
+def _rules(ops):
+    """[(pattern, replacement)] that rewrite the other layout's spellings
+    into the ops layout's (`ops`) or the flat layout's (not `ops`)."""
+    rules = []
+    for pattern, spelling in _SPELLINGS:
+        source = {"ops": "" if ops else "ops\\.", "dot_ops": "" if ops else "\\.ops"}
+        target = {"ops": "ops." if ops else "", "dot_ops": ".ops" if ops else ""}
+        replacement = spelling.format("", r"\1", r"\2", **target)
+        rules.append((re.compile(pattern.format(**source)), replacement))
+    return rules
+
+
+_TO_OPS = _rules(ops=True)
+_TO_FLAT = _rules(ops=False)
+
+
+def _rewrite(text, rules):
+    for pattern, replacement in rules:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def to_ops_text(text):
     """A flat-layout file as the ops layout spells it."""
-    for pattern, replacement in _TO_OPS:
-        text = pattern.sub(replacement, text)
-    return text
+    return _rewrite(text, _TO_OPS)
 
 
 def to_flat_text(text):
     """An ops-layout file as the flat layout spells it."""
-    for pattern, replacement in _TO_FLAT:
-        text = pattern.sub(replacement, text)
-    return text
+    return _rewrite(text, _TO_FLAT)
 
 
-def to_ops_path(path):
-    match = _FLAT_PATH.fullmatch(path)
-    if match:
-        return f"keras/src/backend/{match[1]}/ops/{match[2]}.py"
-    if re.fullmatch(rf"keras/src/backend/({_NAME})/ops/.*", path):
-        return None  # the flat layout has no ops/ folder
+def module_path(path, ops):
+    """`path` in the ops layout (`ops`) or in the flat one; None for a file
+    of an ops/ folder that has no counterpart (its __init__.py)."""
+    match = _MODULE_PATH.fullmatch(path)
+    if match and bool(match[2]) != ops:
+        return f"keras/src/backend/{match[1]}/{'ops/' if ops else ''}{match[3]}.py"
+    if _OPS_FOLDER.fullmatch(path):
+        return None
     return path
 
 
-def to_flat_path(path):
-    match = _OPS_PATH.fullmatch(path)
-    if match:
-        return f"keras/src/backend/{match[1]}/{match[2]}.py"
-    if re.fullmatch(rf"keras/src/backend/({_NAME})/ops/.*", path):
-        return None  # ops/__init__.py: no counterpart
-    return path
-
-
-def _checked(path, data, convert, back):
-    """Converts a file's bytes, checking that `back` gives them back."""
-    if not path.endswith(".py"):
-        return data
+def _translate(path, data, ops):
+    """(path, bytes) of a file in the other layout, checking that the way
+    back gives the file back; None when it has no counterpart."""
+    new = module_path(path, ops)
+    if new is None or not path.endswith(".py"):
+        return None if new is None else (new, data)
+    convert, back = (to_ops_text, to_flat_text) if ops else (to_flat_text, to_ops_text)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -109,20 +114,14 @@ def _checked(path, data, convert, back):
             "undone exactly for this file, so it has no exact counterpart in "
             "the other layout"
         )
-    return result.encode("utf-8")
+    return new, result.encode("utf-8")
 
 
 class FlatToOps:
     """Translator (see kbb.layouts) from the flat layout to the ops one."""
 
     def to_series(self, path, data):
-        new = to_ops_path(path)
-        if new is None:
-            return None
-        return new, _checked(path, data, to_ops_text, to_flat_text)
+        return _translate(path, data, ops=True)
 
     def to_checkout(self, path, data):
-        new = to_flat_path(path)
-        if new is None:
-            return None
-        return new, _checked(path, data, to_flat_text, to_ops_text)
+        return _translate(path, data, ops=False)

@@ -3,7 +3,7 @@
 A pin names three layouts: the sdist's, the git repository's and the stored
 series'. When the checkout's layout differs from the series', `kbb apply` and
 `kbb export` go through a mirror of the checkout in the series' layout (see
-`kbb.gitops`), translating whole files with a `Translator`:
+`kbb.mirror`), translating whole files with a `Translator`:
 
 - `to_series(path, data)` maps a checkout file to the series layout,
 - `to_checkout(path, data)` maps it back,

@@ -15,7 +15,10 @@ import textwrap
 
 import pytest
 
+from kbb import build
+from kbb import results
 from kbb.cli import main
+from kbb.workspace import Workspace
 
 CORE = "".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(12))
 
@@ -180,6 +183,7 @@ class Toy:
         monkeypatch.setenv("PIP_NO_INDEX", "1")
         monkeypatch.setenv("PIP_FIND_LINKS", str(self.index))
         monkeypatch.delenv("KBB_SOURCE", raising=False)
+        monkeypatch.delenv("KBB_RESULTS", raising=False)
 
     def write_pins(self, **overrides):
         values = dict(sha256=self.sha256, commit=self.commit, url=self.url)
@@ -234,6 +238,15 @@ class Toy:
 
     def git(self, *args):
         return run_git(*args, cwd=self.checkout)
+
+    def write_results(self, env, records, ref, target="toy"):
+        """out/results/ENV.json as a test session writes it after `kbb
+        install TARGET --ref REF`: the records, stamped with the build."""
+        ws = Workspace.find(self.root)
+        stamp = build.stamp(ws, ws.pin(target), ref)
+        directory = self.root / "out" / "results"
+        results.write(directory, env, records, {target: stamp.__dict__})
+        return directory / f"{env}.json"
 
     def commit_edit(self, path, old, new, message):
         file = self.checkout / path

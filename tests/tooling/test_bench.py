@@ -4,7 +4,7 @@ import pytest
 
 from kbb import KbbError
 from kbb import bench
-from kbb.pins import Workspace
+from kbb.workspace import Workspace
 
 
 def test_aa_is_the_pristine_tree_again_with_a_fixed_id(toy_series):

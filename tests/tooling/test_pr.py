@@ -13,7 +13,11 @@ import pytest
 from conftest import FILES
 from conftest import PROVENANCE
 from conftest import run_git
-from kbb import pr
+from kbb import results
+from kbb.pr import push
+from kbb.pr import texts
+from kbb.series import strip_provenance
+from kbb.workspace import Workspace
 
 PR_TOML = """\
 [lint]
@@ -25,8 +29,11 @@ implementation = "toy"
 version-key = "toypkg"
 envs = ["pristine", "patched"]
 
-[docs]
-frameworks = ["analysis.md", "the framework comparison"]
+[tables]
+frameworks = ["docs/analysis.md", "comparison"]
+
+[texts]
+pr-body-lines = 40
 """
 
 ISSUE = "# Toy issue\n\n$issue_numbers\n"
@@ -101,41 +108,62 @@ def test_pr_renders_the_texts_and_the_branch(toy_pr):
     assert toy.leftovers() == []
 
 
+def figure(version):
+    return {
+        "implementation": "toy",
+        "toypkg": version,
+        "backend": "numpy",
+        "scenario": "convergence",
+        "n": 2,
+        "converged": 0.5 if version == "1.0" else 1.0,
+        "expected": 0.5 if version == "1.0" else 1.0,
+    }
+
+
 def test_pr_marks_missing_and_stale_results(toy_pr):
     toy = toy_pr
-    results = toy.root / "out" / "results"
-    results.mkdir(parents=True)
-
-    def figure(version):
-        return {
-            "implementation": "toy",
-            "toypkg": version,
-            "backend": "numpy",
-            "scenario": "convergence",
-            "n": 2,
-            "converged": 0.5 if version == "1.0" else 1.0,
-            "expected": 0.5 if version == "1.0" else 1.0,
-        }
-
-    (results / "pristine.json").write_text(json.dumps([figure("1.0")]))
-    (results / "patched.json").write_text(json.dumps([figure("1.0+bessel1")]))
-    os.utime(results / "patched.json", (1_000_000_000, 1_000_000_000))
+    toy.write_results("pristine", [figure("1.0")], "pristine")
+    toy.write_results("patched", [figure("1.0+bessel1")], "group/fix")
     stdout, _ = toy.kbb("pr", "toy", "--offline")
     text = out(toy, "PR.md").read_text()
-    assert "| n | (n - 1) / n | numpy, toypkg 1.0 |\n|---|---|---|\n" in text
-    assert "| 2 | 0.5000 | 0.5000 |" in text  # n, (n - 1) / n, numpy 1.0
-    assert "**[kbb: stale] out/results/patched.json (2001-09-" in text
-    assert "is older than patches/toy/" in text
+    assert "| n | (n - 1) / n | numpy, toypkg 1.0 | numpy, toypkg 1.0+bessel1 |" in text
+    assert "| 2 | 0.5000 | 0.5000 | 1.0000 |" in text  # n, (n - 1) / n, before, after
     assert "[kbb: missing] docs/analysis.md" in text
-    assert "[kbb: stale] out/results/patched.json" in stdout
-    # A result of another release is stale; a missing one is marked.
-    (results / "pristine.json").write_text(json.dumps([figure("0.9")]))
-    (results / "patched.json").unlink()
+    assert "kbb: stale" not in text
+    # The patches change: the patched result is stale, the pristine one not.
+    path = toy.patches / "fix" / "0002-Change-f9.patch"
+    path.write_text(path.read_text().replace("x + 90", "x + 91"))
+    stdout, _ = toy.kbb("pr", "toy", "--offline")
+    text = out(toy, "PR.md").read_text()
+    assert (
+        "**[kbb: stale] out/results/patched.json measured 1.0+bessel1, built from "
+        "another patches/toy/ than now: rerun `tox -e patched`**"
+    ) in text
+    assert "  patched   stale: out/results/patched.json measured" in stdout
+    assert "| 2 | 0.5000 | 0.5000 |" in text
+    # A result of another pin is stale; a missing one is marked.
+    toy.write_pins(url="https://example.org/elsewhere.git")
+    (toy.root / "out" / "results" / "patched.json").unlink()
     toy.kbb("pr", "toy", "--offline")
     text = out(toy, "ISSUE.md").read_text()
-    assert "[kbb: stale] out/results/pristine.json measured toypkg 0.9" in text
+    assert (
+        "[kbb: stale] out/results/pristine.json measured 1.0, built from another "
+        "pins.toml [toy] than now" in text
+    )
     assert "[kbb: missing] out/results/patched.json: run `tox -e patched`" in text
     assert "0.5000" not in text
+
+
+def test_results_of_unexported_commits_are_stale(toy_pr):
+    toy = toy_pr
+    toy.kbb("apply", "toy")
+    toy.commit_edit("toypkg/core.py", "x + 1\n", "x + 10\n", "Change f1" + PROVENANCE)
+    toy.write_results("patched", [figure("1.0+bessel1")], "series")
+    toy.kbb("pr", "toy", "--offline")
+    assert (
+        "a build with commits not exported to patches/toy/"
+        in out(toy, "PR.md").read_text()
+    )
 
 
 def test_pr_shows_a_row_per_implementation(toy_pr):
@@ -175,9 +203,9 @@ def test_pr_shows_a_row_per_implementation(toy_pr):
     upstream = [figure("toy-fused", "1.0", n, 1.0) for n in (2, 4)]
     upstream += [figure("toy-plain", "1.0", n, (n - 1) / n) for n in (2, 4)]
     upstream += [issue, dict(issue, implementation="other")]
-    (results / "pristine.json").write_text(json.dumps(upstream))
+    toy.write_results("pristine", upstream, "pristine")
     patched = [figure("toy-plain", "1.0+bessel1", n, 1.0) for n in (2, 4)]
-    (results / "patched.json").write_text(json.dumps(patched))
+    toy.write_results("patched", patched, "group/fix")
     stdout, _ = toy.kbb("pr", "toy", "--offline")
     text = out(toy, "PR.md").read_text()
     assert (
@@ -195,8 +223,8 @@ def test_pr_shows_a_row_per_implementation(toy_pr):
         "| 1.0 | numpy | toy-plain | 0.4600 | 0.4600 | 0.9200 | 1.0000 |\n\n"
     ) in issue_text
     assert "1.0000 | n/a |" not in issue_text  # the pinned release only
-    mark = "[kbb: missing] out/results/patched.json has no toy-fused result"
-    assert mark in text and mark in stdout
+    mark = "out/results/patched.json has no toy-fused result: run `tox -e patched`"
+    assert f"[kbb: missing] {mark}" in text and f"patched   missing: {mark}" in stdout
     assert "pristine.json has no" not in text
 
 
@@ -277,7 +305,7 @@ diff --git a/pkg/a_test.py b/pkg/a_test.py
 -    x = 1
 +    x = 2
 """
-    assert pr._tests([patch]) == (
+    assert texts.tests([patch]) == (
         "- `pkg/a_test.py`: adds `test_new`; rewrites `test_old`; changes "
         "existing tests in 1 place(s)"
     )
@@ -407,7 +435,7 @@ def test_lint_needs_the_pinned_tools(toy_pr):
 
 def test_push_refuses_until_the_human_made_pr_md_ready(toy_pr, tmp_path, monkeypatch):
     toy = toy_pr
-    monkeypatch.setattr(pr.shutil, "which", lambda name: None)  # no gh
+    monkeypatch.setattr(push.shutil, "which", lambda name: None)  # no gh
     fork = tmp_path / "fork.git"  # the user's fork of upstream
     subprocess.run(["git", "clone", "-q", "--bare", toy.url, str(fork)], check=True)
     _, err = toy.kbb("pr", "toy", "--push", fork.as_uri(), expect=2)
@@ -426,7 +454,7 @@ def test_push_refuses_until_the_human_made_pr_md_ready(toy_pr, tmp_path, monkeyp
     path = out(toy, "PR.md")
     text = path.read_text().replace("- [ ]", "- [x]")
     text = text.replace("[kbb: fill in the disclosure]", "Disclosed.")
-    path.write_text(pr.MARK.sub("", text))
+    path.write_text(push.MARK.sub("", text))
     _, err = toy.kbb("pr", "toy", "--push", fork.as_uri(), expect=2)
     assert "unticked" not in err and "mark" not in err
     # Based on upstream's newest commit, with an identity: the edited PR.md
@@ -485,28 +513,72 @@ def test_check_applies_in_a_copy(toy_series):
 
 def test_strip_provenance():
     message = "Subject\n\nBody.\n\nBug: x\nOrigin: y\nForwarded: no\n"
-    assert pr.gitops.strip_provenance(message) == "Subject\n\nBody.\n"
+    assert strip_provenance(message) == "Subject\n\nBody.\n"
 
 
-def test_doc_table_takes_the_section_of_the_group(tmp_path, monkeypatch):
-    # docs/benchmarks.md has one section per patch group: each pull
-    # request shows its group's first table; other documents their first.
-    docs = tmp_path / "docs"
+def test_named_tables_are_found_by_name(toy_pr):
+    # The texts take the table a placeholder names, never the first one; a
+    # table of another name, or a stale document, is marked.
+    toy = toy_pr
+    docs = toy.root / "docs"
     docs.mkdir()
-    (docs / "benchmarks.md").write_text(
-        "# keras: upstream against group/fix\n\n| a |\n|---|\n| fix |\n\n"
-        "# keras: upstream against group/fast\n\nnotes\n\n| a |\n|---|\n| fast |\n"
+    analysis = docs / "analysis.md"
+    analysis.write_text(
+        "<!-- table: results-read -->\n| environment | figures |\n|---|---|\n"
+        "| `patched` | 3 |\n\n<!-- table: comparison -->\n| implementation | "
+        "n = 2 |\n|---|---|\n| Keras | 1.0000 |\n"
     )
-    ws = type("Ws", (), {"root": tmp_path, "pins_file": tmp_path / "pins.toml"})()
-    ws.patches = lambda target: tmp_path / "patches" / target
-    pin = type("Pin", (), {"target": "toy", "series": "toy"})()
-    monkeypatch.setattr(
-        pr, "_changed", lambda ws, path: 1 if "docs" in str(path) else 0
+    toy.kbb("pr", "toy", "--offline")
+    text = out(toy, "PR.md").read_text()
+    assert "**[kbb: stale] docs/analysis.md has no stamp of the series" in text
+    ws = Workspace.find(toy.root)
+    stamp = results.stamp_line(ws, ws.pin("toy"))
+    analysis.write_text(analysis.read_text() + stamp + "\n")
+    toy.kbb("pr", "toy", "--offline")
+    text = out(toy, "PR.md").read_text()
+    assert "| implementation | n = 2 |\n|---|---|\n| Keras | 1.0000 |" in text
+    assert "| environment | figures |" not in text
+    assert "docs/analysis.md" not in text  # nothing of the workspace
+    analysis.write_text(analysis.read_text().replace("table: comparison", "table: x"))
+    toy.kbb("pr", "toy", "--offline")
+    text = out(toy, "PR.md").read_text()
+    assert "[kbb: missing] docs/analysis.md has no table named comparison" in text
+
+
+def test_reviewer_notes_and_the_body_length(toy_pr):
+    toy = toy_pr
+    template = toy.root / "pr" / "toy" / "PR.md"
+    template.write_text(
+        template.read_text().replace(
+            "$stack", "<!-- Review every line: you are the author. -->\n$stack"
+        )
     )
-    tables = {
-        group: pr._doc_table(ws, pin, "benchmarks.md", "the benchmarks", group)
-        for group in ("fix", "fast", "other")
-    }
-    assert "| fix |" in tables["fix"] and "| fast |" not in tables["fix"]
-    assert "| fast |" in tables["fast"] and "| fix |" not in tables["fast"]
-    assert "| fix |" in tables["other"]
+    stdout, _ = toy.kbb("pr", "toy", "--offline")
+    text = out(toy, "PR.md").read_text()
+    assert "<!--" not in text and "Review every line" not in text
+    review = out(toy, "REVIEW.md").read_text()
+    assert "Review every line: you are the author." in review
+    assert (
+        "  pristine  missing: out/results/pristine.json: run `tox -e pristine`"
+        in review
+    )
+    assert "  pristine  missing: out/results/pristine.json" in stdout
+    # pr.toml's pr-body-lines (40): a longer body is a problem.
+    template.write_text(template.read_text() + "line\n" * 40)
+    stdout, err = toy.kbb("pr", "toy", "--offline", expect=2)
+    assert (
+        "PR.md's body has " in stdout
+        and "more than pr.toml's pr-body-lines (40)" in err
+    )
+    state = json.loads(out(toy, "state.json").read_text())
+    assert any("pr-body-lines" in p for p in state["problems"])
+
+
+def test_body_problems():
+    text = "# Title\n\nSee [the analysis](docs/analysis.md).\n<!-- x -->\n"
+    problems = texts.body_problems(text, 1)
+    assert problems[0].startswith("PR.md has an HTML comment")
+    assert problems[1] == "PR.md links to the workspace's files: ](docs/analysis.md)"
+    assert problems[2].startswith("PR.md's body has 2 lines")
+    upstream_link = "# T\n\n[policy](../CONTRIBUTING.md#ai) [x](https://a.org/docs/b)\n"
+    assert texts.body_problems(upstream_link, 60) == []

@@ -1,28 +1,44 @@
 """`kbb report`: docs/analysis.md from recorded figures, reporting what is
 missing or stale instead of leaving it out."""
 
-import json
-import os
+import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
 
 from kbb import KbbError
+from kbb import markdown
 from kbb import report
-from kbb.pins import Workspace
+from kbb import results
+from kbb.workspace import Workspace
 
-PINS = Path(__file__).resolve().parents[2] / "pins.toml"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def ws(tmp_path):
-    shutil.copy(PINS, tmp_path / "pins.toml")
+def ws(tmp_path, monkeypatch):
+    monkeypatch.delenv("KBB_RESULTS", raising=False)
+    shutil.copy(ROOT / "pins.toml", tmp_path / "pins.toml")
+    shutil.copy(ROOT / "tox.ini", tmp_path / "tox.ini")
+    shutil.copytree(ROOT / "patches" / "keras", tmp_path / "patches" / "keras")
     (tmp_path / "out" / "results").mkdir(parents=True)
     return Workspace.find(tmp_path)
 
 
-def write(ws, env, keras, converged):
+def write(ws, env, keras, converged, pin_digest=None):
+    """ENV.json of a keras build `keras`, as `kbb install` stamps it."""
+    pin = ws.pin("keras")
+    patched = "+" in keras
+    build = results.Build(
+        target="keras",
+        ref="group/bessel" if patched else "pristine",
+        commit="0" * 40,
+        version=keras,
+        series=results.series_digest(ws, pin) if patched else None,
+        unexported=False,
+        pin=pin_digest or pin.digest(),
+    )
     entries = [
         {
             "implementation": "keras3",
@@ -35,9 +51,9 @@ def write(ws, env, keras, converged):
         }
         for n in report.CONVERGENCE_N
     ]
-    path = ws.root / "out" / "results" / f"{env}.json"
-    path.write_text(json.dumps(entries))
-    return path
+    directory = ws.root / "out" / "results"
+    results.write(directory, env, entries, {"keras": dataclasses.asdict(build)})
+    return directory / f"{env}.json"
 
 
 def row(text, label):
@@ -52,22 +68,41 @@ def test_no_results_is_an_error(ws):
 def test_missing_and_stale_figures_are_reported(ws):
     pinned = ws.pin("keras").version
     write(ws, "patched", f"{pinned}+bessel1", 0.99887)
-    write(ws, "pristine", "3.0.0", 0.49871)
+    write(ws, "pristine", "3.0.0", 0.49871, pin_digest="0" * 64)
     path, notes = report.write(ws)
     text = path.read_text()
     assert path == ws.root / "docs" / "analysis.md"
     assert "0.9989 | " in row(text, "Keras 3 patched, tensorflow backend")
     assert "0.4987 (stale)" in row(text, "Keras 3 pristine, tensorflow backend")
-    assert "stale: measured with keras 3.0.0" in row(text, "`pristine`")
+    assert "stale: measured 3.0.0, built from another pins.toml [keras]" in row(
+        text, "`pristine`"
+    )
     assert report.NOT_MEASURED in row(text, "tf-keras patched, non-fused")
     assert report.NOT_MEASURED in row(text, "Keras 3 patched, jax backend")
     assert "Expected results missing: `pristine-jax`" in text
     assert notes[0].startswith("pristine: stale")
+    # The environments are tox.ini's, declared once.
+    assert "tox -e " + ",".join(ws.tox_envs("testenv:report", "depends")) in text
 
 
-def test_results_older_than_the_last_commit_are_stale(ws):
+def test_results_of_another_series_are_stale(ws):
     path = write(ws, "patched", f"{ws.pin('keras').version}+bessel1", 1.0)
-    os.utime(path, (1000, 1000))
-    pinned = ws.pin("keras").version
-    reason = report._stale(path, json.loads(path.read_text()), pinned, 2000)
-    assert reason == "older than the last commit to patches/, tests/ or pins.toml"
+    assert results.status(ws, path.parent, "patched", ws.pin("keras"))[0] == "current"
+    series = ws.patches("keras") / "series"
+    series.write_text(series.read_text() + "# a comment changes the series\n")
+    state, line = results.status(ws, path.parent, "patched", ws.pin("keras"))
+    assert state == "stale" and "another patches/keras/ than now" in line
+
+
+def test_every_table_is_named(ws):
+    write(ws, "patched", f"{ws.pin('keras').version}+bessel1", 1.0)
+    path, _ = report.write(ws)
+    text = path.read_text()
+    named = markdown.tables(text)
+    assert text.count("\n|---") == len(named)
+    assert markdown.header(named["comparison"])[0] == "implementation"
+    assert markdown.header(named["reproduction"])[:3] == [
+        "environment",
+        "keras",
+        "backend",
+    ]

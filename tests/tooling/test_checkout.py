@@ -8,8 +8,8 @@ from conftest import CORE
 from conftest import FILES
 from conftest import PROVENANCE
 from conftest import make_sdist
-from kbb import gitops
 from kbb import layouts
+from kbb.series import provenance_missing
 
 
 def test_fetch_sdist_makes_a_tagged_pristine_commit(toy):
@@ -106,7 +106,7 @@ def test_export_writes_the_series(toy_series):
     patch = (toy.patches / "fix" / "0001-Change-f3.patch").read_text()
     assert patch.startswith("From 0000000000000000000000000000000000000000 ")
     assert "-    return x + 3\n+    return x + 30\n" in patch
-    assert gitops.provenance_missing(patch) == []
+    assert provenance_missing(patch) == []
 
 
 @pytest.mark.parametrize("source", ["sdist", "git"])
@@ -158,9 +158,9 @@ def test_apply_refuses_to_discard_unexported_work(toy_series):
     toy.kbb("apply", "toy")
     toy.commit_edit("toypkg/core.py", "x + 1\n", "x + 1000\n", "Change f1" + PROVENANCE)
     _, err = toy.kbb("apply", "toy", expect=2)
-    assert "has commits that are not in patches/toy/" in err
+    assert "has 1 commit(s) that are not in patches/toy/" in err
     _, err = toy.kbb("clean", "toy", expect=2)
-    assert "has commits that are not in patches/toy/" in err
+    assert "has 1 commit(s) that are not in patches/toy/" in err
     toy.kbb("apply", "toy", "--force")
     assert "x + 1000" not in (toy.checkout / "toypkg/core.py").read_text()
 

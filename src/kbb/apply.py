@@ -1,0 +1,178 @@
+"""`kbb apply`: the series as branches group/* and series of the checkout,
+and the one decision of when to apply again (`ensure_applied`)."""
+
+import contextlib
+import io
+import os
+import shutil
+import tempfile
+
+from kbb import KbbError
+from kbb import am
+from kbb import fetch
+from kbb import layouts
+from kbb import log
+from kbb import mirror
+from kbb.checkout import ensure as ensure_checkout
+from kbb.checkout import require_exported
+from kbb.checkout import require_idle
+from kbb.checkout import source_of
+from kbb.checkout import verify
+from kbb.git import config
+from kbb.git import git
+from kbb.git import rev
+from kbb.git import update_refs
+from kbb.series import Series
+from kbb.workspace import Workspace
+
+
+def is_current(ws, pin, ref="series"):
+    """True when branch series was applied from (or exported to) the series
+    as it is now in patches/SERIES/, and, when only its first groups were
+    applied (`upto`), `ref` is one of them."""
+    checkout = ws.checkout(pin.target)
+    if rev(checkout, "refs/heads/series") is None:
+        return False
+    series = Series.load(ws.patches(pin.series))
+    if config(checkout, "kbb.series") != series.digest():
+        return False
+    upto = config(checkout, "kbb.upto")
+    if not upto:
+        return True
+    return ref in ("pristine", *(f"group/{g}" for g in series.upto(upto).groups))
+
+
+def ensure_applied(ws, pin, ref="series"):
+    """Applies the series unless branch series is current. A series branch
+    with commits not yet exported is used as it is, so that a contributor
+    can test an edit before exporting it, unless the series changed too:
+    then `apply` refuses to discard those commits. When `ref` is a group
+    and the series applies only up to a later group (a newer upstream),
+    the groups up to `ref`'s are applied."""
+    verify(ws.checkout(pin.target), pin)
+    if is_current(ws, pin, ref):
+        return
+    try:
+        apply(ws, pin)
+    except KbbError as e:
+        series = Series.load(ws.patches(pin.series))
+        group = ref.removeprefix("group/")
+        if not ref.startswith("group/") or group not in series.groups[:-1]:
+            raise
+        log(f"{e}; applying the groups up to {group} only, as {ref} needs")
+        apply(ws, pin, upto=group)
+
+
+def apply(ws, pin, force=False, upto=None):
+    """Applies the series (with `upto`, its groups up to that one) as
+    branches group/* and series; returns the tip of series."""
+    checkout = ws.checkout(pin.target)
+    verify(checkout, pin)
+    require_idle(checkout, pin)
+    require_exported(checkout, pin, "discard them", force)
+    full = Series.load(ws.patches(pin.series))
+    series = full.upto(upto) if upto else full
+    source = source_of(checkout)
+    base = rev(checkout, "refs/heads/pristine")
+    git("checkout", "-q", "-f", "--detach", base, cwd=checkout)
+    try:
+        attempt, tips = _am(checkout, pin, series, source, base)
+    except BaseException:
+        _back_to(checkout, base)
+        raise
+    _report(pin, series, source, attempt)
+    if attempt.failed is not None:
+        _back_to(checkout, base)
+        raise KbbError(
+            f"{attempt.failed.name} does not apply to {pin.spec}: "
+            f"{attempt.reason}; the checkout is back on its pristine commit"
+        )
+    _set_refs(checkout, full, series, tips)
+    for key, value in (
+        ("series", full.digest()),
+        ("upto", upto or ""),
+        ("omitted", str(sum(n for _, n in attempt.dropped()))),
+    ):
+        git("config", f"kbb.{key}", value, cwd=checkout)
+    tip = tips[series.groups[-1]]
+    log(
+        f"applied {len(series.patches)} patches of patches/{pin.series}/ "
+        f"on {pin.spec}: branch series ({tip[:12]})"
+    )
+    return tip
+
+
+def _am(checkout, pin, series, source, base):
+    """The one git am loop, on the checkout or on its mirror."""
+    translator = layouts.translator(pin.layout(source), pin.series_layout)
+    files = series.files()
+    if translator is None:
+        omit = am.missing_tests(checkout, base, files)
+        attempt = am.try_series(checkout, series, source, omit)
+        tips = {group: attempt.tips.get(group, base) for group in series.groups}
+        return attempt, tips
+    return mirror.am_translated(
+        checkout,
+        series,
+        source,
+        base,
+        translator,
+        lambda tree, commit: am.missing_tests(tree, commit, files),
+    )
+
+
+def _report(pin, series, source, attempt):
+    for name in attempt.skipped:
+        only = next(p.only for p in series.patches if p.name == name)
+        log(f"skipping {name} (only={only}, checkout from {source})")
+    dropped = attempt.dropped()
+    if dropped:
+        log(
+            f"left out {sum(n for _, n in dropped)} hunk(s) of upstream test "
+            f"files that {pin.spec} does not ship: "
+            + ", ".join(sorted({f for f, _ in dropped}))
+        )
+
+
+def _back_to(checkout, base):
+    """After a failure: no `git am` left, HEAD detached at the pristine
+    commit (never on branch pristine), the branches as they were."""
+    git("am", "--abort", cwd=checkout, check=False)
+    git("checkout", "-q", "-f", "--detach", base, cwd=checkout, check=False)
+
+
+def _set_refs(checkout, full, series, tips):
+    """Moves group/*, series and refs/kbb/applied in one transaction, with
+    HEAD detached meanwhile, then checks out series."""
+    tip = tips[series.groups[-1]]
+    git("checkout", "-q", "--detach", tip, cwd=checkout)
+    updates = {f"refs/heads/group/{group}": tips[group] for group in series.groups}
+    for group in full.groups[len(series.groups) :]:
+        if rev(checkout, f"refs/heads/group/{group}"):
+            updates[f"refs/heads/group/{group}"] = None
+    updates["refs/heads/series"] = tip
+    updates["refs/kbb/applied"] = tip
+    update_refs(checkout, updates)
+    git("checkout", "-q", "series", cwd=checkout)
+
+
+def applies_in_copy(ws, pin):
+    """Applies the series to the pinned sdist in a temporary copy of the
+    workspace (pins.toml, patches/SERIES/, the cached download), so that
+    .upstream/TARGET stays as it is. Returns False, having said why, when
+    the sdist is neither cached nor downloadable."""
+    try:
+        archive = fetch.download_sdist(ws, pin)
+    except fetch.Unreachable as e:
+        log(f"not checked whether patches/{pin.series}/ applies: {e}")
+        return False
+    with tempfile.TemporaryDirectory(prefix="kbb-check-") as tmp:
+        copy = Workspace.at(tmp)
+        shutil.copy(ws.pins_file, copy.pins_file)
+        shutil.copytree(ws.patches(pin.series), copy.patches(pin.series))
+        copy.downloads.mkdir(parents=True)
+        os.symlink(archive, copy.downloads / archive.name)
+        with contextlib.redirect_stderr(io.StringIO()):  # about the copy
+            ensure_checkout(copy, pin, "sdist")
+            apply(copy, pin)
+    return True

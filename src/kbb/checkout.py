@@ -1,0 +1,216 @@
+"""The upstream checkout `.upstream/TARGET`, a git repository:
+
+- branch `pristine` and tag `pristine-VERSION`: the pinned release as
+  shipped, from the PyPI sdist (one commit) or the upstream repository;
+- branch `group/NAME` for each patch group, stacked in series order, and
+  branch `series`: every group applied (the branch a contributor edits);
+- ref `refs/kbb/applied`: what `series` was when the series was last
+  applied or exported, so that nothing unexported is ever discarded;
+- config `kbb.*`: the target, source and pin it was made from, the digest
+  of the series applied (`kbb.series`), the group it was applied up to
+  (`kbb.upto`) and how many test-file hunks it left out (`kbb.omitted`).
+
+This module makes and verifies checkouts, guards them, and cleans up.
+"""
+
+import shutil
+from pathlib import Path
+
+from kbb import KbbError
+from kbb import fetch
+from kbb import log
+from kbb.git import config
+from kbb.git import describe
+from kbb.git import git
+from kbb.git import identity_env
+from kbb.git import in_progress
+from kbb.git import rev
+from kbb.git import temporary_dir
+from kbb.git import temporary_prefix
+
+_EXCLUDES = "build/\ndist/\n__pycache__/\n*.pyc\n.pytest_cache/\n"
+
+
+def source_of(checkout):
+    return config(checkout, "kbb.source")
+
+
+def ensure(ws, pin, source=None, git_url=None):
+    """The checkout of `pin`, made once (sdist by default); an existing one
+    is verified against the pin."""
+    checkout = ws.checkout(pin.target)
+    if checkout.exists():
+        verify(checkout, pin, source)
+        return checkout
+    source = source or "sdist"
+    if source not in ("sdist", "git"):
+        raise KbbError(f"unknown source {source!r} (sdist or git)")
+    if source == "git" and pin.git_url is None:
+        raise KbbError(
+            f"pins.toml [{pin.target}] has no git-url, git-tag and git-commit: "
+            "it is an sdist only (--source sdist)"
+        )
+    ws.upstream_dir.mkdir(parents=True, exist_ok=True)
+    with temporary_dir(checkout) as tmp:
+        made = tmp / "checkout"
+        made.mkdir()
+        _make(ws, pin, source, git_url, made)
+        made.rename(checkout)
+    log(
+        f"{ws.shown(checkout)} is {pin.spec} from the {source} source (branch pristine)"
+    )
+    return checkout
+
+
+def _make(ws, pin, source, git_url, dest):
+    git("init", "-q", "-b", "pristine", cwd=dest)
+    if source == "sdist":
+        archive = fetch.download_sdist(ws, pin)
+        date = fetch.unpack(archive, dest)
+        git("add", "-A", cwd=dest)
+        message = f"{pin.project} {pin.version} (PyPI sdist, sha256 {pin.sdist_sha256})"
+        git("commit", "-q", "-m", message, cwd=dest, env=identity_env(date=date))
+        made_from = pin.sdist_sha256
+    else:
+        commit = fetch.clone_tag(pin, git_url or pin.git_url, dest)
+        git("reset", "-q", "--hard", commit, cwd=dest)
+        made_from = pin.git_commit
+    git("tag", pin.pristine_tag, cwd=dest)
+    for key, value in (("target", pin.target), ("source", source), ("pin", made_from)):
+        git("config", f"kbb.{key}", value, cwd=dest)
+    (dest / ".git" / "info").mkdir(exist_ok=True)
+    (dest / ".git" / "info" / "exclude").write_text(_EXCLUDES)
+
+
+def verify(checkout, pin, source=None):
+    """Refuses a checkout of another source or release than asked, one made
+    by an older kbb, and one whose branch pristine moved off its tag."""
+    made_from = source_of(checkout)
+    if source and made_from != source:
+        raise KbbError(
+            f"{checkout} was made from the {made_from or 'unknown'} source; "
+            f"run `kbb clean {pin.target}` first to use the {source} source"
+        )
+    expected = pin.sdist_sha256 if made_from == "sdist" else pin.git_commit
+    if config(checkout, "kbb.pin") != expected:
+        raise KbbError(
+            f"{checkout} holds another release than pins.toml pins "
+            f"({pin.spec}); export any work, then `kbb clean {pin.target}`"
+        )
+    pristine, tag = (
+        rev(checkout, "refs/heads/pristine"),
+        rev(checkout, pin.pristine_tag),
+    )
+    if pristine is None:
+        raise KbbError(
+            f"{checkout} has no branch pristine (an older kbb made it, with "
+            f"branch upstream): export any work, then `kbb clean {pin.target}`"
+        )
+    if pristine != tag:
+        raise KbbError(
+            f"branch pristine of {checkout} is not tag {pin.pristine_tag}, the "
+            f"release as shipped: move your commits off it, then `git -C "
+            f"{checkout} branch -f pristine {pin.pristine_tag}`"
+        )
+
+
+def require_idle(checkout, pin):
+    """Refuses while a git operation is in progress or files are changed."""
+    operation = in_progress(checkout)
+    if operation:
+        raise KbbError(f"{checkout}: {operation} is in progress: finish it first")
+    status = git("status", "--porcelain", "--untracked-files=normal", cwd=checkout)
+    if status.strip():
+        raise KbbError(
+            f"{checkout} has uncommitted changes: commit them and "
+            f"`kbb export {pin.target}`, or discard them"
+        )
+
+
+def unexported(checkout):
+    """'id Subject' of the commits that applying again would discard: those
+    of branch series not in the last applied or exported series, and those
+    of a group/* branch that are in neither."""
+    applied = rev(checkout, "refs/kbb/applied")
+    series = rev(checkout, "refs/heads/series")
+    lost = []
+    if series and series != applied:
+        lost += describe(checkout, f"{applied}..{series}" if applied else series)
+    if applied:
+        for branch in git(
+            "branch", "--list", "--format=%(refname:short)", "group/*", cwd=checkout
+        ).split():
+            spec = [branch, "--not", applied] + ([series] if series else [])
+            lost += [f"{line} (only on {branch})" for line in describe(checkout, *spec)]
+    return list(dict.fromkeys(lost))
+
+
+def require_exported(checkout, pin, action, force=False):
+    """Refuses to discard unexported commits; with `force`, names them."""
+    lost = unexported(checkout)
+    if lost and not force:
+        raise KbbError(
+            f"{checkout} has {len(lost)} commit(s) that are not in "
+            f"patches/{pin.series}/: `kbb export {pin.target}` them, or pass "
+            f"--force to {action} anyway ({'; '.join(lost)})"
+        )
+    if lost:
+        log(f"--force: discarding {len(lost)} commit(s): {'; '.join(lost)}")
+
+
+def leftovers(checkout):
+    """What an interrupted kbb left beside and in the checkout: temporary
+    folders, worktrees registered there, stale git locks."""
+    parent = Path(checkout).parent
+    found = sorted(parent.glob(temporary_prefix(checkout) + "*"))
+    git_dir = Path(checkout) / ".git"
+    found += sorted((git_dir / "worktrees").glob("*")) if git_dir.is_dir() else []
+    found += [git_dir / n for n in ("index.lock", "HEAD.lock", "packed-refs.lock")]
+    found += sorted((git_dir / "refs").rglob("*.lock")) if git_dir.is_dir() else []
+    return [path for path in found if path.exists()]
+
+
+def clean(ws, pin, force=False, checkout_too=True):
+    """Removes the leftovers of interrupted runs and, unless only those are
+    asked for, the checkout (refusing to discard unexported work)."""
+    checkout = ws.checkout(pin.target)
+    for path in leftovers(checkout):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        log(f"removed {ws.shown(path)}")
+    if checkout.exists():
+        git("worktree", "prune", cwd=checkout, check=False)
+    if not checkout_too or not checkout.exists():
+        return
+    if not force:
+        require_idle(checkout, pin)
+        require_exported(checkout, pin, "remove it")
+    shutil.rmtree(checkout)
+    log(f"removed {ws.shown(checkout)}")
+
+
+def interrupted(ws, targets):
+    """Lines saying what an interrupted run left behind, and how to resume."""
+    lines = []
+    for target in targets:
+        checkout = ws.checkout(target)
+        left = [ws.shown(path) for path in leftovers(checkout)]
+        operation = checkout.exists() and in_progress(checkout)
+        if left or operation:
+            lines.append(
+                f"{target}: left behind "
+                + ", ".join(
+                    left
+                    + ([f"{operation} in {ws.shown(checkout)}"] if operation else [])
+                )
+                + f"; `kbb clean {target} --leftovers` removes them"
+            )
+        elif checkout.exists() and rev(checkout, "HEAD") and not _on_branch(checkout):
+            lines.append(
+                f"{target}: HEAD of {ws.shown(checkout)} is detached; "
+                "nothing else was left"
+            )
+    return lines or ["nothing was left behind"]
+
+
+def _on_branch(checkout):
+    return git("symbolic-ref", "-q", "HEAD", cwd=checkout, check=False).returncode == 0

@@ -1,0 +1,193 @@
+"""Everything that reaches the network, and every pip call: the pinned
+sdists (downloaded with pip, so the user's index and mirror settings apply;
+sha256-checked and cached), the index's newest version of a project, git
+clones and fetches (with the user's git configuration, for credentials and
+proxies)."""
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from kbb import KbbError
+from kbb import log
+from kbb.git import cause
+from kbb.git import git
+from kbb.git import rev
+
+
+class Unreachable(KbbError):
+    """The package index or the git remote could not be reached."""
+
+
+def pip(*args, env=None):
+    """Runs `python -m pip ARGS` in this interpreter; returns the process."""
+    if importlib.util.find_spec("pip") is None:
+        raise KbbError(
+            f"{sys.executable} has no pip (a uv virtual environment has none): "
+            "`python -m ensurepip`, or run kbb from tox, whose environments "
+            "are virtualenv's with pip (tox.ini)"
+        )
+    command = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check"]
+    return subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+
+
+def sha256(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_sdist(ws, pin, offline=False):
+    """The pinned sdist: downloaded with pip once, verified every time. A
+    cached file that does not match is reported and moved aside."""
+    cached = ws.downloads / f"{pin.sdist_sha256}.tar.gz"
+    if cached.is_file():
+        if sha256(cached) == pin.sdist_sha256:
+            return cached
+        corrupt = cached.with_name(cached.name + ".corrupt")
+        os.replace(cached, corrupt)
+        log(
+            f"the cached {pin.spec} sdist does not match its sha256 (corrupted): "
+            f"moved to {ws.shown(corrupt)}; downloading it again"
+        )
+    if offline:
+        raise Unreachable(
+            f"--offline, and no verified copy of the {pin.spec} sdist is cached "
+            f"in {ws.shown(ws.downloads)}"
+        )
+    ws.downloads.mkdir(parents=True, exist_ok=True)
+    log(f"downloading the {pin.spec} sdist with pip")
+    with tempfile.TemporaryDirectory(dir=ws.downloads) as tmp:
+        try:
+            download = _pip_download(pin.spec, Path(tmp))
+        except Unreachable as e:
+            raise Unreachable(
+                f"cannot download {pin.spec} with pip, and no verified copy is "
+                f"cached in {ws.shown(ws.downloads)}: {e}"
+            ) from None
+        digest = sha256(download)
+        if digest != pin.sdist_sha256:
+            raise KbbError(
+                f"sha256 mismatch for {download.name}: pins.toml says "
+                f"{pin.sdist_sha256}, the download is {digest}; it was discarded"
+            )
+        os.replace(download, cached)
+    return cached
+
+
+def _pip_download(spec, directory):
+    """Downloads the sdist of `spec` with pip into `directory`; returns it.
+    Raises Unreachable, with pip's cause, when pip fails."""
+    result = pip(
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--pre",
+        "-q",
+        "-d",
+        str(directory),
+        spec,
+    )
+    files = sorted(Path(directory).glob("*.tar.gz"))
+    if result.returncode or len(files) != 1:
+        raise Unreachable(cause(result.stderr))
+    return files[0]
+
+
+def newest_version(project):
+    """The newest version of `project` on the package index (pre-releases
+    too), asked with pip. Raises Unreachable when pip fails."""
+    result = pip("index", "versions", "--pre", project)
+    match = re.search(rf"^{re.escape(project)} \((\S+)\)$", result.stdout, re.M)
+    if result.returncode or not match:
+        raise Unreachable(cause(result.stderr))
+    return match.group(1)
+
+
+def unpack(archive, dest):
+    """Unpacks an sdist into `dest` without its top folder; returns the
+    newest date of its files, as git takes it."""
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+        tops = {m.name.split("/", 1)[0] for m in members}
+        if len(tops) != 1:
+            raise KbbError(
+                f"{archive.name}: expected one top folder, found {sorted(tops)}"
+            )
+        top = tops.pop()
+        date = max(m.mtime for m in members)
+        for member in members:
+            if member.name == top:
+                continue
+            member.name = member.name.split("/", 1)[1]
+            tar.extract(member, dest, filter="data")
+    return f"@{int(date)} +0000"
+
+
+def clone_tag(pin, url, dest):
+    """Fetches the pinned tag from `url` into the new repository `dest`,
+    checking that it is the pinned commit."""
+    log(f"fetching {pin.git_tag} from {url}")
+    git("remote", "add", "origin", url, cwd=dest)
+    tag = f"refs/tags/{pin.git_tag}"
+    result = git(
+        "fetch",
+        "-q",
+        "--depth=1",
+        "--no-tags",
+        "origin",
+        f"+{tag}:{tag}",
+        cwd=dest,
+        check=False,
+        user_config=True,
+    )
+    if result.returncode:
+        raise Unreachable(
+            f"cannot fetch {pin.git_tag} from {url}: {cause(result.stderr)}"
+        )
+    commit = rev(dest, tag)
+    if commit != pin.git_commit:
+        raise KbbError(
+            f"{pin.git_tag} at {url} is commit {commit}, but pins.toml pins "
+            f"{pin.git_commit}"
+        )
+    return commit
+
+
+def fetch_default_branch(repo, url, ref):
+    """Fetches the default branch of the git remote `url` (its last commit
+    only) as `ref`; returns (commit, branch name)."""
+    result = git(
+        "ls-remote", "--symref", url, "HEAD", cwd=repo, check=False, user_config=True
+    )
+    if result.returncode:
+        raise Unreachable(f"cannot reach {url}: {cause(result.stderr)}")
+    match = re.search(r"^ref: refs/heads/(\S+)\tHEAD$", result.stdout, re.MULTILINE)
+    branch = match.group(1) if match else "HEAD"
+    source = f"refs/heads/{branch}" if match else "HEAD"
+    result = git(
+        "fetch",
+        "-q",
+        "--depth=1",
+        "--no-tags",
+        url,
+        f"+{source}:{ref}",
+        cwd=repo,
+        check=False,
+        user_config=True,
+    )
+    if result.returncode:
+        raise Unreachable(f"cannot fetch {branch} from {url}: {cause(result.stderr)}")
+    return rev(repo, ref), branch

@@ -1,0 +1,185 @@
+"""The checks of `kbb pr`: the series applied to the pinned release and to
+the newest upstream (kbb.am, in temporary worktrees, so that the checkout's
+branches and files stay as they are), and upstream's own formatter and
+linter (pr.toml) on the files each group changes. Each check gives report
+lines and problems."""
+
+import dataclasses
+import importlib.metadata
+import subprocess
+import sys
+
+from kbb import KbbError
+from kbb import am
+from kbb import mirror
+from kbb.git import git
+from kbb.git import rev
+from kbb.git import scratch
+from kbb.pr import newest as newest_upstream
+from kbb.series import patch_files
+
+
+def lint_tools(config):
+    """'ruff 0.9.2, ...': the installed lint tools, checked against pr.toml."""
+    found = []
+    for requirement in config.lint_requires:
+        name, _, wanted = requirement.partition("==")
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        if version is None or wanted and version != wanted:
+            raise KbbError(
+                f"pr/{config.directory.name}/pr.toml lints with {requirement}, "
+                f"but {sys.executable} has {version or 'none'}: run `tox -e pr`, "
+                f"or `pip install {requirement}`"
+            )
+        found.append(f"{name} {version}")
+    return ", ".join(found) or "the installed tools"
+
+
+def lint(config, tree, files):
+    """Runs each lint command in `tree` on `files`; returns its findings."""
+    findings = []
+    if not files:  # without files, the tools would check the whole tree
+        return findings
+    for module, *arguments in config.lint_commands:
+        argv = []
+        for argument in arguments:
+            argv += files if argument == "{files}" else [argument]
+        result = subprocess.run(
+            [sys.executable, "-m", module, *argv],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode:
+            output = (result.stdout + result.stderr).strip()
+            findings.append(f"$ {module} {' '.join(argv)}\n{output}")
+    return findings
+
+
+@dataclasses.dataclass
+class Run:
+    """The series checked against the pinned release and the newest upstream."""
+
+    series: object
+    texts: dict  # patch name -> text
+    source: str  # of the checkout: sdist or git
+    pinned: am.Attempt
+    newest: newest_upstream.Newest
+    newest_attempt: am.Attempt | None
+    lint: dict  # group -> (files, findings, the files linted on the newest upstream)
+
+
+def check(ws, pin, checkout, source, config, series, newest_git, offline):
+    """Applies the series to the pinned release, lints each group there,
+    and applies it to the newest upstream, linting there the files that the
+    pinned release lacks (tf-keras' tests, not in its sdist)."""
+    pristine = mirror.in_layout(
+        checkout,
+        rev(checkout, "refs/heads/pristine"),
+        pin.layout(source),
+        pin.series_layout,
+    )
+    texts = {p.name: p.path.read_text() for p in series.patches}
+    pinned_files = set(
+        git("ls-tree", "-r", "--name-only", pristine, cwd=checkout).split()
+    )
+    newest = newest_upstream.find(
+        ws, pin, checkout, newest_git, offline, series.files() & pinned_files
+    )
+
+    def python_files(group, tree):
+        return {
+            f
+            for p in series.group_patches(group)
+            for f in patch_files(texts[p.name])
+            if f.endswith(".py") and (tree / f).is_file()
+        }
+
+    lints = {}
+    with scratch(checkout, pristine) as tree:
+        pinned = am.try_series(tree, series, source)
+        for group, commit in pinned.tips.items():
+            git("checkout", "-q", "--detach", commit, cwd=tree)
+            files = sorted(python_files(group, tree))
+            lints[group] = (files, lint(config, tree, files), [])
+    attempt = None
+    if newest.commit:
+        with scratch(checkout, newest.commit) as tree:
+            attempt = am.try_series(tree, series, newest.source, newest.omit)
+            for group, commit in attempt.tips.items():
+                files, findings, _ = lints.get(group, ([], [], []))
+                git("checkout", "-q", "--detach", commit, cwd=tree)
+                more = sorted(python_files(group, tree) - set(files))
+                if more:
+                    lints[group] = (
+                        sorted(files + more),
+                        findings + lint(config, tree, more),
+                        more,
+                    )
+    return Run(series, texts, source, pinned, newest, attempt, lints)
+
+
+def _status(attempt, series, patch):
+    names = [p.name for p in series.patches]
+    if attempt.failed is not None:
+        failed = names.index(attempt.failed.name)
+        if names.index(patch.name) == failed:
+            return f"DOES NOT APPLY: {attempt.reason}"
+        if names.index(patch.name) > failed:
+            return "not checked: a patch before it does not apply"
+    if patch.name in attempt.skipped:
+        return f"skipped (only={patch.only})"
+    if patch.name in attempt.unchecked:
+        return "not checked: it changes only test files that the newest upstream lacks"
+    return "applies"
+
+
+def _newest_lines(run, patches, offline):
+    newest, attempt, group = run.newest, run.newest_attempt, patches[0].group
+    if attempt is None:
+        expected = not offline and newest.expected
+        return [f"newest  not checked: {newest.note}"], (
+            ["the newest upstream was not checked"] if expected else []
+        )
+    lines = [f"newest  {newest.description}:"]
+    lines += [f"  {newest.newer}"] if newest.newer else []
+    lines += [f"  {p.name}: {_status(attempt, run.series, p)}" for p in patches]
+    trouble = []
+    if group not in attempt.tips:
+        trouble.append("the series does not apply to the newest upstream")
+    dropped = attempt.dropped(patches)
+    if dropped:
+        lines.append(
+            f"  {sum(n for _, n in dropped)} test-file hunk(s) not checked: "
+            f"{newest.note} ({', '.join(sorted({f for f, _ in dropped}))})"
+        )
+    return lines, trouble
+
+
+def report_lines(pin, run, group, tools, offline):
+    """The report lines of the checks of a group, and its problems."""
+    patches = run.series.group_patches(group)
+    release = "PyPI sdist" if run.source == "sdist" else pin.git_tag
+    lines = [f"pinned  {pin.spec}, {release}:"]
+    lines += [f"  {p.name}: {_status(run.pinned, run.series, p)}" for p in patches]
+    if group not in run.pinned.tips:
+        return lines, [f"the series does not apply to {pin.spec}"]
+    newest_lines, trouble = _newest_lines(run, patches, offline)
+    lines += newest_lines
+    files, findings, on_newest = run.lint[group]
+    where = (
+        f" ({len(on_newest)} on the newest upstream: the pinned release lacks them)"
+        if on_newest
+        else ""
+    )
+    lines.append(
+        f"lint    {tools} (pr/{pin.target}/pr.toml) on {len(files)} file(s){where}: "
+        + (f"{len(findings)} command(s) found issues" if findings else "clean")
+    )
+    lines += ["  " + line for finding in findings for line in finding.splitlines()]
+    if findings:
+        trouble.append("upstream's lint found issues")
+    return lines, trouble

@@ -1,0 +1,187 @@
+"""`kbb pr TARGET`: for each patch group, the checks (kbb.pr.checks), the
+texts (kbb.pr.texts) and branch pr/GROUP in the checkout, written to
+out/pr/TARGET/GROUP/ (report.txt, ISSUE.md, PR.md, state.json)."""
+
+import json
+
+from kbb import KbbError
+from kbb import log
+from kbb.checkout import source_of
+from kbb.git import BOT
+from kbb.git import commit_tree
+from kbb.git import commits
+from kbb.git import git
+from kbb.git import identity_env
+from kbb.git import meta
+from kbb.git import rev
+from kbb.pr import checks
+from kbb.pr import config as pr_config
+from kbb.pr import numbers
+from kbb.pr import texts
+from kbb.series import Series
+from kbb.series import strip_provenance
+
+
+def identity(checkout):
+    """The user's git (name, email), or None."""
+    found = [
+        git("config", key, cwd=checkout, check=False, user_config=True).stdout.strip()
+        for key in ("user.name", "user.email")
+    ]
+    return tuple(found) if all(found) else None
+
+
+def load_state(folder):
+    try:
+        return json.loads((folder / "state.json").read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def rewrite(repo, base, tip, author):
+    """Remakes the commits base..tip without the workspace's headers, with
+    `author` (name, email) as their author and committer if given (the
+    dates are kept); returns the new tip."""
+    new = base
+    for commit in commits(repo, f"{base}..{tip}"):
+        name, email, date, message = meta(repo, commit)
+        env = identity_env(
+            author=author or (name, email), date=date, committer=author or BOT
+        )
+        new = commit_tree(
+            repo, f"{commit}^{{tree}}", [new], strip_provenance(message), env
+        )
+    return new
+
+
+def prepare(ws, pin, groups=None, newest_git=None, offline=False):
+    """Checks, lints, renders and branches each group; raises KbbError at the
+    end when a group is not ready for upstream."""
+    checkout = ws.checkout(pin.target)
+    config = pr_config.load(ws, pin.target)
+    tools = checks.lint_tools(config)
+    series = Series.load(ws.patches(pin.series))
+    groups = groups or series.groups
+    unknown = sorted(set(groups) - set(series.groups))
+    if unknown:
+        raise KbbError(f"no group {', '.join(unknown)} in patches/{pin.series}/")
+    if rev(checkout, "refs/heads/series") not in (
+        None,
+        rev(checkout, "refs/kbb/applied"),
+    ):
+        log(
+            f"branch series has commits not in patches/{pin.series}/: the pull "
+            "requests are made from patches/ (`kbb export` them to include them)"
+        )
+    source = source_of(checkout)
+    run = checks.check(ws, pin, checkout, source, config, series, newest_git, offline)
+    evidence = numbers.collect(ws, pin, config)
+    author = identity(checkout)
+    failed = []
+    for group in groups:
+        trouble = _group(
+            ws, pin, checkout, run, group, (tools, offline, evidence, config, author)
+        )
+        if trouble:
+            failed.append(f"{group}: {'; '.join(trouble)}")
+    if failed:
+        raise KbbError(f"{pin.target} is not ready for upstream: {' | '.join(failed)}")
+
+
+def _group(ws, pin, checkout, run, group, context):
+    tools, offline, evidence, config, author = context
+    folder = ws.pr_out(pin.target, group)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = load_state(folder)
+    lines, trouble = checks.report_lines(pin, run, group, tools, offline)
+    if group in run.pinned.tips:
+        lines += _branch(ws, pin, checkout, run, group, state, author)
+        more, problems = _texts(
+            ws, pin, checkout, run, group, folder, state, evidence, config
+        )
+        lines += more
+        trouble += problems
+    state["problems"] = trouble
+    (folder / "state.json").write_text(json.dumps(state, indent=1) + "\n")
+    (folder / "report.txt").write_text("\n".join(lines) + "\n")
+    print(f"{pin.target}: group {group}")
+    print("\n".join("  " + line for line in lines), flush=True)
+    return trouble
+
+
+def _branch(ws, pin, checkout, run, group, state, author):
+    """Makes branch pr/GROUP: the series up to GROUP on upstream's commit
+    where it applies there, else on the pinned release, without the
+    workspace's headers, authored by the user. Returns report lines."""
+    newest, attempt = run.newest, run.newest_attempt
+    on_newest = (
+        attempt is not None
+        and newest.branch
+        and group in attempt.tips
+        and not attempt.omitted
+        and not attempt.unchecked
+    )
+    attempt = attempt if on_newest else run.pinned
+    commit = rewrite(checkout, attempt.base, attempt.tips[group], author)
+    git("branch", "-f", f"pr/{group}", commit, cwd=checkout)
+    if on_newest:
+        kind, based = "upstream", f"upstream's {newest.description}"
+    elif run.source == "sdist":
+        kind, based = "sdist", f"the {pin.spec} sdist commit, not an upstream commit"
+    else:
+        kind, based = "release", f"the release tag {pin.git_tag}"
+    state.update(
+        group=group,
+        commit=commit,
+        base=attempt.base,
+        base_kind=kind,
+        based_on=based,
+        upstream_branch=newest.branch if on_newest else None,
+    )
+    count = len(commits(checkout, f"{attempt.base}..{commit}"))
+    lines = [
+        f"branch  pr/{group} ({commit[:12]}) in {ws.shown(checkout)}: "
+        f"{count} commit(s) on {based}"
+    ]
+    if kind != "upstream":
+        lines.append(
+            "  not pushable: a pull request starts on upstream's default branch; "
+            f"`kbb pr {pin.target} --newest-git` (network) bases pr/{group} there"
+        )
+    if author is None:
+        lines.append(
+            f"  authored by {BOT[0]}: set git config user.name and user.email "
+            "(the CLA check needs your identity), then rerun"
+        )
+    return lines
+
+
+def _status_lines(evidence, doc_marks):
+    lines = [f"results {len(evidence.records)} figure(s), by pr.toml's environments:"]
+    width = max((len(env) for env, _, _ in evidence.statuses), default=0)
+    for env, state, line in evidence.statuses:
+        said = "" if state == "current" else f": {line}"
+        lines.append(f"  {env.ljust(width)}  {state}{said}")
+    lines += [f"  {mark}" for mark in doc_marks]
+    return lines
+
+
+def _texts(ws, pin, checkout, run, group, folder, state, evidence, config):
+    """Renders ISSUE.md and PR.md of the group, without the templates'
+    notes, which go to REVIEW.md with the state of the results; returns
+    report lines and problems."""
+    found, doc_marks = texts.values(ws, pin, checkout, run, group, evidence, config)
+    kept, review = [], []
+    for name in ("ISSUE.md", "PR.md"):
+        text, comments = texts.split_notes(
+            texts.render(config.template(group, name), found)
+        )
+        review += [f"## {name}", "", *comments, ""] if comments else []
+        texts.write(folder, name, text, state, kept)
+    lines = _status_lines(evidence, doc_marks)
+    review = [f"# Review notes of pr/{group}", "", *lines, "", *review]
+    (folder / "REVIEW.md").write_text("\n".join(review).rstrip() + "\n")
+    problems = texts.body_problems((folder / "PR.md").read_text(), config.body_lines)
+    lines.append(f"texts   {ws.shown(folder)}/ISSUE.md, PR.md; notes: REVIEW.md")
+    lines += [f"  {note}" for note in kept] + [f"  {p}" for p in problems]
+    return lines, problems

@@ -1,0 +1,140 @@
+"""The recorded results as docs/analysis.md reads them (kbb.report): every
+ENV.json of the environments `tox -e report` depends on (tox.ini), each
+entry with its environment, its build and, if stale, why (kbb.results)."""
+
+import dataclasses
+
+from kbb import KbbError
+from kbb import results as results_file
+
+NOT_MEASURED = "not measured in this run"
+BACKENDS = ("tensorflow", "jax", "torch")
+CONVERGENCE_N = (2, 3, 4, 8, 32)
+# The convergence scenario (tests/keras): momentum, channels.
+MOMENTUM, CHANNELS = 0.9, 1024
+
+
+@dataclasses.dataclass
+class Source:
+    env: str
+    entries: list
+    builds: str  # the versions measured, for the header table
+    stale: str | None
+
+
+@dataclasses.dataclass
+class Results:
+    sources: list
+    envs: list  # the environments whose results the analysis reads
+
+    def find(self, **match):
+        """The entries whose fields equal `match`, current files first,
+        each with "env", "stale" and "build" (of keras3 and tf-keras:
+        pristine, patched or another group)."""
+        found = []
+        for source in sorted(self.sources, key=lambda s: (bool(s.stale), s.env)):
+            for entry in source.entries:
+                entry = {
+                    **entry,
+                    "env": source.env,
+                    "stale": source.stale,
+                    "build": _build(entry),
+                }
+                if all(entry.get(key) == value for key, value in match.items()):
+                    found.append(entry)
+        return found
+
+    def first(self, **match):
+        found = self.find(**match)
+        return found[0] if found else None
+
+    @property
+    def keras_envs(self):
+        return [e for e in self.envs if not e.startswith(("tf-keras-", "evidence-"))]
+
+    @property
+    def evidence_envs(self):
+        return [e for e in self.envs if e.startswith("evidence-")]
+
+
+def _build(entry):
+    """pristine, patched (the fix: `+bessel1`) or another build (what its
+    local version adds, e.g. `native`), for the Keras 3 and tf-keras
+    records."""
+    version = entry.get("keras")
+    implementation = entry.get("implementation", "")
+    if not version or not (
+        implementation == "keras3" or implementation.startswith("tf-keras-")
+    ):
+        return None
+    if "+" not in version:
+        return "pristine"
+    extra = version.split("+", 1)[1].split(".", 1)[1:]
+    return extra[0] if extra else "patched"
+
+
+def _stale(ws, found):
+    """Why a results file is stale (kbb.results, for each build in it)."""
+    reasons = []
+    for target in found.builds or [None]:
+        try:
+            pin = ws.pin(target) if target else None
+        except KbbError:
+            reasons.append(f"{target} is no longer pinned")
+            continue
+        reason = results_file.staleness(ws, found, pin) if pin else found.problem
+        if reason:
+            reasons.append(
+                reason.split(": rerun")[0].removeprefix(ws.shown(found.path) + " ")
+            )
+    return "; ".join(reasons) or None
+
+
+def load(ws, directory):
+    envs = ws.tox_envs("testenv:report", "depends")
+    found = results_file.load_all(directory)
+    if not found:
+        raise KbbError(
+            f"no results in {directory}: run the test environments first "
+            f"(tox -e {','.join(envs)})"
+        )
+    sources = [
+        Source(
+            env,
+            f.records,
+            ", ".join(sorted(b.version for b in f.builds.values())) or "unstamped",
+            _stale(ws, f),
+        )
+        for env, f in found.items()
+    ]
+    return Results(sources, envs)
+
+
+def value(entry, key, spec):
+    if entry is None:
+        return NOT_MEASURED
+    text = format(entry[key], spec)
+    return text + " (stale)" if entry["stale"] else text
+
+
+def envs(entries):
+    names = sorted({e["env"] for e in entries if e})
+    return ", ".join(f"`{name}`" for name in names) if names else NOT_MEASURED
+
+
+def per_env(results, envs, scenario, columns):
+    """A row per environment: its first entry of `scenario`, one cell per
+    (key, format spec) of `columns` (spec None: the value as it is)."""
+    rows = []
+    for env in envs:
+        entry = results.first(scenario=scenario, env=env)
+        cells = [
+            value(entry, key, spec) if spec else (entry[key] if entry else NOT_MEASURED)
+            for key, spec in columns
+        ]
+        rows.append((f"`{env}`", *cells))
+    return rows
+
+
+def joined(table_lines):
+    return "\n".join(table_lines)

@@ -1,0 +1,163 @@
+"""The tests' recorded figures: one file format, one loader, one staleness
+rule.
+
+`kbb install` records in the environment what its build was made from (a
+`Build`: target, ref, commit, version, and the digests of the series and
+the pin). The tests write their figures to out/results/ENV.json together
+with those builds (tests/kbbtest.py, through `write`):
+
+    {"format": 2, "env": ENV, "builds": {TARGET: Build}, "records": [...]}
+
+A result is current for a target when its build was made from the pin as
+pins.toml has it now and, for a patched build, from the series as
+patches/SERIES/ has it now: content digests, never file times, so an export
+that changes no byte keeps every result current.
+"""
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from kbb import KbbError
+from kbb.series import Series
+
+FORMAT = 2
+BUILDS_FILE = "kbb-builds.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Build:
+    target: str
+    ref: str
+    commit: str
+    version: str
+    series: str | None  # digest of patches/SERIES/; None: pristine, unexported
+    unexported: bool  # the commit has changes not exported to patches/
+    pin: str  # digest of the pins.toml table
+
+
+def record_build(prefix, build):
+    """Adds `build` to the builds installed in the environment `prefix`."""
+    path = Path(prefix) / BUILDS_FILE
+    builds = installed_builds(prefix)
+    builds[build.target] = dataclasses.asdict(build)
+    path.write_text(json.dumps(builds, indent=1, sort_keys=True) + "\n")
+
+
+def installed_builds(prefix):
+    """{target: build dict} of what `kbb install` put into `prefix`."""
+    path = Path(prefix) / BUILDS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write(directory, env, records, builds):
+    """Writes ENV.json (the one writer of results)."""
+    os.makedirs(directory, exist_ok=True)
+    data = {"format": FORMAT, "env": env, "builds": builds, "records": records}
+    with open(os.path.join(directory, f"{env}.json"), "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+@dataclasses.dataclass
+class ResultFile:
+    env: str
+    path: Path
+    builds: dict  # target -> Build
+    records: list
+    problem: str = ""  # why it cannot be read, if so
+
+
+def load(path):
+    """One ENV.json; an unreadable or unstamped file has no builds."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as e:
+        return ResultFile(path.stem, path, {}, [], f"is not JSON ({e})")
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        records = data if isinstance(data, list) else []
+        return ResultFile(path.stem, path, {}, records, "has no build stamp")
+    builds = {t: Build(**b) for t, b in data.get("builds", {}).items()}
+    return ResultFile(data.get("env", path.stem), path, builds, data["records"])
+
+
+def load_all(directory):
+    """Every ENV.json of `directory`, by env name."""
+    return {path.stem: load(path) for path in sorted(Path(directory).glob("*.json"))}
+
+
+def staleness(ws, result, pin):
+    """Why `result` is stale for the target of `pin`, or None if current."""
+    rerun = f"rerun `tox -e {result.env}`"
+    if result.problem:
+        return f"{ws.shown(result.path)} {result.problem}: {rerun}"
+    build = result.builds.get(pin.target)
+    if build is None:
+        return f"{ws.shown(result.path)} measured no build of {pin.target}: {rerun}"
+    if build.pin != pin.digest():
+        return (
+            f"{ws.shown(result.path)} measured {build.version}, built from "
+            f"another pins.toml [{pin.target}] than now: {rerun}"
+        )
+    if build.unexported:
+        return (
+            f"{ws.shown(result.path)} measured {build.version}, a build with "
+            f"commits not exported to patches/{pin.series}/: {rerun}"
+        )
+    if build.series is not None and build.series != series_digest(ws, pin):
+        return (
+            f"{ws.shown(result.path)} measured {build.version}, built from "
+            f"another patches/{pin.series}/ than now: {rerun}"
+        )
+    return None
+
+
+def series_digest(ws, pin):
+    try:
+        return Series.load(ws.patches(pin.series)).digest()
+    except KbbError:
+        return None
+
+
+def status(ws, directory, env, pin):
+    """('current' | 'missing' | 'stale', line) of ENV.json for `pin`."""
+    path = Path(directory) / f"{env}.json"
+    if not path.is_file():
+        return "missing", f"{ws.shown(path)}: run `tox -e {env}`"
+    reason = staleness(ws, load(path), pin)
+    if reason:
+        return "stale", reason
+    return (
+        "current",
+        f"{ws.shown(path)}: current for patches/{pin.series}/ and pins.toml",
+    )
+
+
+# Generated documents carry the same stamp, as a comment line.
+_STAMP = "<!-- kbb-stamp: {target} series={series} pin={pin} -->"
+
+
+def stamp_line(ws, pin):
+    """The line a generated document carries: the series and the pin of
+    `pin`'s target that its figures were measured on."""
+    return _STAMP.format(
+        target=pin.target, series=series_digest(ws, pin), pin=pin.digest()
+    )
+
+
+def doc_staleness(ws, path, pin):
+    """Why the generated document `path` is stale for `pin`, or None."""
+    text = path.read_text()
+    if stamp_line(ws, pin) in text:
+        return None
+    if f"<!-- kbb-stamp: {pin.target} " in text:
+        return (
+            f"{ws.shown(path)} was generated for another patches/{pin.series}/ "
+            "or pins.toml than now: regenerate it"
+        )
+    return (
+        f"{ws.shown(path)} has no stamp of the series and pins it was generated "
+        "from: regenerate it"
+    )

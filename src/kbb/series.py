@@ -1,0 +1,189 @@
+"""The patch series, as text: patches/SERIES/series lists `git format-patch`
+files in order, each folder (`GROUP/`) a patch group, one upstream pull
+request; groups stack in series order."""
+
+import hashlib
+import re
+
+from kbb import KbbError
+
+PROVENANCE = ("Bug", "Origin", "Forwarded")
+# Upstream's test files (keras and tf-keras name them so).
+TEST_FILE = re.compile(r"_test\.py$")
+
+
+class Patch:
+    """One line of a series file: `GROUP/FILE.patch [only=SOURCE]`."""
+
+    def __init__(self, directory, name, only=None):
+        self.name = name
+        self.path = directory / name
+        self.group = name.split("/", 1)[0]
+        self.only = only
+
+    def applies_to(self, source):
+        return self.only in (None, source)
+
+    def line(self):
+        return self.name + (f" only={self.only}" if self.only else "")
+
+
+def _parse_line(directory, path, number, line):
+    name, *options = line.split()
+    only = None
+    for option in options:
+        if not re.fullmatch(r"only=(git|sdist)", option):
+            raise KbbError(f"{path}:{number}: unknown option {option!r}")
+        only = option.split("=", 1)[1]
+    if name.count("/") != 1 or not name.endswith(".patch"):
+        raise KbbError(f"{path}:{number}: expected GROUP/NAME.patch, got {name!r}")
+    patch = Patch(directory, name, only)
+    if not patch.path.is_file():
+        raise KbbError(f"{path}:{number}: {patch.path} does not exist")
+    return patch
+
+
+class Series:
+    """patches/SERIES/series: patch groups, each a folder, in order."""
+
+    def __init__(self, directory, header, patches):
+        self.directory = directory
+        self.header = header
+        self.patches = patches
+
+    @classmethod
+    def load(cls, directory):
+        path = directory / "series"
+        if not path.is_file():
+            raise KbbError(f"no series file: {path}")
+        header, patches = [], []
+        for number, raw in enumerate(path.read_text().splitlines(), 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                if not patches:
+                    header.append(raw)
+                continue
+            patches.append(_parse_line(directory, path, number, line))
+        series = cls(directory, header, patches)
+        series._check_groups(path)
+        return series
+
+    def _check_groups(self, path):
+        seen = []
+        for patch in self.patches:
+            if seen and seen[-1] == patch.group:
+                continue
+            if patch.group in seen:
+                raise KbbError(
+                    f"{path}: the patches of group {patch.group!r} are not contiguous"
+                )
+            seen.append(patch.group)
+        for group in seen:
+            flags = [p.only is not None for p in self.group_patches(group)]
+            if flags != sorted(flags):
+                raise KbbError(
+                    f"{path}: in group {group!r}, patches with only= must come last"
+                )
+
+    @property
+    def groups(self):
+        return list(dict.fromkeys(p.group for p in self.patches))
+
+    def group_patches(self, group):
+        return [p for p in self.patches if p.group == group]
+
+    def upto(self, group):
+        """The series of the groups up to `group`, in order."""
+        if group not in self.groups:
+            raise KbbError(f"no group {group!r} in {self.directory / 'series'}")
+        keep = self.groups[: self.groups.index(group) + 1]
+        kept = [p for p in self.patches if p.group in keep]
+        return Series(self.directory, self.header, kept)
+
+    def files(self):
+        """The files that the patches change."""
+        return {f for p in self.patches for f in patch_files(p.path.read_text())}
+
+    def write(self, patches):
+        lines = self.header + [p.line() for p in patches]
+        (self.directory / "series").write_text("\n".join(lines) + "\n")
+
+    def digest(self):
+        """A hash of the series file and every patch: what a build, a result
+        and an applied checkout were made from."""
+        digest = hashlib.sha256((self.directory / "series").read_bytes())
+        for patch in self.patches:
+            digest.update(patch.path.read_bytes())
+        return digest.hexdigest()
+
+
+def provenance_missing(text):
+    """The DEP-3 style headers that a patch's message lacks."""
+    message = text.split("\n---\n", 1)[0]
+    return [
+        key
+        for key in PROVENANCE
+        if not re.search(rf"^{key}: \S", message, re.MULTILINE)
+    ]
+
+
+def strip_provenance(message):
+    """A commit message without the workspace's DEP-3 style headers."""
+    paragraphs = message.rstrip("\n").split("\n\n")
+    last = [
+        line
+        for line in paragraphs[-1].splitlines()
+        if not re.match(rf"({'|'.join(PROVENANCE)}): ", line)
+    ]
+    paragraphs[-1:] = ["\n".join(last)] if last else []
+    return "\n\n".join(paragraphs) + "\n"
+
+
+def hunks(text):
+    """[(file, number, count, header)] for each hunk of a patch, in order."""
+    found, current, counts = [], None, {}
+    for line in text.splitlines():
+        match = re.match(r"diff --git a/(\S+) b/", line)
+        if match:
+            current = match.group(1)
+            continue
+        if line.startswith("@@ ") and current:
+            counts[current] = counts.get(current, 0) + 1
+            found.append((current, counts[current], line.split(" @@")[0] + " @@"))
+    return [(f, n, counts[f], h) for f, n, h in found]
+
+
+def file_diffs(text):
+    """Splits a patch: (message, [(file, head, [hunk, ...]), ...]), where
+    `head` is the diff's header up to its first hunk."""
+    message, *diffs = re.split(r"^(?=diff --git )", text, flags=re.MULTILINE)
+    split = []
+    for diff in diffs:
+        file = re.match(r"diff --git a/(\S+) b/", diff).group(1)
+        head, *parts = re.split(r"^(?=@@ )", diff, flags=re.MULTILINE)
+        split.append((file, head, parts))
+    return message, split
+
+
+def hunk_patches(text):
+    """A patch of each hunk of `text` alone, in the order of `hunks(text)`."""
+    return [head + hunk for _, head, parts in file_diffs(text)[1] for hunk in parts]
+
+
+def drop_files(text, files):
+    """`text` without the diffs of `files`; returns (text, [(file, hunks)])."""
+    message, diffs = file_diffs(text)
+    kept = [head + "".join(parts) for f, head, parts in diffs if f not in files]
+    dropped = [(f, len(parts)) for f, _, parts in diffs if f in files]
+    return message + "".join(kept), dropped
+
+
+def patch_files(text):
+    """The files a patch changes, as they are named after it."""
+    return re.findall(r"^diff --git a/\S+ b/(\S+)$", text, re.MULTILINE)
+
+
+def tests_only(patches):
+    """True when the patches change only upstream's test files."""
+    files = [f for p in patches for f in patch_files(p.path.read_text())]
+    return all(TEST_FILE.search(f) for f in files)

@@ -1,0 +1,106 @@
+"""The workspace: where everything lies. Every path is spelled here."""
+
+import configparser
+import dataclasses
+import os
+from pathlib import Path
+
+from kbb import KbbError
+from kbb import pins
+
+
+@dataclasses.dataclass(frozen=True)
+class Workspace:
+    """The workspace root and the paths below it. Hand-written: pins.toml,
+    tox.ini, patches/, pr/, docs/ (some of it generated). Never committed:
+    .upstream/ (fetched upstream code, downloads, wheels), out/, .asv/."""
+
+    root: Path
+    pins_file: Path
+    tox_ini: Path
+    docs: Path
+    upstream_dir: Path
+    downloads: Path
+    wheels: Path
+    lock_file: Path
+
+    @classmethod
+    def at(cls, root):
+        root = Path(root)
+        upstream = root / ".upstream"
+        return cls(
+            root=root,
+            pins_file=root / "pins.toml",
+            tox_ini=root / "tox.ini",
+            docs=root / "docs",
+            upstream_dir=upstream,
+            downloads=upstream / "downloads",
+            wheels=upstream / "wheels",
+            lock_file=upstream / ".lock",
+        )
+
+    @classmethod
+    def find(cls, root=None):
+        """$KBB_ROOT, else the checkout this module lies in, else the
+        current folder; it must hold pins.toml."""
+        root = Path(root or os.environ.get("KBB_ROOT") or _default_root())
+        if not (root / "pins.toml").is_file():
+            raise KbbError(f"no pins.toml in {root}: run kbb in the workspace")
+        return cls.at(root.resolve())
+
+    def patches(self, series):
+        return self.root / "patches" / series
+
+    def pr_config(self, target):
+        """pr/TARGET/: pr.toml and the templates of the pull requests."""
+        return self.root / "pr" / target
+
+    def checkout(self, target):
+        return self.upstream_dir / target
+
+    @property
+    def results(self):
+        """out/results/ (or $KBB_RESULTS): ENV.json of each test environment."""
+        return Path(os.environ.get("KBB_RESULTS") or self.root / "out" / "results")
+
+    def pr_out(self, target, group):
+        return self.root / "out" / "pr" / target / group
+
+    def asv(self, target):
+        return self.root / ".asv" / target
+
+    def shown(self, path):
+        """`path` relative to the root, for messages."""
+        return os.path.relpath(path, self.root)
+
+    # What the files say.
+
+    def pins(self):
+        return pins.load(self.pins_file)
+
+    def pin(self, target):
+        found = self.pins()
+        if target not in found:
+            raise KbbError(
+                f"unknown target {target!r}: {self.pins_file.name} pins "
+                + ", ".join(sorted(found))
+            )
+        return found[target]
+
+    def tox_envs(self, section="tox", key="env_list"):
+        """The environments tox.ini lists under `key` of `section` (by
+        default the default list; `testenv:report`, `depends`: the results
+        the analysis reads)."""
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(self.tox_ini)
+        try:
+            value = parser[section][key]
+        except KeyError:
+            raise KbbError(f"{self.tox_ini}: [{section}] has no {key}") from None
+        return [env for env in value.replace(",", "\n").split() if env]
+
+
+def _default_root():
+    # src/kbb/workspace.py -> the workspace root, when run from a checkout.
+    here = Path(__file__).resolve().parents[2]
+    return here if (here / "pins.toml").is_file() else Path.cwd()
