@@ -159,14 +159,24 @@ def require_exported(checkout, pin, action, force=False):
 
 
 def leftovers(checkout):
-    """What an interrupted kbb left beside and in the checkout: temporary
-    folders, worktrees registered there, stale git locks."""
+    """What an interrupted kbb left beside and in the checkout: its
+    temporary folders, the worktrees registered there, stale git locks."""
     parent = Path(checkout).parent
-    found = sorted(parent.glob(temporary_prefix(checkout) + "*"))
+    prefix = temporary_prefix(checkout)
+    found = sorted(parent.glob(prefix + "*"))
     git_dir = Path(checkout) / ".git"
-    found += sorted((git_dir / "worktrees").glob("*")) if git_dir.is_dir() else []
+    if not git_dir.is_dir():
+        return found
+    for registered in sorted((git_dir / "worktrees").glob("*")):
+        where = (
+            (registered / "gitdir").read_text()
+            if (registered / "gitdir").is_file()
+            else ""
+        )
+        if where.startswith(str(parent / prefix)) or not where:
+            found.append(registered)
     found += [git_dir / n for n in ("index.lock", "HEAD.lock", "packed-refs.lock")]
-    found += sorted((git_dir / "refs").rglob("*.lock")) if git_dir.is_dir() else []
+    found += sorted((git_dir / "refs").rglob("*.lock"))
     return [path for path in found if path.exists()]
 
 

@@ -4,6 +4,7 @@ sha256-checked and cached), the index's newest version of a project, git
 clones and fetches (with the user's git configuration, for credentials and
 proxies)."""
 
+import hashlib
 import importlib.util
 import os
 import re
@@ -39,8 +40,6 @@ def pip(*args, env=None):
 
 
 def sha256(path):
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

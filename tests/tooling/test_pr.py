@@ -443,7 +443,10 @@ def test_push_refuses_until_the_human_made_pr_md_ready(toy_pr, tmp_path, monkeyp
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)  # no identity
     toy.kbb("pr", "toy", "--offline")
     _, err = toy.kbb("pr", "toy", "--push", fork.as_uri(), expect=2)
-    assert "PR.md has 1 unticked box(es), yours to tick: I am a human" in err
+    assert (
+        "PR.md has 1 of the template's 1 box(es) not ticked as `- [x]`, yours to "
+        "tick: I am a human, and not a bot."
+    ) in err
     # The disclosure, the missing results and docs/analysis.md are marked.
     assert "PR.md has 4 [kbb: ...] mark(s) left" in err
     assert "sdist commit, not an upstream commit" in err
@@ -486,6 +489,91 @@ def test_push_refuses_until_the_human_made_pr_md_ready(toy_pr, tmp_path, monkeyp
     ) in stdout
     assert "github.com/toy-org/toypkg/compare/main...YOUR-GITHUB-USER:pr/fix" in stdout
     assert out(toy, "PR.body.md").read_text().startswith("### Change f3\n")
+
+
+def ready_to_push(toy, tmp_path, monkeypatch):
+    """The toy's PR.md made ready by the human, based on upstream's newest
+    commit; returns the URL of the user's fork."""
+    monkeypatch.setattr(push.shutil, "which", lambda name: None)  # no gh
+    fork = tmp_path / "fork.git"
+    subprocess.run(["git", "clone", "-q", "--bare", toy.url, str(fork)], check=True)
+    toy.write_pins(url="https://github.com/toy-org/toypkg")
+    toy.kbb("pr", "toy", "--newest-git", toy.url)
+    path = out(toy, "PR.md")
+    text = path.read_text().replace("- [ ]", "- [x]")
+    path.write_text(push.MARK.sub("", text))
+    return fork.as_uri()
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        "",
+        "- [] I am a human, and not a bot.",
+        "+ [ ] I am a human, and not a bot.",
+        "1. [ ] I am a human, and not a bot.",
+        "- [x] I am a human",
+    ],
+)
+def test_push_needs_every_box_of_the_template_ticked(
+    toy_pr, tmp_path, monkeypatch, box
+):
+    toy = toy_pr
+    fork = ready_to_push(toy, tmp_path, monkeypatch)
+    path = out(toy, "PR.md")
+    ticked = "- [x] I am a human, and not a bot."
+    path.write_text(path.read_text().replace(ticked, box))
+    _, err = toy.kbb("pr", "toy", "--push", fork, expect=2)
+    assert "of the template's 1 box(es) not ticked as `- [x]`" in err
+    assert "nothing was pushed" in err
+    path.write_text(
+        path.read_text().replace(box, ticked)
+        if box
+        else path.read_text() + ticked + "\n"
+    )
+    toy.kbb("pr", "toy", "--push", fork)
+
+
+def test_push_does_not_trust_an_edited_state(toy_pr, tmp_path, monkeypatch):
+    # A lint finding is a problem of the last `kbb pr`; clearing it from
+    # state.json by hand does not make the branch pushable.
+    toy = toy_pr
+    toy.kbb("apply", "toy")
+    core = toy.checkout / "toypkg" / "core.py"
+    core.write_text("import os\n" + core.read_text())
+    toy.git("commit", "-qam", "Import os" + PROVENANCE)
+    toy.kbb("export", "toy")
+    monkeypatch.setattr(push.shutil, "which", lambda name: None)
+    fork = tmp_path / "fork.git"
+    subprocess.run(["git", "clone", "-q", "--bare", toy.url, str(fork)], check=True)
+    toy.write_pins(url="https://github.com/toy-org/toypkg")
+    toy.kbb("pr", "toy", "--newest-git", toy.url, expect=2)
+    path = out(toy, "PR.md")
+    path.write_text(push.MARK.sub("", path.read_text().replace("- [ ]", "- [x]")))
+    state_file = out(toy, "state.json")
+    state = json.loads(state_file.read_text())
+    assert state["problems"] == ["upstream's lint found issues"]
+    _, err = toy.kbb("pr", "toy", "--push", fork.as_uri(), expect=2)
+    assert "`kbb pr` found: upstream's lint found issues" in err
+    state_file.write_text(json.dumps(dict(state, problems=[])))
+    _, err = toy.kbb("pr", "toy", "--push", fork.as_uri(), expect=2)
+    assert (
+        "state.json was edited since `kbb pr toy` wrote it: rerun `kbb pr toy`" in err
+    )
+    assert run_git("branch", "--list", "pr/fix", cwd=fork) == ""
+
+
+def test_push_refuses_an_old_branch_after_the_patches_changed(
+    toy_pr, tmp_path, monkeypatch
+):
+    toy = toy_pr
+    fork = ready_to_push(toy, tmp_path, monkeypatch)
+    toy.kbb("apply", "toy")
+    toy.commit_edit("toypkg/core.py", "x + 1\n", "x + 10\n", "Change f1" + PROVENANCE)
+    toy.kbb("export", "toy")
+    _, err = toy.kbb("pr", "toy", "--push", fork, expect=2)
+    assert "patches/toy/ changed since `kbb pr toy` made pr/fix: rerun" in err
+    assert run_git("branch", "--list", "pr/fix", cwd=tmp_path / "fork.git") == ""
 
 
 def test_check_applies_in_a_copy(toy_series):

@@ -2,10 +2,12 @@
 texts (kbb.pr.texts) and branch pr/GROUP in the checkout, written to
 out/pr/TARGET/GROUP/ (report.txt, ISSUE.md, PR.md, state.json)."""
 
+import hashlib
 import json
 
 from kbb import KbbError
 from kbb import log
+from kbb import results
 from kbb.checkout import source_of
 from kbb.git import BOT
 from kbb.git import commit_tree
@@ -36,6 +38,21 @@ def load_state(folder):
         return json.loads((folder / "state.json").read_text())
     except FileNotFoundError:
         return {}
+
+
+def seal(state):
+    """A digest of the state without its seal: an edited state.json does
+    not match it."""
+    content = {k: v for k, v in state.items() if k != "seal"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def save_state(ws, pin, folder, state):
+    """Writes state.json with the digests of the series and the pin it was
+    made from, sealed."""
+    state.update(series=results.series_digest(ws, pin), pin=pin.digest())
+    state["seal"] = seal(state)
+    (folder / "state.json").write_text(json.dumps(state, indent=1) + "\n")
 
 
 def rewrite(repo, base, tip, author):
@@ -102,7 +119,7 @@ def _group(ws, pin, checkout, run, group, context):
         lines += more
         trouble += problems
     state["problems"] = trouble
-    (folder / "state.json").write_text(json.dumps(state, indent=1) + "\n")
+    save_state(ws, pin, folder, state)
     (folder / "report.txt").write_text("\n".join(lines) + "\n")
     print(f"{pin.target}: group {group}")
     print("\n".join("  " + line for line in lines), flush=True)
@@ -178,6 +195,8 @@ def _texts(ws, pin, checkout, run, group, folder, state, evidence, config):
         )
         review += [f"## {name}", "", *comments, ""] if comments else []
         texts.write(folder, name, text, state, kept)
+        if name == "PR.md":
+            state["boxes"] = texts.boxes(text)
     lines = _status_lines(evidence, doc_marks)
     review = [f"# Review notes of pr/{group}", "", *lines, "", *review]
     (folder / "REVIEW.md").write_text("\n".join(review).rstrip() + "\n")

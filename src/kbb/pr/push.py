@@ -9,15 +9,21 @@ import subprocess
 
 from kbb import KbbError
 from kbb import redact
+from kbb import results
 from kbb.git import cause
 from kbb.git import git
 from kbb.git import rev
+from kbb.pr import config as pr_config
+from kbb.pr import texts
+from kbb.pr.newest import NEWEST_REF
 from kbb.pr.prepare import identity
 from kbb.pr.prepare import load_state
+from kbb.pr.prepare import seal
 from kbb.series import Series
 
 MARK = re.compile(r"\[kbb: [^\]]*\]")
-UNCHECKED = re.compile(r"^\s*[-*] \[ \] (.+)$", re.MULTILINE)
+# A list item with a box that is not ticked `[x]`, in any spelling.
+OTHER_BOX = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s*\[\s{0,2}\].*$", re.M)
 
 
 def github(url):
@@ -26,18 +32,71 @@ def github(url):
     return match.group(1) if match else None
 
 
-def refusals(checkout, folder, state, pin):
-    """Why pr/GROUP may not be pushed yet: the human's part of PR.md, and
-    what the last `kbb pr` found."""
-    text = (folder / "PR.md").read_text()
-    group = state["group"]
+def _box_refusals(text, state):
+    """Every box of the template must be ticked `- [x]` in PR.md, as it
+    was written: a box deleted or mangled (`- []`, `+ [ ]`, `1. [ ]`) is
+    not ticked."""
+    if "boxes" not in state:
+        return ["state.json lists no boxes of the template: rerun `kbb pr`"]
+    unticked = [
+        box
+        for box in state["boxes"]
+        if not re.search(rf"^\s*[-*] \[[xX]\] {re.escape(box)}\s*$", text, re.M)
+    ]
     found = []
-    unchecked = UNCHECKED.findall(text)
-    if unchecked:
+    if unticked:
         found.append(
-            f"PR.md has {len(unchecked)} unticked box(es), yours to tick: "
-            + "; ".join(u.strip() for u in unchecked)
+            f"PR.md has {len(unticked)} of the template's {len(state['boxes'])} "
+            "box(es) not ticked as `- [x]`, yours to tick: " + "; ".join(unticked)
         )
+    plain = {f"- [ ] {box}" for box in unticked}
+    others = [line.strip() for line in OTHER_BOX.findall(text)]
+    others = [line for line in others if line not in plain]
+    if others:
+        found.append(f"PR.md has unticked or mangled boxes: {'; '.join(others)}")
+    return found
+
+
+def _state_refusals(ws, pin, state):
+    """state.json as `kbb pr` wrote it, for the series and pin as now."""
+    found = []
+    if state.get("seal") != seal(state):
+        found.append(f"state.json was edited since `kbb pr {pin.target}` wrote it")
+    if state.get("series") != results.series_digest(ws, pin):
+        found.append(
+            f"patches/{pin.series}/ changed since `kbb pr {pin.target}` made "
+            f"pr/{state['group']}"
+        )
+    if state.get("pin") != pin.digest():
+        found.append(f"pins.toml [{pin.target}] changed since `kbb pr {pin.target}`")
+    if found:
+        found[-1] += f": rerun `kbb pr {pin.target}`"
+    return found
+
+
+def _base_refusals(checkout, state, pin):
+    group = state["group"]
+    if state["base_kind"] != "upstream":
+        return [
+            f"pr/{group} is based on {state['based_on']}: `kbb pr {pin.target} "
+            "--newest-git` (network) bases it on upstream's default branch"
+        ]
+    found = []
+    if rev(checkout, NEWEST_REF) != state["base"]:
+        found.append(
+            f"pr/{group} is not based on the newest upstream that `kbb pr` "
+            f"fetched last: rerun `kbb pr {pin.target} --newest-git`"
+        )
+    if rev(checkout, f"refs/heads/pr/{group}") != state["commit"]:
+        found.append(f"pr/{group} changed since PR.md was rendered: rerun `kbb pr`")
+    return found
+
+
+def refusals(ws, pin, checkout, folder, state, config):
+    """Why pr/GROUP may not be pushed yet: the human's part of PR.md, what
+    must not go upstream, and what `kbb pr` found, for the series as now."""
+    text = (folder / "PR.md").read_text()
+    found = _box_refusals(text, state)
     marks = MARK.findall(text)
     if marks:
         found.append(
@@ -45,16 +104,12 @@ def refusals(checkout, folder, state, pin):
         )
     if (folder / "PR.new.md").exists():
         found.append("merge PR.new.md, a newer rendering, into PR.md, delete it")
+    found += texts.body_problems(text, config.body_lines)
+    found += _state_refusals(ws, pin, state)
     if state.get("problems"):
         found.append(f"`kbb pr` found: {'; '.join(state['problems'])}")
-    if state["base_kind"] != "upstream":
-        found.append(
-            f"pr/{group} is based on {state['based_on']}: `kbb pr {pin.target} "
-            "--newest-git` (network) bases it on upstream's default branch"
-        )
-    if rev(checkout, f"refs/heads/pr/{group}") != state["commit"]:
-        found.append(f"pr/{group} changed since PR.md was rendered: rerun `kbb pr`")
-    return found + _authorship(checkout, state, group)
+    found += _base_refusals(checkout, state, pin)
+    return found + _authorship(checkout, state, state["group"])
 
 
 def _authorship(checkout, state, group):
@@ -72,6 +127,7 @@ def _authorship(checkout, state, group):
 
 
 def _ready(ws, pin, checkout, groups):
+    config = pr_config.load(ws, pin.target)
     ready = []
     for group in groups:
         folder = ws.pr_out(pin.target, group)
@@ -81,7 +137,7 @@ def _ready(ws, pin, checkout, groups):
                 f"no {ws.shown(folder)}/PR.md: run `kbb pr {pin.target}` first; "
                 "nothing was pushed"
             )
-        found = refusals(checkout, folder, state, pin)
+        found = refusals(ws, pin, checkout, folder, state, config)
         if found:
             raise KbbError(
                 f"{ws.shown(folder)}: {'; '.join(found)}; nothing was pushed"

@@ -161,6 +161,14 @@ def body_problems(text, body_lines):
     return problems
 
 
+_BOX = re.compile(r"^\s*[-*] \[ \] (.+?)\s*$", re.MULTILINE)
+
+
+def boxes(text):
+    """The texts of the unticked `- [ ]` boxes of a rendered template."""
+    return _BOX.findall(text)
+
+
 def split_notes(text):
     """(the text without its HTML comments, the comments' contents): the
     templates' notes for the reviewer never go upstream."""
