@@ -1,75 +1,82 @@
-"""What the benchmark modules share: shapes, models, timing settings.
+"""What the benchmark modules share: cases, threads, steps, device sync.
 
-asv runs the suite with the "forkserver" launch method: the forkserver
-imports these modules (and with them keras and its backend) once, and each
-benchmark runs in a process forked from it. Nothing here touches a device
-at import time, so that forking stays safe.
+The classes follow asv's conventions (`params`, `param_names`, `setup`,
+`time_` methods): `asv continuous` runs them, and so does `tox -e bench`
+(src/kbb/bench.py) through benchmarks/worker.py, which also records the
+CPU time and the process of every sample. Nothing here touches a device
+at import time, so that asv's forkserver may fork after importing it.
 """
 
 import os
-import shutil
 import time
 
 import keras
 import numpy as np
-from keras import layers
 from keras import ops
 
 BACKEND = keras.backend.backend()
-
-# The smoke run (`kbb.bench --quick` sets KBB_BENCH_QUICK=1) takes one shape
-# (and statistic.py one n).
 QUICK = os.environ.get("KBB_BENCH_QUICK") == "1"
+GPU = bool(os.environ.get("KBB_BENCH_GPU"))
 
-# Values per channel of a BatchNormalization in a Dense network, (batch,
-# features), and in a convolutional one, NHWC.
-SHAPES = ["256x64", "4096x1024", "32x28x28x64", "8x112x112x64"]
-if QUICK:
-    SHAPES = ["32x28x28x64"]
-
-# Where the backend has the choice: TensorFlow compiles the train step with
-# XLA or not, JAX jits it or runs it op by op, PyTorch runs it eagerly or
-# with torch.compile (skipped, see `skip_unless_runnable`).
+# Where the backend has the choice: TensorFlow runs its graph with XLA or
+# without, JAX always jits (what its users run), PyTorch runs eagerly
+# (torch.compile takes minutes per shape on 2 cores: left out).
 JIT = [False, True]
-
-# Timing settings of the time_ benchmarks, checked by the A/A control of
-# `kbb.bench` (docs/benchmarks.md) on a 2-core machine: each sample is one
-# train step (asv re-runs `setup` between samples, a cached lookup here), 10
-# to 30 samples or 1.5 s per process after 0.3 s of warm-up, and 2 processes
-# (rounds) per commit, which asv interleaves between the commits.
-TIMING = {"rounds": 2, "repeat": (10, 30, 1.5), "warmup_time": 0.3}
-
-# The clock: on a CPU, the CPU time of the process, all threads, which the
-# other jobs of a shared machine disturb far less than wall time; where
-# there is a GPU (or KBB_BENCH_TIMER=wall), wall time, which covers the
-# device's work.
-_default_timer = "wall" if shutil.which("nvidia-smi") else "cpu"
-if (os.environ.get("KBB_BENCH_TIMER") or _default_timer) == "cpu":
-    TIMING["timer"] = time.process_time
-else:
-    TIMING["timer"] = time.perf_counter
-
-_cache = {}
 
 
 class Timed:
-    """The time_ settings of TIMING, as asv reads them from a class."""
+    """asv's time_ settings: wall clock, each sample one call."""
 
-    rounds = TIMING["rounds"]
-    repeat = TIMING["repeat"]
-    warmup_time = TIMING["warmup_time"]
-    timer = TIMING["timer"]
-
-
-class TimedShapes(Timed):
-    """Timed, with the suite's shapes and compilation modes as params."""
-
-    params = (SHAPES, JIT)
-    param_names = ["shape", "jit_compile"]
+    timer = time.perf_counter
+    rounds = 2
+    repeat = (5, 30, 1.0)
+    warmup_time = 0.2
 
 
-def dims(shape):
-    return tuple(int(d) for d in shape.split("x"))
+def skip_unless_runnable(jit_compile):
+    if BACKEND == "torch" and jit_compile:
+        raise NotImplementedError("torch.compile is left out (compile time)")
+    if BACKEND == "jax" and not jit_compile:
+        raise NotImplementedError("JAX runs jitted")
+    backends = os.environ.get("KBB_BENCH_BACKENDS")
+    if backends and BACKEND not in backends.split(","):
+        raise NotImplementedError(f"KBB_BENCH_BACKENDS={backends}")
+
+
+def parse_case(case):
+    """ "32x28x28x64:channels_first" -> ((32, 28, 28, 64), option)."""
+    shape, _, option = case.partition(":")
+    return tuple(int(d) for d in shape.split("x")), option
+
+
+def elements(shape):
+    return int(np.prod(shape))
+
+
+def batch(shape, seed=0, dtype="float32"):
+    """N(0, 1) data as a backend tensor, on the default device."""
+    x = np.random.default_rng(seed).standard_normal(shape, dtype="float32")
+    return ops.convert_to_tensor(x, dtype=dtype)
+
+
+def sync(outputs):
+    """Waits until every output is computed (on the device too)."""
+    if BACKEND == "jax":
+        import jax
+
+        jax.block_until_ready(outputs)
+    elif BACKEND == "torch" and GPU:
+        import torch
+
+        torch.cuda.synchronize()
+    elif BACKEND == "tensorflow" and GPU:
+        import tensorflow as tf
+
+        tf.test.experimental.sync_devices()
+    return outputs
+
+
+_cache = {}
 
 
 def cached(key, make):
@@ -79,103 +86,34 @@ def cached(key, make):
     return _cache[key]
 
 
-# KBB_BENCH_BACKENDS=tensorflow (comma-separated names): the others skip
-# their time_ benchmarks, for a run that only one backend's setting changes
-# (TF_ENABLE_ONEDNN_OPTS, say).
-BACKENDS = os.environ.get("KBB_BENCH_BACKENDS") or BACKEND
+def memory_reset():
+    """Starts counting the peak of array memory on the device (GPU only)."""
+    if not GPU:
+        return
+    if BACKEND == "torch":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    elif BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.reset_memory_stats("GPU:0")
 
 
-def skip_unless_runnable(jit_compile):
-    """Skips (NotImplementedError) the combinations this suite leaves out.
+def memory_peak():
+    """Peak bytes of arrays on the device since memory_reset; None on a CPU
+    (JAX's arrays: the XLA memory analysis of the counters)."""
+    if not GPU:
+        return None
+    if BACKEND == "torch":
+        import torch
 
-    torch.compile of the train step takes 50 to 130 s per shape on a 2-core
-    CPU, in every process asv starts, and recompiles on GPU as well: too
-    slow for this suite, so the PyTorch backend runs eagerly only.
-    """
-    if BACKEND not in BACKENDS.split(","):
-        raise NotImplementedError(f"KBB_BENCH_BACKENDS={BACKENDS}")
-    if jit_compile and BACKEND == "torch":
-        raise NotImplementedError("torch.compile is left out (compile time)")
-
-
-def batch(shape, seed=0):
-    """A batch of N(0, 1) data as a backend tensor, on the default device."""
-    x = np.random.default_rng(seed).standard_normal(shape, dtype="float32")
-    return ops.convert_to_tensor(x)
-
-
-def bn_model(shape, jit_compile=False, momentum=0.99):
-    """Input -> BatchNormalization, compiled with SGD and MSE, built."""
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input(shape[1:])
-    model = keras.Model(inputs, layers.BatchNormalization(momentum=momentum)(inputs))
-    model.compile(optimizer="sgd", loss="mse", jit_compile=jit_compile)
-    return model
-
-
-def trained_bn_model(shape, jit_compile):
-    """A BatchNormalization train step, traced and compiled by a first call."""
-    model = bn_model(shape, jit_compile)
-    x = batch(shape)
-    y = ops.zeros_like(x)
-    model.train_on_batch(x, y)
-    return model, x, y
-
-
-def layer_step(shape, jit_compile):
-    """One training step of a BatchNormalization layer alone, as a callable:
-    the forward pass, the gradients of the inputs, gamma and beta for a fixed
-    output gradient, and the moving statistics, compiled as the backend
-    compiles a train step (tf.function, XLA with jit_compile; jax.jit or op
-    by op; PyTorch eagerly). It reads one value of each gradient back to the
-    host, so that each call waits for the device."""
-    layer = layers.BatchNormalization(momentum=0.99)
-    layer.build(shape)
-    x, dy = batch(shape), batch(shape, seed=1)
+        return torch.cuda.max_memory_allocated()
     if BACKEND == "tensorflow":
         import tensorflow as tf
 
-        @tf.function(jit_compile=jit_compile)
-        def step(x, dy):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                y = layer(x, training=True)
-            grads = tape.gradient(y, [x, *layer.trainable_weights], dy)
-            return tf.stack([tf.reshape(g, [-1])[0] for g in grads])
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"]
+    import jax
 
-        step(x, dy)
-        return lambda: step(x, dy).numpy()
-    if BACKEND == "jax":
-        import jax
-
-        def forward(trainable, x, non_trainable):
-            return layer.stateless_call(trainable, non_trainable, x, training=True)
-
-        def step(trainable, non_trainable, x, dy):
-            _, vjp, non_trainable = jax.vjp(
-                lambda t, x: forward(t, x, non_trainable), trainable, x, has_aux=True
-            )
-            grads, dx = vjp(dy)
-            return [dx.ravel()[0]] + [g.ravel()[0] for g in grads], non_trainable
-
-        step = jax.jit(step) if jit_compile else step
-        trainable = [v.value for v in layer.trainable_variables]
-        state = [[v.value for v in layer.non_trainable_variables]]
-
-        def run():
-            first, state[0] = step(trainable, state[0], x, dy)
-            jax.block_until_ready(first)
-
-        run()
-        return run
-    x.requires_grad_()
-    weights = [w.value for w in layer.trainable_weights]
-
-    def run():
-        for t in (x, *weights):
-            t.grad = None
-        layer(x, training=True).backward(dy)
-        return [t.grad.ravel()[0].item() for t in (x, *weights)]
-
-    run()
-    return run
+    stats = jax.devices()[0].memory_stats() or {}
+    return stats.get("peak_bytes_in_use")

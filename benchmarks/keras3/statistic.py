@@ -4,7 +4,7 @@ import numpy as np
 from keras import ops
 
 from .common import QUICK
-from .common import bn_model
+from .train_step import bn_model
 
 
 class MovingVariance:

@@ -13,7 +13,10 @@ The pipeline, one module per job (`kbb --help` lists the commands):
 - `results`: the tests' recorded figures and their staleness;
 - `markdown`: tables with names; `report`: docs/analysis.md;
 - `pr`: the upstream pull requests (checks, texts, push);
-- `bench`, `benchsummary`: asv benchmarks; `cli`: the `kbb` command.
+- `bench*`: the benchmarks (`benchbuilds` the builds side by side,
+  `benchcount` the exact counters, `bench` the timings, `benchstats`,
+  `benchreport`, `benchtables`, `benchrecord`, `benchagg` their statistics,
+  records and aggregate); `cli`: the `kbb` command.
 """
 
 import re

@@ -1,34 +1,36 @@
-"""`tox -e bench`: asv, pristine against patched, with an A/A control.
+"""`tox -e bench`: timings of pristine keras against each patch group.
 
-    python -m kbb.bench [--target keras|tf-keras] [--quick] [--factor F]
-        [--output FILE] [-b REGEX] [-- ASV_RUN_ARGS...]
+    python -m kbb.bench [--quick] [--rounds R] [--threads T] [--seed S]
+        [--backends B,...] [--bench REGEX] [--delta D] [--no-record]
+    python -m kbb.bench asv ARGS...      # asv, with its machine info made
+    python -m kbb.bench asv-tf-keras ARGS...   # the same for tf-keras' suite
+    python -m kbb.bench --export-builds DIR     # the unpacked builds, to carry
+    python -m kbb.bench --builds-from DIR --output DIR ...   # run them there
 
-1. Makes the upstream checkout (`kbb apply`), and in it branch `aa`: a
-   commit whose tree is the pristine tree, the A/A control.
-2. One `asv run --interleave-rounds` of upstream, each patch group's branch
-   (group/bessel, group/native: each has the groups before it) and aa: what
-   `asv continuous upstream group/NAME` runs, with the control measured in
-   the same rounds, under the same load.
-3. `asv compare --split --factor F upstream group/NAME` (A/B) and
-   `upstream aa` (A/A), saved in .asv/TARGET/, turned by kbb.benchsummary
-   into docs/benchmarks.md: per group, the A/B tables with the A/A ratio of
-   each benchmark, the noise floor (the largest A/A time ratio) and the
-   factor.
-4. `asv publish`: the html report in .asv/TARGET/html.
+Each build (benchbuilds: pristine, each patch group and `aa`, the A/A
+control: the pristine wheel again in a folder of its own) runs
+benchmarks/worker.py in a fresh process per backend and round, with the
+build first on PYTHONPATH: ROUNDS processes per build and backend, in an
+order shuffled anew in each round (seed recorded). The threads of every
+framework are fixed to --threads (default: all CPUs) and recorded, and so
+is the triad bandwidth each process measured with them.
 
-Exit status: 1 when an A/B comparison has a regression (what asv marks
-worse or newly failing, as `asv continuous` does); when the gate flags the
-A/A control too, its noise floor is above the factor, and a flagged timing
-counts only beyond that floor: 3 (inconclusive, rerun on a quieter
-machine) when none does; 2 on an error.
-`--quick` (asv's: one sample per benchmark, one shape) is a
-smoke run of upstream and the group branches: its timings are single samples, so its
-gate is on failures and on the exact counters (track_) only, and its
-summary goes to .asv/TARGET/benchmarks-quick.md.
+benchreport turns the samples into intervals and verdicts (benchstats),
+a markdown record and a summary; a full run is recorded in
+benchmarks/runs/ (benchrecord: raw samples compressed, the index, and the
+aggregate docs/benchmarks.md); --quick (one round, a few samples of one
+case per benchmark, no A/A control) writes out/bench/quick/ only and
+gives no timing verdict.
+
+Exit status: 0 no regression, 1 a regression, 3 inconclusive (the A/A
+control left its interval, or an interval is too wide to decide: rerun on
+a quieter machine, or with more rounds), 2 an error.
 """
 
 import argparse
+import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -37,217 +39,211 @@ import time
 from pathlib import Path
 
 from kbb import KbbError
-from kbb import apply
-from kbb import benchsummary
-from kbb import checkout as upstream_checkout
-from kbb.git import git
-from kbb.git import identity_env
-from kbb.git import rev
-from kbb.series import Series
+from kbb import benchbuilds
+from kbb import benchrecord
+from kbb import benchreport
+from kbb import benchstats
+from kbb import log
 from kbb.workspace import Workspace
 
-# Calibrated by the A/A control on the 2-core machine (benchmarks/README.md):
-# with the suite's TIMING settings and the CPU-time clock, its time_ ratios
-# reached 1.32 and 1.37 in two runs; the factor sits above both.
-FACTOR = 1.5
-CONFIGS = {"keras": "asv.conf.json", "tf-keras": "asv-tf-keras.conf.json"}
-AA_BRANCH = "aa"
+BACKENDS = ("tensorflow", "jax", "torch")
+WORKER = Path("benchmarks") / "worker.py"
+# Processes per build and backend: the units of the intervals (Student's
+# quantile with 2 * ROUNDS - 2 degrees of freedom). 5 keeps a full run of
+# the four builds near 40 min on 2 cores.
+ROUNDS = 5
+# Samples per benchmark and process: at least MIN, then until BUDGET
+# seconds, at most MAX. --quick: QUICK_SAMPLES, one round.
+MIN, MAX, BUDGET = 3, 30, 0.2
+QUICK_SAMPLES = 3
+STATUS = {"no regression": 0, "regression": 1, "inconclusive": 3, "smoke": 0}
+# Passed to the workers and recorded: TensorFlow's oneDNN optimizations
+# change which kernel its layer uses (docs/native-kernels.md).
+SETTINGS = ("TF_ENABLE_ONEDNN_OPTS", "KBB_BENCH_BACKENDS")
+# The peer kernel does not depend on the build: the pristine processes
+# time it, the others skip it.
+PEER = r"^peer\."
 
 
-# Environment variables that change what a run measures, named in its summary:
-# the clock, the backends measured (benchmarks/keras3/common.py), and
-# TensorFlow's oneDNN optimizations (they change its fused kernel's path).
-SETTINGS = ("KBB_BENCH_TIMER", "KBB_BENCH_BACKENDS", "TF_ENABLE_ONEDNN_OPTS")
+def worker_env(folder, backend, threads, quick):
+    """The environment of a worker: the build first, threads fixed."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": benchbuilds.pythonpath(folder),
+        "KERAS_BACKEND": backend,
+        "KBB_BENCH_THREADS": str(threads),
+        "KBB_BENCH_QUICK": "1" if quick else "0",
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "TF_NUM_INTRAOP_THREADS": str(threads),
+        "TF_NUM_INTEROP_THREADS": "1",
+        "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=true "
+        f"intra_op_parallelism_threads={threads}",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONHASHSEED": "0",
+        # Device synchronization and memory statistics (benchmarks/keras3).
+        "KBB_BENCH_GPU": "1" if shutil.which("nvidia-smi") else "",
+    }
+    return env
 
-TIMER_NOTE = {
-    "cpu": "CPU time of the benchmark process, all threads (time.process_time): "
-    "other jobs on the machine disturb it far less than wall time",
-    "wall": "wall time (time.perf_counter)",
+
+def plan(builds, backends, rounds, seed):
+    """[(round, build, backend)]: each pair once per round, in an order
+    shuffled anew in every round."""
+    rng = random.Random(seed)
+    order = []
+    for r in range(rounds):
+        pairs = [(b, k) for b in builds for k in backends]
+        rng.shuffle(pairs)
+        order.extend((r, b, k) for b, k in pairs)
+    return order
+
+
+def run_worker(root, folder, backend, output, args, seed, peer=True):
+    samples = QUICK_SAMPLES if args.quick else None
+    command = [
+        sys.executable,
+        str(root / WORKER),
+        str(output),
+        "--bench",
+        args.bench,
+        "--min",
+        str(samples or MIN),
+        "--max",
+        str(samples or MAX),
+        "--budget",
+        str(0 if samples else BUDGET),
+        "--seed",
+        str(seed),
+        *([] if peer else ["--skip", PEER]),
+    ]
+    env = worker_env(folder, backend, args.threads, args.quick)
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode:
+        raise KbbError(f"{folder.name} on {backend}:\n{result.stderr[-3000:]}")
+    record = json.loads(output.read_text())
+    if not record["keras_file"].startswith(str(folder)):
+        raise KbbError(f"the worker imported {record['keras_file']}, not {folder}")
+    return record
+
+
+def run(ws, folders, backends, args):
+    """Every worker of the plan; [process record] with build and round."""
+    order = plan(list(folders), backends, args.rounds, args.seed)
+    processes, started = [], time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (r, build, backend) in enumerate(order):
+            log(f"[{i + 1}/{len(order)}] round {r + 1}: {build} on {backend}")
+            out = Path(tmp) / f"{i}.json"
+            t0 = time.time()
+            peer = build == benchbuilds.PRISTINE
+            record = run_worker(ws.root, folders[build], backend, out, args, i, peer)
+            record.update(build=build, round=r, slot=i, seconds=time.time() - t0)
+            processes.append(record)
+            if i + 1 == len(order) // args.rounds and args.rounds > 1:
+                spent = (time.time() - started) / 60
+                log(
+                    f"round 1 took {spent:.1f} min: about {spent * args.rounds:.0f} min"
+                )
+    return processes
+
+
+def builds_of(ws, carried, builds):
+    """({build: folder}, {build: commit}): from the checkout, or from a
+    folder that --export-builds wrote (on a machine without it)."""
+    if carried is None:
+        folders = benchbuilds.unpacked(ws, "keras", builds)
+        return folders, benchbuilds.commits(ws, "keras", builds)
+    commits = json.loads((carried / "commits.json").read_text())
+    missing = [b for b in builds if not (carried / b).is_dir()]
+    if missing:
+        raise KbbError(f"{carried} lacks the builds {missing}: --export-builds")
+    return {b: (carried / b).resolve() for b in builds}, commits
+
+
+def export_builds(ws, dest):
+    """Copies every build's unpacked folder to DEST/NAME, with commits.json."""
+    builds = [*benchbuilds.REFS, benchbuilds.AA]
+    folders = benchbuilds.unpacked(ws, "keras", builds)
+    for name, folder in folders.items():
+        shutil.copytree(folder, dest / name, dirs_exist_ok=True)
+    commits = benchbuilds.commits(ws, "keras", builds)
+    (dest / "commits.json").write_text(json.dumps(commits, indent=1) + "\n")
+    log(f"wrote {dest}: {', '.join(builds)}")
+    return 0
+
+
+# `kbb.bench asv ARGS` and `kbb.bench asv-tf-keras ARGS`: target, config.
+ASV = {
+    "asv": ("keras", "asv.conf.json"),
+    "asv-tf-keras": ("tf-keras", "asv-tf-keras.conf.json"),
 }
 
 
-def timer():
-    """The clock of the time_ benchmarks, as benchmarks/keras3/common.py
-    chooses it: KBB_BENCH_TIMER, else wall time where there is a GPU."""
-    default = "wall" if shutil.which("nvidia-smi") else "cpu"
-    return os.environ.get("KBB_BENCH_TIMER") or default
+def asv_passthrough(ws, target, config, argv):
+    """asv ARGS with the workspace's configuration; its machine info (which
+    `asv run` and `continuous` need) is written first, with defaults."""
+    benchbuilds.applied_checkout(ws, target)
+    config = str(ws.root / config)
+    asv = [sys.executable, "-m", "asv", "--config", config]
+    machine = subprocess.run([*asv, "machine", "--yes"], capture_output=True)
+    if machine.returncode:
+        log(f"asv machine --yes failed: {machine.stderr.decode()[-500:]}")
+        return 2
+    return subprocess.run([*asv, *argv]).returncode
 
 
-def log(message):
-    print(f"kbb.bench: {message}", file=sys.stderr, flush=True)
-
-
-def checkout(ws, target):
-    """The applied upstream checkout, with branch `aa` made (idempotent)."""
-    try:
-        pin = ws.pin(target)
-    except KbbError as e:
-        raise KbbError(
-            f"{e} (the {target} target is not in this workspace's pins.toml yet)"
-        ) from None
-    path = upstream_checkout.ensure(ws, pin)
-    apply.ensure_applied(ws, pin)
-    upstream = rev(path, "refs/heads/pristine")
-    message = "A/A control: the pristine tree again, for asv's noise floor\n"
-    env = identity_env(date="2000-01-01T00:00:00+0000")
-    tree = git("rev-parse", f"{upstream}^{{tree}}", cwd=path).strip()
-    commit = git(
-        "commit-tree", tree, "-p", upstream, input=message, cwd=path, env=env
-    ).strip()
-    git("branch", "-f", AA_BRANCH, commit, cwd=path)
-    return path
-
-
-def asv(config, *args, capture=False, echo=True):
-    command = [sys.executable, "-m", "asv", "--config", config, *args]
-    log(" ".join(command[2:]))
-    result = subprocess.run(command, text=True, capture_output=capture)
-    if capture and (echo or result.returncode):
-        sys.stdout.write(result.stdout)
-        sys.stderr.write(result.stderr)
-    return result
-
-
-def load():
-    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="kbb.bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smoke run")
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--backends", default=os.environ.get("KBB_BENCH_BACKENDS"))
+    parser.add_argument("--bench", default="", help="regex of benchmark names")
+    parser.add_argument("--delta", type=float, default=benchstats.DELTA)
+    parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--output", type=Path, help="the record's folder instead")
+    parser.add_argument("--export-builds", type=Path, metavar="DIR")
+    parser.add_argument("--builds-from", type=Path, metavar="DIR")
+    args = parser.parse_args(argv)
+    args.rounds = args.rounds or (1 if args.quick else ROUNDS)
+    args.backends = (args.backends or ",".join(BACKENDS)).split(",")
+    return args
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="kbb.bench", description=__doc__)
-    parser.add_argument("--target", choices=sorted(CONFIGS), default="keras")
-    parser.add_argument("--quick", action="store_true", help="smoke run")
-    parser.add_argument("--factor", type=float, default=FACTOR)
-    parser.add_argument("--output", type=Path, help="the markdown summary")
-    parser.add_argument("-b", "--bench", action="append", default=[])
-    parser.add_argument("asv_args", nargs="*", help="more asv run options")
-    args = parser.parse_args(argv)
-
+    argv = sys.argv[1:] if argv is None else argv
     ws = Workspace.find(None)
-    config = str(ws.root / CONFIGS[args.target])
+    if argv[:1] and argv[0] in ASV:
+        return asv_passthrough(ws, *ASV[argv[0]], argv[1:])
+    args = parse(argv)
+    builds = list(benchbuilds.REFS) + ([] if args.quick else [benchbuilds.AA])
+    meta = benchrecord.machine(args, SETTINGS)
     try:
-        path = checkout(ws, args.target)
+        if args.export_builds:
+            return export_builds(ws, args.export_builds)
+        folders, meta["commits"] = builds_of(ws, args.builds_from, builds)
+        started = time.time()
+        processes = run(ws, folders, args.backends, args)
     except KbbError as e:
         log(f"error: {e}")
         return 2
-    results = ws.root / ".asv" / args.target
-    suffix = "" if args.target == "keras" else f"-{args.target}"
-    if args.output is None:
-        if args.quick:
-            args.output = results / "benchmarks-quick.md"
-        else:
-            args.output = ws.root / "docs" / f"benchmarks{suffix}.md"
-    # Each patch group stacked on the ones before it: group/bessel (the fix)
-    # against upstream proves it costs nothing; group/native (the fused
-    # kernels, on the fix) against upstream measures that change.
-    groups = Series.load(ws.patches(ws.pin(args.target).series)).groups
-    heads = [f"group/{group}" for group in groups]
-    refs = ["pristine", *heads] + ([] if args.quick else [AA_BRANCH])
-    hashes = [rev(path, f"refs/heads/{ref}") for ref in refs]
-
-    if asv(config, "machine", "--yes", capture=True, echo=False).returncode:
-        return 2
-    # This run measures these commits anew: results of benchmarks that no
-    # longer exist, or of another mode, must not linger in their files.
-    for stale in (results / "results").glob("*/*.json"):
-        if stale.name.split("-", 1)[0] in {h[:8] for h in hashes}:
-            stale.unlink()
-    started, load_before = time.time(), load()
-    bench = [a for b in args.bench for a in ("-b", b)]
-    # asv --quick takes one sample of each benchmark; -a rounds=1 spares the
-    # empty interleaved rounds (and their reinstalls) it would go through;
-    # KBB_BENCH_QUICK=1: the suite takes one shape and n = 2 only.
-    quick = ["--quick", "-a", "rounds=1"] if args.quick else []
-    os.environ["KBB_BENCH_QUICK"] = "1" if args.quick else "0"
-    with tempfile.NamedTemporaryFile("w", suffix=".txt") as hashfile:
-        hashfile.write("\n".join(hashes) + "\n")
-        hashfile.flush()
-        run = asv(
-            config,
-            "run",
-            *quick,
-            "--interleave-rounds",
-            "--record-samples",
-            "--show-stderr",
-            *bench,
-            *args.asv_args,
-            f"HASHFILE:{hashfile.name}",
-        )
-    minutes = (time.time() - started) / 60
-    # asv run exits with 2 when a benchmark failed: the comparison marks it.
-    if run.returncode not in (0, 2):
-        log(f"asv run exited with {run.returncode}")
-        return 2
-
-    factor = ["--factor", str(args.factor)]
-    compared = {}
-    # By the commits run, not the branch names: a branch that moved during
-    # the run (an export, say) has no results under its new commit.
-    for head, commit in zip(refs[1:], hashes[1:], strict=True):
-        compare = asv(
-            config, "compare", "--split", *factor, hashes[0], commit, capture=True
-        )
-        if compare.returncode:
-            return 2
-        quick_suffix = "-quick" if args.quick else ""
-        name = head.replace("/", "-")
-        text = results / f"compare-upstream-{name}{quick_suffix}.txt"
-        text.write_text(compare.stdout)
-        compared[head] = benchsummary.parse(compare.stdout)
-    aa_rows = compared.get(AA_BRANCH)
-
-    gate = "counters" if args.quick else "all"
-    mode = "smoke run (--quick: one sample each)" if args.quick else "full run"
-    against = ", ".join(f"`{head}`" for head in heads)
-    notes = [
-        f"Generated by `python -m kbb.bench{' --quick' if args.quick else ''}` "
-        f"(`tox -e bench`) from one asv run: {args.target}, `upstream` against "
-        f"{against}{' and `aa`' if aa_rows else ''}, {mode}, rounds "
-        f"interleaved, {minutes:.0f} min; do not edit. Each group branch has "
-        "the groups before it (patches/ series order).",
-        "",
-        f"- Machine: {os.cpu_count()} CPUs; {load_before} before the run, "
-        f"{load()} after it.",
-    ]
-    if not args.quick:
-        notes.append(
-            f"- time_: {TIMER_NOTE[timer()]}; one sample is one call, asv "
-            "reports the median of all samples."
-        )
-    settings = [f"`{k}={os.environ[k]}`" for k in SETTINGS if os.environ.get(k)]
-    if settings:
-        notes.append(f"- Settings of this run: {', '.join(settings)}.")
-    before = benchsummary.exact_values(results / "results", hashes[0])
-    sections, statuses = [], []
-    for head, commit in zip(heads, hashes[1:], strict=False):
-        title = f"{args.target}: upstream against {head}"
-        exact = (before, benchsummary.exact_values(results / "results", commit))
-        rows = compared[head]
-        sections.append(
-            benchsummary.markdown(rows, aa_rows, args.factor, gate, title, notes, exact)
-        )
-        notes = []  # once, in the first section
-        status, real, unresolved = benchsummary.verdict(rows, aa_rows, gate)
-        for r in real:
-            log(f"{head}: regression: {r.mark} {r.ratio} {r.name} [{r.backend}]")
-        if status == "inconclusive":
-            log(
-                f"{head}: INCONCLUSIVE: the gate flags the A/A control, and "
-                f"{len(unresolved)} A/B timing(s) within its noise floor"
-            )
-        statuses.append(status)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text("\n".join(sections))
-    log(f"wrote {args.output}")
-
-    if asv(config, "publish", capture=True, echo=False).returncode == 0:
-        log(f"html report: {results / 'html'} (`asv preview` to open it)")
-    if "failed" in statuses:
-        log("FAILED: a patch group regressed (see the tables above)")
-        return 1
-    if "inconclusive" in statuses:
-        log("INCONCLUSIVE: rerun on a quieter machine")
-        return 3
-    return 0
+    meta.update(minutes=(time.time() - started) / 60, load_after=os.getloadavg())
+    onednn = {p["threads"].get("onednn") for p in processes} - {None}
+    meta["onednn"] = " / ".join(sorted(map(str, onednn))) or "n/a (no TensorFlow)"
+    raw = {"meta": meta, "processes": processes}
+    summary = benchreport.analyse(raw, args.delta, quick=args.quick)
+    if args.output:
+        where = benchrecord.write_folder(args.output, raw, summary)
+    elif args.quick or args.no_record:
+        where = benchrecord.write_scratch(ws, raw, summary)
+    else:
+        where = benchrecord.write_run(ws, raw, summary)
+    log(f"wrote {where}")
+    log(f"verdict: {summary['verdict']}")
+    return STATUS[summary["verdict"]]
 
 
 if __name__ == "__main__":

@@ -1,26 +1,191 @@
-"""kbb.bench's checkout: the A/A control branch (no asv run here)."""
+"""kbb.bench's plan, and a run's analysis, record, index and aggregate, on
+fixture samples (no ML framework, no worker)."""
+
+import collections
+import json
+import random
 
 import pytest
 
-from kbb import KbbError
 from kbb import bench
-from kbb.workspace import Workspace
+from kbb import benchrecord
+from kbb import benchreport
+from kbb import benchstats
+from kbb import benchtables
+
+LAYER = "layer.BatchNormLayer.time_forward_backward('32x28x28x64', False)"
+PEER = "peer.PeerKernel.time_forward_backward('32x28x28x64', False)"
+BLOCK = "block.ConvBlock.time_forward_backward('7x7x2048', False)"
+TIMES = {  # ms per build: the fix costs nothing, native halves the layer
+    "pristine": {LAYER: 10.0, BLOCK: 50.0, PEER: 4.0},
+    "aa": {LAYER: 10.0, BLOCK: 50.0, PEER: 4.0},
+    "bessel": {LAYER: 10.0, BLOCK: 50.0, PEER: 4.0},
+    "native": {LAYER: 5.0, BLOCK: 45.0, PEER: 4.0},
+}
 
 
-def test_aa_is_the_pristine_tree_again_with_a_fixed_id(toy_series):
-    toy = toy_series
-    ws = Workspace.find(toy.root)
-    bench.checkout(ws, "toy")
-    assert toy.git("rev-parse", "aa^{tree}") == toy.git("rev-parse", "pristine^{tree}")
-    assert toy.git("rev-parse", "aa^") == toy.git("rev-parse", "pristine")
-    assert toy.git("rev-parse", "aa") != toy.git("rev-parse", "pristine")
-    first = toy.git("rev-parse", "aa")
-    bench.checkout(ws, "toy")
-    assert toy.git("rev-parse", "aa") == first
-    # The series is applied too: branch patched is there for the A/B run.
-    assert toy.git("rev-parse", "series") != toy.git("rev-parse", "pristine")
+@pytest.fixture(autouse=True)
+def fewer_resamples(monkeypatch):
+    monkeypatch.setattr(benchstats, "REPS", 300)
 
 
-def test_a_target_not_pinned_yet_is_an_error_that_says_so(toy):
-    with pytest.raises(KbbError, match="not in this workspace's pins.toml yet"):
-        bench.checkout(Workspace.find(toy.root), "tf-keras")
+def raw(times=TIMES, rounds=4, seed=0):
+    rng = random.Random(seed)
+    processes = []
+    for r, build, backend in bench.plan(list(times), ["torch"], rounds, seed):
+        shift = rng.lognormvariate(0, 0.01)
+        benchmarks = {}
+        for name, ms in times[build].items():
+            wall = [ms / 1e3 * shift * rng.lognormvariate(0, 0.02) for _ in range(20)]
+            benchmarks[name] = {
+                "wall": wall,
+                "cpu": [2 * w for w in wall],
+                "model_bytes": 8 * 32 * 28 * 28 * 64 * 4 if name != BLOCK else None,
+                "memory_peak": None,
+            }
+        processes.append(
+            {
+                "build": build,
+                "backend": backend,
+                "round": r,
+                "benchmarks": benchmarks,
+                "triad_gbps": 40.0,
+                "triad_gbps_after": 40.0,
+            }
+        )
+    meta = {
+        "date": "2026-11-30 08:00 UTC",
+        "cpu": "Test CPU",
+        "cpu_flags": ["avx2"],
+        "cpu_mhz": 2100.0,
+        "cpus": 2,
+        "threads": 2,
+        "rounds": rounds,
+        "seed": seed,
+        "backends": ["torch"],
+        "settings": {},
+        "python": "3.11",
+        "load_before": [0.1, 0.1, 0.1],
+        "load_after": [0.2, 0.2, 0.2],
+        "quick": False,
+        "minutes": 30.0,
+        "commits": {b: f"{i}" * 40 for i, b in enumerate(times)},
+    }
+    return {"meta": meta, "processes": processes}
+
+
+def test_plan_shuffles_each_round_and_runs_every_pair_once_per_round():
+    order = bench.plan(["pristine", "bessel", "aa"], ["jax", "torch"], 3, seed=7)
+    assert order == bench.plan(["pristine", "bessel", "aa"], ["jax", "torch"], 3, 7)
+    rounds = collections.defaultdict(list)
+    for r, build, backend in order:
+        rounds[r].append((build, backend))
+    assert all(sorted(p) == sorted(rounds[0]) for p in rounds.values())
+    assert len(set(map(tuple, rounds.values()))) > 1  # not one fixed order
+
+
+def test_worker_env_fixes_every_thread_pool(tmp_path):
+    env = bench.worker_env(tmp_path, "jax", 2, quick=False)
+    assert env["PYTHONPATH"].split(":")[0] == str(tmp_path)
+    assert env["OMP_NUM_THREADS"] == env["TF_NUM_INTRAOP_THREADS"] == "2"
+    assert "intra_op_parallelism_threads=2" in env["XLA_FLAGS"]
+
+
+def test_analysis_of_a_quiet_run():
+    summary = benchreport.analyse(raw())
+    assert list(summary["comparisons"]) == ["bessel", "native", "aa"]
+    assert summary["verdicts"] == {
+        "bessel": "no regression",
+        "native": "no regression",
+        "aa": "no regression",
+    }
+    assert summary["verdict"] == "no regression"
+    native = summary["comparisons"]["native"][f"torch {LAYER}"]
+    assert 0.45 < native["lo"] < native["ratio"] < native["hi"] < 0.55
+    assert abs(native["cpu_ratio"] - native["ratio"]) < 1e-9
+    peer = summary["peers"]["native"][f"torch {LAYER}"]
+    assert 1.1 < peer["ratio"] < 1.4  # 5 ms against the kernel's 4
+    assert abs(peer["peer_fraction"] - 51380224 / 0.004 / 1e9 / 40) < 0.01
+
+
+def test_a_slower_a_a_copy_makes_the_run_inconclusive():
+    times = {**TIMES, "aa": {k: 1.15 * v for k, v in TIMES["aa"].items()}}
+    summary = benchreport.analyse(raw(times))
+    assert summary["aa_outside"] and summary["verdict"] == "inconclusive"
+
+
+def test_a_regression_of_the_fix_is_one():
+    times = {**TIMES, "bessel": {**TIMES["bessel"], LAYER: 13.0}}
+    summary = benchreport.analyse(raw(times))
+    assert summary["verdicts"]["bessel"] == "regression"
+    assert summary["verdict"] == "regression"
+
+
+def test_labels():
+    assert benchtables.label(f"tensorflow {LAYER[:-7]}True)") == (
+        "tensorflow",
+        "layer, forward + backward",
+        "32x28x28x64",
+        "XLA",
+    )
+
+
+def test_records_index_and_aggregate(tmp_path):
+    root = tmp_path
+    (root / "docs").mkdir()
+    runs = root / benchrecord.RUNS
+    legacy = runs / "001-2026-11-20"
+    legacy.mkdir(parents=True)
+    (legacy / "meta.json").write_text(
+        json.dumps(
+            {
+                "date": "2026-11-20",
+                "clock": "CPU time",
+                "verdict": "passed (factor 1.5)",
+            }
+        )
+    )
+
+    class Ws:
+        pass
+
+    ws = Ws()
+    ws.root = root
+    for seed in (1, 2):
+        data = raw(seed=seed)
+        benchrecord.write_run(ws, data, benchreport.analyse(data))
+    assert sorted(p.name for p in runs.iterdir()) == [
+        "001-2026-11-20",
+        "002-2026-11-30",
+        "003-2026-11-30",
+        "README.md",
+    ]
+    assert (runs / "002-2026-11-30" / "raw.json.gz").stat().st_size < 100_000
+    index = (runs / "README.md").read_text()
+    assert "<!-- table: runs -->" in index and "passed (factor 1.5)" in index
+    doc = (root / "docs" / "benchmarks.md").read_text()
+    for name in ("bench-bessel", "bench-native", "bench-peer"):
+        assert f"<!-- table: {name} -->" in doc
+    assert "2 of 3 runs count" in doc
+    # Two runs: the claim is the lower bound both reach.
+    claim = [
+        line
+        for line in doc.splitlines()
+        if "layer, forward" in line and "x (>=" in line
+    ][0]
+    claimed = float(claim.rstrip(" |").rsplit("| ", 1)[1].rstrip("x"))
+    assert 1.7 < claimed < 2.0  # below the true 2x: a lower bound
+
+
+def test_asv_runs_the_branches_of_benchbuilds():
+    from pathlib import Path
+
+    from kbb import benchbuilds
+
+    text = (Path(__file__).parents[2] / "asv.conf.json").read_text()
+    config = json.loads(
+        "\n".join(
+            line for line in text.splitlines() if not line.lstrip().startswith("//")
+        )
+    )
+    assert config["branches"] == list(benchbuilds.REFS.values())

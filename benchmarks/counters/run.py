@@ -1,0 +1,66 @@
+"""Counts every case (cases.py) on one backend, in this process's keras.
+
+    python benchmarks/counters/run.py BACKEND OUTPUT.json
+
+BACKEND: jax, torch, tensorflow, or tensorflow-onednn (TensorFlow with
+TF_ENABLE_ONEDNN_OPTS=1, set by the caller).
+
+Run by `python -m kbb.benchcount` (`tox -e counters`) once per build and
+backend, with the build's unpacked keras wheel first on PYTHONPATH and
+KERAS_BACKEND=BACKEND. Writes the versions and, per case, each counter
+with its records (op, elements of its largest output).
+"""
+
+import importlib
+import importlib.metadata
+import json
+import os
+import sys
+
+import cases
+
+COUNTERS = {
+    "tensorflow": "count_tf",
+    "tensorflow-onednn": "count_tf",
+    "jax": "count_jax",
+    "torch": "count_torch",
+}
+# The pinned frameworks, whose versions the expected counts hold for.
+VERSIONS = ("tensorflow-cpu", "jax", "jaxlib", "torch")
+
+
+def _version(name):
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def main(backend, output):
+    if os.environ.get("KERAS_BACKEND") != backend.split("-")[0]:
+        raise SystemExit(f"run.py: KERAS_BACKEND does not match {backend}")
+    import keras
+
+    counter = importlib.import_module(COUNTERS[backend])
+    results = {}
+    for kind in cases.KINDS:
+        for dynamic in (False, True):
+            for batch in cases.BATCHES:
+                counted = counter.count(kind, batch, dynamic)
+                if counted is not None:
+                    key = f"{kind}/{'dynamic' if dynamic else 'static'}/N{batch}"
+                    results[key] = counted
+    record = {
+        "backend": backend,
+        "keras": keras.version(),
+        "keras_file": keras.__file__,
+        "channels": cases.CHANNELS,
+        "versions": {name: _version(name) for name in VERSIONS},
+        "cases": results,
+    }
+    with open(output, "w") as f:
+        json.dump(record, f)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,91 @@
+"""The builds that the benchmarks and the cost counters compare.
+
+A build is a branch of the upstream checkout, built into a wheel (`kbb
+wheel`) and unpacked: keras' wheels are pure Python, so a worker process
+imports a build by putting its folder first on PYTHONPATH, and several
+builds stand side by side in one virtual environment.
+
+REFS is the one place that names the branches: the pristine release and
+each patch group, stacked in series order.
+"""
+
+import os
+import shutil
+import zipfile
+
+from kbb import KbbError
+from kbb import apply
+from kbb import build
+from kbb import checkout as upstream_checkout
+from kbb import log
+from kbb.git import rev
+
+# Build name -> branch of .upstream/TARGET.
+REFS = {
+    "pristine": "pristine",
+    "bessel": "group/bessel",
+    "native": "group/native",
+}
+PRISTINE = "pristine"
+# The A/A control: the pristine wheel unpacked a second time, into its own
+# folder, measured in its own processes as if it were another build.
+AA = "aa"
+
+
+def applied_checkout(ws, target):
+    """The upstream checkout of `target`, fetched and with the series
+    applied (a contributor's unexported commits are kept, as `kbb wheel`
+    keeps them)."""
+    try:
+        pin = ws.pin(target)
+    except KbbError as e:
+        raise KbbError(f"{e} (no [{target}] table in pins.toml)") from None
+    upstream_checkout.ensure(ws, pin)
+    apply.ensure_applied(ws, pin)
+    return pin
+
+
+def ref_of(name):
+    return REFS[PRISTINE if name == AA else name]
+
+
+def unpacked(ws, target, names):
+    """{name: folder holding the unpacked wheel of that build}.
+
+    Each folder is keyed by the commit (and `aa` gets its own copy of the
+    pristine files); one that exists is reused.
+    """
+    pin = applied_checkout(ws, target)
+    checkout = ws.checkout(target)
+    folders = {}
+    for name in names:
+        ref = ref_of(name)
+        commit = rev(checkout, f"refs/heads/{ref}")
+        if commit is None:
+            raise KbbError(
+                f"{checkout} has no branch {ref} (build {name}); "
+                f"`kbb apply {target}` makes it"
+            )
+        folder = ws.upstream_dir / "unpacked" / f"{target}-{name}-{commit[:12]}"
+        if not folder.is_dir():
+            wheel = build.wheel(ws, pin, ref)
+            partial = folder.with_name(folder.name + ".part")
+            shutil.rmtree(partial, ignore_errors=True)
+            with zipfile.ZipFile(wheel) as files:
+                files.extractall(partial)
+            partial.rename(folder)
+            log(f"build {name}: {wheel.name} unpacked in {folder}")
+        folders[name] = folder
+    return folders
+
+
+def commits(ws, target, names):
+    """{name: commit hash} of the builds' branches."""
+    checkout = ws.checkout(target)
+    return {n: rev(checkout, f"refs/heads/{ref_of(n)}") for n in names}
+
+
+def pythonpath(folder, extra=()):
+    """PYTHONPATH with the build's folder first."""
+    rest = [p for p in (*extra, os.environ.get("PYTHONPATH")) if p]
+    return os.pathsep.join([str(folder), *map(str, rest)])

@@ -1,0 +1,282 @@
+"""`tox -e counters`: exact cost counters of each build, gated exactly.
+
+    python -m kbb.benchcount [--update] [--backends B,...] [--keep DIR]
+
+Each build (benchbuilds.REFS: pristine, and each patch group) is counted
+on each backend by benchmarks/counters/run.py, in a worker process with
+the build's unpacked wheel first on PYTHONPATH: jaxpr equations, XLA's
+optimized HLO (instructions, fusions, flops, bytes, memory), TensorFlow's
+graph after Grappler, PyTorch's aten ops and the bytes they write (see
+benchmarks/counters/). The counters and the deltas against pristine (the
+ops each group adds and removes, with the elements of their outputs) must
+equal EXPECTED exactly, no factor; `--update` rewrites EXPECTED instead
+(the command to run when a pin or a patch changes, then review its diff).
+
+Structural checks, on the measured records:
+- bessel (the fix): every op it adds has at most C elements in its output
+  (C channels), at both batch sizes, and it adds the same ops at both: its
+  cost is O(C), not O(N x C). Any exception fails the gate.
+- native: whether it has more ops of over C elements than pristine. The
+  cases where it does are findings: recorded in EXPECTED and printed, and
+  gated like the counters (exactly as recorded).
+
+Exit status 0 when everything holds, 1 otherwise, 2 on an error.
+"""
+
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from kbb import KbbError
+from kbb import benchbuilds
+from kbb import benchrecord
+from kbb import log
+from kbb.workspace import Workspace
+
+# "tensorflow-onednn": TensorFlow with its oneDNN optimizations on (on by
+# default on CPUs with AVX512-VNNI and newer), where the native group uses
+# FusedBatchNormV3; "tensorflow" has them off.
+BACKENDS = ("tensorflow", "tensorflow-onednn", "jax", "torch")
+EXPECTED = Path("benchmarks") / "counters" / "expected.json"
+WORKER = Path("benchmarks") / "counters" / "run.py"
+UPDATE = "tox -e counters -- --update"
+# The fix must add O(C) ops only; the native kernels replace full-size ops.
+LINEAR_CHECK = {"bessel": "added", "native": "large"}
+# What the counts depend on besides the code: fixed in every worker.
+WORKER_ENV = {
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "CUDA_VISIBLE_DEVICES": "",
+    "JAX_PLATFORMS": "cpu",
+    "PYTHONHASHSEED": "0",
+}
+
+
+def run_worker(root, folder, backend, output):
+    env = {**os.environ, **WORKER_ENV, "KERAS_BACKEND": backend.split("-")[0]}
+    if backend == "tensorflow-onednn":
+        env["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    env["PYTHONPATH"] = benchbuilds.pythonpath(folder)
+    command = [sys.executable, str(root / WORKER), backend, str(output)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode:
+        raise KbbError(
+            f"counting {folder.name} on {backend} failed:\n{result.stderr[-3000:]}"
+        )
+    record = json.loads(Path(output).read_text())
+    if not record["keras_file"].startswith(str(folder)):
+        raise KbbError(
+            f"the worker imported {record['keras_file']}, not the build in {folder}"
+        )
+    return record
+
+
+def measure(root, folders, backends, keep=None):
+    """{build: {backend: worker record}}, one worker each."""
+    measured = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(keep or tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, folder in folders.items():
+            for backend in backends:
+                log(f"counting {name} on {backend}")
+                path = out / f"{name}-{backend}.json"
+                record = run_worker(root, folder, backend, path)
+                measured.setdefault(name, {})[backend] = record
+    return measured
+
+
+def counters(record):
+    """{case: {part: {counter: value}}}: a worker record without its records."""
+    return {
+        case: {
+            part: {k: v for k, v in values.items() if k != "records"}
+            for part, values in parts.items()
+        }
+        for case, parts in record["cases"].items()
+    }
+
+
+def delta(before, after):
+    """The records `after` adds and removes: [[op, elements, count], ...]."""
+    a = collections.Counter(map(tuple, before))
+    b = collections.Counter(map(tuple, after))
+    rows = lambda c: sorted(([op, n, k] for (op, n), k in c.items()), key=str)  # noqa: E731
+    return {"added": rows(b - a), "removed": rows(a - b)}
+
+
+def deltas(pristine, build):
+    """{case: {part: delta}} of a build's worker record against pristine's."""
+    out = {}
+    for case, parts in build["cases"].items():
+        for part, values in parts.items():
+            before = pristine["cases"][case][part]["records"]
+            out.setdefault(case, {})[part] = delta(before, values["records"])
+    return out
+
+
+def large(records, channels):
+    """Records with more than `channels` elements, or an unknown count."""
+    return [r for r in records if r[1] is None or r[1] > channels]
+
+
+def linear_problems(build_deltas, channels):
+    """The fix's O(C) check: every added op has at most C elements, and the
+    ops added at one batch size are those added at the other."""
+    problems, by_case = [], {}
+    for case, parts in build_deltas.items():
+        kind = case.rsplit("/", 1)[0]
+        for part, d in parts.items():
+            for op, n, k in large(d["added"], channels):
+                problems.append(f"{case} {part}: adds {k} x {op} of {n} elements")
+            by_case.setdefault((kind, part), []).append((case, d["added"]))
+    for (kind, part), seen in sorted(by_case.items()):
+        if any(added != seen[0][1] for _, added in seen[1:]):
+            names = ", ".join(case for case, _ in seen)
+            problems.append(f"{kind} {part}: adds other ops at {names}")
+    return problems
+
+
+def large_problems(pristine, build, channels):
+    """The native check: no more ops of over C elements than pristine."""
+    problems = []
+    for case, parts in build["cases"].items():
+        for part, values in parts.items():
+            n_after = len(large(values["records"], channels))
+            before = pristine["cases"][case][part]["records"]
+            n_before = len(large(before, channels))
+            if n_after > n_before:
+                problems.append(
+                    f"{case} {part}: {n_after} ops of over {channels} elements, "
+                    f"pristine {n_before}"
+                )
+    return problems
+
+
+def summarize(measured):
+    """The content of EXPECTED: versions, counters, deltas and checks."""
+    pristine = measured["pristine"]
+    first = next(iter(pristine.values()))
+    channels = first["channels"]
+    model, flags, _ = benchrecord.cpu_info()
+    summary = {
+        "command": UPDATE,
+        "recorded_on": f"{model} ({', '.join(flags)})",
+        "channels": channels,
+        "versions": first["versions"],
+        "keras": {n: next(iter(r.values()))["keras"] for n, r in measured.items()},
+        "counters": {},
+        "deltas": {},
+        "checks": {},
+    }
+    for name, by_backend in measured.items():
+        for backend, record in by_backend.items():
+            summary["counters"].setdefault(name, {})[backend] = counters(record)
+            if name == "pristine":
+                continue
+            d = deltas(pristine[backend], record)
+            summary["deltas"].setdefault(name, {})[backend] = d
+            if LINEAR_CHECK.get(name) == "added":
+                problems = linear_problems(d, channels)
+            else:
+                problems = large_problems(pristine[backend], record, channels)
+            summary["checks"].setdefault(name, {})[backend] = problems
+    return summary
+
+
+def differences(expected, actual, path=""):
+    """Where two JSON values differ: ["path: expected X, measured Y", ...]."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        out = []
+        for key in sorted(set(expected) | set(actual)):
+            where = f"{path}/{key}" if path else key
+            if key not in actual:
+                out.append(f"{where}: expected, not measured")
+            elif key not in expected:
+                out.append(f"{where}: measured, not expected")
+            else:
+                out.extend(differences(expected[key], actual[key], where))
+        return out
+    if expected != actual:
+        return [f"{path}: expected {expected!r}, measured {actual!r}"]
+    return []
+
+
+def gate(expected, summary):
+    """(status, lines): 0 when the measured summary is the expected one and
+    every structural check holds, else 1 with the reasons."""
+    lines = []
+    if expected.get("versions") != summary["versions"]:
+        lines.append(
+            f"the counters were recorded with {expected.get('versions')}, this "
+            f"environment has {summary['versions']}: use the pinned versions "
+            f"(tox -e counters), or regenerate with `{UPDATE}`"
+        )
+    for name, by_backend in summary["checks"].items():
+        if LINEAR_CHECK.get(name) == "added":
+            for backend, problems in by_backend.items():
+                lines.extend(f"{name} {backend}: {p}" for p in problems)
+    machine = ("recorded_on",)
+    mismatches = differences(
+        {k: v for k, v in expected.items() if k not in machine},
+        {k: v for k, v in summary.items() if k not in machine},
+    )
+    if mismatches and expected.get("recorded_on") != summary["recorded_on"]:
+        lines.append(
+            f"recorded on {expected.get('recorded_on')}, measured on "
+            f"{summary['recorded_on']}: TensorFlow's oneDNN graph may differ"
+        )
+    lines.extend(mismatches)
+    return (1 if lines else 0), lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="kbb.benchcount", description=__doc__)
+    parser.add_argument("--update", action="store_true", help=f"rewrite {EXPECTED}")
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--keep", type=Path, help="keep the workers' records here")
+    args = parser.parse_args(argv)
+    ws = Workspace.find(None)
+    backends = [b for b in args.backends.split(",") if b]
+    try:
+        folders = benchbuilds.unpacked(ws, "keras", list(benchbuilds.REFS))
+        measured = measure(ws.root, folders, backends, args.keep)
+    except KbbError as e:
+        log(f"error: {e}")
+        return 2
+    summary = summarize(measured)
+    path = ws.root / EXPECTED
+    if args.update:
+        path.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+        log(f"wrote {EXPECTED}: review its diff")
+    expected = json.loads(path.read_text()) if path.is_file() else {}
+    if set(backends) != set(BACKENDS):
+        for part in ("counters", "deltas", "checks"):
+            for by_backend in expected.get(part, {}).values():
+                for b in set(by_backend) - set(backends):
+                    by_backend.pop(b)
+    status, lines = gate(expected, summary)
+    for line in lines[:40]:
+        log(line)
+    if len(lines) > 40:
+        log(f"... and {len(lines) - 40} more")
+    for name, by_backend in summary["checks"].items():
+        problems = [f"{b}: {p}" for b, ps in by_backend.items() for p in ps]
+        if LINEAR_CHECK.get(name) == "added":
+            what = "O(C), adds only ops of at most C elements"
+            log(f"{name}: {what}: {'FAILS' if problems else 'holds'}")
+        else:
+            log(f"{name}: more full-size ops than pristine in {len(problems)} case(s)")
+            for p in problems:
+                log(f"  finding: {name} {p}")
+    log("counters: " + ("as expected" if status == 0 else f"FAILED ({EXPECTED})"))
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

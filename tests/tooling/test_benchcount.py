@@ -1,0 +1,156 @@
+"""kbb.benchcount's checks and gate, on fixture records (no ML framework)."""
+
+import copy
+
+from kbb import benchcount
+
+C = 64
+
+
+def record(cases):
+    return {
+        "channels": C,
+        "keras": "3.15.1",
+        "versions": {"jax": "0.10.2"},
+        "cases": cases,
+    }
+
+
+def step(batch, extra=()):
+    """A made-up layer step: full-size moments and normalization, then the
+    per-channel update of the moving statistics, plus `extra` records."""
+    nc = batch * 8 * 8 * C
+    records = [["sub", nc], ["mul", nc], ["sum", C], ["mul", C], ["add", C], *extra]
+    return {"jaxpr": {"records": records, "equations": len(records)}}
+
+
+def measured(fix_extra, native_records=None):
+    builds = {"pristine": lambda b: step(b), "bessel": lambda b: step(b, fix_extra(b))}
+    out = {}
+    for name, make in builds.items():
+        cases = {f"layer/static/N{b}": make(b) for b in (8, 16)}
+        out[name] = {"jax": record(cases)}
+    if native_records:
+        cases = {
+            f"layer/static/N{b}": {
+                "jaxpr": {"records": native_records(b), "equations": 0}
+            }
+            for b in (8, 16)
+        }
+        out["native"] = {"jax": record(cases)}
+    return out
+
+
+def test_the_fix_adding_one_op_per_channel_passes():
+    summary = benchcount.summarize(measured(lambda b: [["mul", C]]))
+    assert summary["checks"]["bessel"]["jax"] == []
+    added = summary["deltas"]["bessel"]["jax"]["layer/static/N8"]["jaxpr"]["added"]
+    assert added == [["mul", C, 1]]
+    status, lines = benchcount.gate(copy.deepcopy(summary), summary)
+    assert (status, lines) == (0, [])
+
+
+def test_an_injected_batch_sized_op_fails_the_linear_check():
+    # An op over the whole batch (N x C elements, N = 8 * 8 * batch).
+    summary = benchcount.summarize(
+        measured(lambda b: [["mul", C], ["mul", b * 8 * 8 * C]])
+    )
+    problems = summary["checks"]["bessel"]["jax"]
+    assert "layer/static/N8 jaxpr: adds 1 x mul of 32768 elements" in problems
+    assert "layer/static/N16 jaxpr: adds 1 x mul of 65536 elements" in problems
+    assert any("adds other ops at" in p for p in problems)
+    status, lines = benchcount.gate(copy.deepcopy(summary), summary)
+    assert status == 1 and lines == [f"bessel jax: {p}" for p in problems]
+
+
+def test_an_op_of_unknown_size_fails_the_linear_check():
+    summary = benchcount.summarize(measured(lambda b: [["Mul", None]]))
+    assert summary["checks"]["bessel"]["jax"][0].endswith("of None elements")
+
+
+def test_ops_that_grow_with_the_batch_but_stay_below_c_are_caught():
+    # At most C elements each, but more of them at the larger batch.
+    summary = benchcount.summarize(measured(lambda b: [["mul", 1]] * (b // 8)))
+    assert summary["checks"]["bessel"]["jax"] == [
+        "layer/static jaxpr: adds other ops at layer/static/N8, layer/static/N16"
+    ]
+
+
+def test_native_may_replace_full_size_ops_but_not_add_them():
+    def fused(b):
+        return [["native_batch_norm", b * 8 * 8 * C], ["mul", C], ["add", C]]
+
+    summary = benchcount.summarize(measured(lambda b: [], fused))
+    assert summary["checks"]["native"]["jax"] == []
+
+    def more(b):
+        return fused(b) + [["clone", b * 8 * 8 * C]] * 2
+
+    summary = benchcount.summarize(measured(lambda b: [], more))
+    findings = [
+        f"layer/static/N{b} jaxpr: 3 ops of over 64 elements, pristine 2"
+        for b in (8, 16)
+    ]
+    assert summary["checks"]["native"]["jax"] == findings
+    # A finding, recorded in the expected file, is gated exactly as recorded.
+    assert benchcount.gate(copy.deepcopy(summary), summary) == (0, [])
+    expected = copy.deepcopy(summary)
+    expected["checks"]["native"]["jax"] = []
+    status, lines = benchcount.gate(expected, summary)
+    assert status == 1 and lines[0].startswith("checks/native/jax: expected []")
+
+
+def test_the_gate_is_exact():
+    summary = benchcount.summarize(measured(lambda b: [["mul", C]]))
+    expected = copy.deepcopy(summary)
+    counters = expected["counters"]["bessel"]["jax"]["layer/static/N8"]["jaxpr"]
+    counters["equations"] -= 1  # one op fewer expected than measured
+    status, lines = benchcount.gate(expected, summary)
+    assert status == 1
+    assert lines == [
+        "counters/bessel/jax/layer/static/N8/jaxpr/equations: expected 5, measured 6"
+    ]
+
+
+def test_other_versions_are_named_with_the_mend():
+    summary = benchcount.summarize(measured(lambda b: [["mul", C]]))
+    expected = copy.deepcopy(summary)
+    expected["versions"] = {"jax": "0.9.0"}
+    status, lines = benchcount.gate(expected, summary)
+    assert status == 1 and "tox -e counters -- --update" in lines[0]
+
+
+def test_hlo_text_is_counted_per_instruction_with_its_largest_output():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks" / "counters"))
+    import hlo
+
+    text = """HloModule jit_step
+
+%fused_computation (param_0: f32[8,64]) -> f32[8,64] {
+  %param_0 = f32[8,64]{1,0} parameter(0)
+  ROOT %multiply.1 = f32[8,64]{1,0} multiply(%param_0, %param_0)
+}
+
+ENTRY %main (Arg_0.1: f32[8,64]) -> (f32[64], f32[8,64]) {
+  %Arg_0.1 = f32[8,64]{1,0} parameter(0)
+  %fusion = f32[8,64]{1,0} fusion(%Arg_0.1), kind=kLoop, calls=%fused
+
+  %constant.2 = f32[] constant(0)
+  %reduce.3 = f32[64]{0} reduce(%fusion, %constant.2), dimensions={0}, to_apply=%add
+  ROOT %tuple = (f32[64]{0}, f32[8,64]{1,0}) tuple(%reduce.3, %fusion)
+}
+"""
+    counted = hlo.count(text)
+    assert counted["records"] == [
+        ("parameter", 512),
+        ("multiply", 512),
+        ("parameter", 512),
+        ("fusion", 512),
+        ("constant", 1),
+        ("reduce", 64),
+        ("tuple", 512),
+    ]
+    assert (counted["instructions"], counted["fusions"]) == (7, 1)
