@@ -39,8 +39,7 @@ _OPS_FOLDER = re.compile(rf"keras/src/backend/({_NAME})/ops/.*")
 # (flat spelling, ops spelling) of each reference: a regular expression
 # whose groups are the backend (NAME) and the module (MOD), {ops} where the
 # ops layout has `ops.` (or `.ops`); a module path ends where no identifier
-# character follows, so that a module itself is rewritten too, as in the
-# newest upstream's `hasattr(backend.ops.nn, "...")`.
+# character follows.
 _SPELLINGS = (
     (
         rf"\bkeras\.src\.backend\.({_NAME})\.{{ops}}({_MOD})(?![\w])",
@@ -50,7 +49,7 @@ _SPELLINGS = (
         rf"\bfrom keras\.src\.backend\.({_NAME}){{dot_ops}} import ({_MOD})\b",
         "from keras.src.backend.{1}{dot_ops} import {2}",
     ),
-    (rf"(?<![\w])(?<!src\.)backend\.{{ops}}({_MOD})(?![\w])", "backend.{ops}{1}"),
+    (rf"(?<![\w])(?<!src\.)backend\.{{ops}}({_MOD})\.", "backend.{ops}{1}."),
 )
 
 
