@@ -49,7 +49,8 @@ _SPELLINGS = (
         rf"\bfrom keras\.src\.backend\.({_NAME}){{dot_ops}} import ({_MOD})\b",
         "from keras.src.backend.{1}{dot_ops} import {2}",
     ),
-    (rf"(?<![\w])(?<!src\.)backend\.{{ops}}({_MOD})\.", "backend.{ops}{1}."),
+    # `backend.nn.moments(...)`, and `hasattr(backend.nn, "...")` too.
+    (rf"(?<![\w])(?<!src\.)backend\.{{ops}}({_MOD})(?![\w])", "backend.{ops}{1}"),
 )
 
 
