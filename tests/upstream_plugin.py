@@ -1,26 +1,151 @@
-"""pytest plugin for running upstream Keras' own test files against the
-installed build (`pytest -p upstream_plugin`).
+"""pytest plugin for running upstream Keras' own test files, from a tree that
+`kbb tree` writes, against the installed build (`pytest -p upstream_plugin`).
 
-The keras sdist ships its tests without the repository's conftest.py; this
-plays its part for the marker those tests use.
+The keras sdist ships its tests without the repository's conftest.py, which
+Keras' CI runs them with; this plays its part, as the pinned release's
+conftest.py does:
+
+- torch is imported before TensorFlow where both are installed (in the
+  other order, importing torch can crash);
+- `requires_trainable_backend` tests are skipped on the NumPy and OpenVINO
+  backends, which cannot train;
+- `multi_device` tests are skipped unless the JAX backend sees more than one
+  device (`JAX_NUM_CPU_DEVICES=4`, as Keras' CI sets);
+- on the OpenVINO backend, the tests named in the tree's
+  keras/src/backend/openvino/excluded_concrete_tests.txt are skipped. A git
+  checkout has that file; the sdist leaves it out, and then none is skipped
+  (the list of v3.15.1 names no test of keras/src/layers/normalization).
+
+`--upstream-files-with TEXT` collects only the test files whose text holds
+TEXT: `pytest TREE/keras -m multi_device --upstream-files-with multi_device`
+runs what Keras' CI runs with `pytest keras -m multi_device`, without
+importing the thousand other test files (whose imports need every backend
+and optional package of upstream's requirements.txt).
+
+With $KBB_RESULTS set, the run's counts go to $KBB_RESULTS/$KBB_ENV.json
+(kbbtest.Results' format, scenario "upstream-tests"), next to the figures
+that the environment's other test sessions wrote there.
 """
+
+import importlib.util
+import os
+from pathlib import Path
 
 import pytest
 
+import kbbtest
+from kbb import results as results_file
+
+OPENVINO_EXCLUDES = "keras/src/backend/openvino/excluded_concrete_tests.txt"
+OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--upstream-files-with",
+        metavar="TEXT",
+        help="collect only the *_test.py files whose text contains TEXT",
+    )
+
+
+def pytest_ignore_collect(collection_path, config):
+    text = config.getoption("upstream_files_with")
+    path = Path(collection_path)
+    if text and path.is_file() and path.name.endswith("_test.py"):
+        return text not in path.read_text(encoding="utf-8")
+    return None
+
 
 def pytest_configure(config):
+    if importlib.util.find_spec("torch"):
+        import torch  # noqa: F401
     config.addinivalue_line(
         "markers",
-        "requires_trainable_backend: skipped on the NumPy backend, which cannot train",
+        "requires_trainable_backend: skipped on the NumPy and OpenVINO "
+        "backends, which cannot train",
     )
+    config.addinivalue_line(
+        "markers",
+        "multi_device: skipped unless the JAX backend sees several devices",
+    )
+
+
+def _device_count(backend):
+    if backend != "jax":
+        return 1
+    import jax
+
+    return jax.device_count()
+
+
+def _openvino_excludes(rootdir):
+    path = Path(rootdir, OPENVINO_EXCLUDES)
+    if not path.is_file():
+        return []
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
 def pytest_collection_modifyitems(config, items):
     from keras.src import backend
 
-    if backend.backend() != "numpy":
-        return
-    skip = pytest.mark.skip(reason="the NumPy backend cannot train")
+    name = backend.backend()
+    untrainable = pytest.mark.skip(
+        reason=f"the {name} backend cannot train (requires_trainable_backend)"
+    )
+    single = pytest.mark.skip(reason="requires several devices (multi_device)")
+    excluded = pytest.mark.skip(reason=f"excluded on openvino by {OPENVINO_EXCLUDES}")
+    several = _device_count(name) > 1
+    excludes = _openvino_excludes(config.rootpath) if name == "openvino" else []
     for item in items:
-        if "requires_trainable_backend" in item.keywords:
-            item.add_marker(skip)
+        if name in ("numpy", "openvino"):
+            if "requires_trainable_backend" in item.keywords:
+                item.add_marker(untrainable)
+        if not several and "multi_device" in item.keywords:
+            item.add_marker(single)
+        if any(test in item.nodeid for test in excludes):
+            item.add_marker(excluded)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if os.environ.get("KBB_RESULTS"):
+        _record(terminalreporter.stats, int(exitstatus), config)
+
+
+def _record(stats, exitstatus, config):
+    """Adds this run's counts to $KBB_RESULTS/$KBB_ENV.json, replacing those
+    of an earlier run of the same tests."""
+    import keras
+
+    root = config.rootpath
+    tests = sorted(os.path.relpath(arg.split("::")[0], root) for arg in config.args)
+    name = keras.backend.backend()
+    entry = {
+        "implementation": "keras3",
+        "test": "upstream-tests",
+        "keras": keras.version(),
+        "backend": name,
+        "scenario": "upstream-tests",
+        "ref": os.environ.get("KBB_REF"),
+        "tests": tests,
+        "markexpr": config.option.markexpr or None,
+        "nnx": keras.config.is_nnx_enabled() if name == "jax" else False,
+        "devices": _device_count(name),
+        "exitstatus": exitstatus,
+        "failed_tests": sorted(
+            {r.nodeid for r in stats.get("failed", []) + stats.get("error", [])}
+        ),
+        "deselected": len(stats.get("deselected", [])),
+    }
+    for outcome in OUTCOMES:
+        entry[outcome] = len(stats.get(outcome, []))
+    env = os.environ.get("KBB_ENV", "local")
+    path = Path(os.environ["KBB_RESULTS"], f"{env}.json")
+    results = kbbtest.Results()
+    if path.is_file():
+        results.entries = [
+            e
+            for e in results_file.load(path).records
+            if not (e.get("scenario") == "upstream-tests" and e.get("tests") == tests)
+        ]
+    results.entries.append(entry)
+    results.write()

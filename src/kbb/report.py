@@ -15,6 +15,7 @@ import string
 from pathlib import Path
 
 from kbb import report_evidence
+from kbb import report_matrix
 from kbb import results as results_file
 from kbb.markdown import table
 from kbb.report_data import BACKENDS
@@ -234,8 +235,10 @@ def render(results):
         **comparison_values(results),
         **change_values(results),
         **report_evidence.parity_values(results),
+        **report_matrix.parity_values(results),
         **report_evidence.distributed_values(results),
         **report_evidence.checkpoint_values(results),
+        **report_matrix.matrix_values(results),
         **report_evidence.noticeable_values(results),
     }
     text = string.Template(TEMPLATE.read_text()).substitute(values)

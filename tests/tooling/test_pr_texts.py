@@ -107,9 +107,8 @@ def rendered_texts(ws, target):
     write_fixture_results(ws, target, config)
     write_fixture_docs(ws, pin, config, groups)
     evidence = numbers.collect(ws, pin, config)
-    assert [state for _, state, _ in evidence.statuses] == ["current"] * len(
-        config.envs
-    )
+    states = [state for _, state, _ in evidence.statuses[: len(config.envs)]]
+    assert states == ["current"] * len(config.envs)
     for group in groups:
         found, marks = texts.table_values(ws, pin, group, evidence, config)
         assert marks == []

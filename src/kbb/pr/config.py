@@ -19,6 +19,7 @@ class Config:
     envs: tuple
     tables: dict  # placeholder -> (FILE, NAME): a named table of a document
     body_lines: int | None  # the most lines PR.md's body may have
+    ci_envs: tuple = ()  # also run for the PR: only their state is reported
 
     def template(self, group, name):
         for path in (self.directory / group / name, self.directory / name):
@@ -46,6 +47,7 @@ def _config(path, data):
         envs=tuple(results["envs"]),
         tables={k: tuple(v) for k, v in data.get("tables", {}).items()},
         body_lines=data.get("texts", {}).get("pr-body-lines"),
+        ci_envs=tuple(results.get("ci-envs", ())),
     )
 
 

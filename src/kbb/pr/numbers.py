@@ -26,7 +26,8 @@ class Evidence:
 
 def collect(ws, pin, config):
     """The records of pr.toml's envs, and the marks of the others: a file
-    that is missing, stale, or lacks an implementation's records."""
+    that is missing, stale, or lacks an implementation's records; and the
+    state of its ci-envs."""
     evidence = Evidence([], [], [])
     for env in config.envs:
         state, line = results.status(ws, ws.results, env, pin)
@@ -46,6 +47,8 @@ def collect(ws, pin, config):
         evidence.statuses.append((env, state, line))
         if state != "current":
             evidence.marks.append(f"[kbb: {state}] {line}")
+    for env in config.ci_envs:  # reported, not shown in the texts
+        evidence.statuses.append((env, *results.status(ws, ws.results, env, pin)))
     return evidence
 
 

@@ -1,0 +1,8 @@
+"""What the fix changes on real data: pristine keras against the fix's build,
+trained on scikit-learn's bundled data sets, paired by seed (docs/impact.md).
+
+Modules by job: `config` (every setting), `data` (data sets and models),
+`worker` (trains in one build and one backend), `metrics` and `stats`
+(pure Python: scores, paired intervals, aggregation), `render` (the page
+and the plot), `run` (`python -m study`: builds, workers, results, page).
+"""

@@ -1,0 +1,130 @@
+"""The tables of docs/analysis.md about Keras' CI matrix and tf_keras parity
+(kbb.report_matrix), rendered from fixture results."""
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kbb import markdown
+from kbb import report
+from kbb import results
+from kbb.pr import config as pr_config
+from kbb.pr import numbers
+from kbb.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    monkeypatch.delenv("KBB_RESULTS", raising=False)
+    shutil.copy(ROOT / "pins.toml", tmp_path / "pins.toml")
+    shutil.copy(ROOT / "tox.ini", tmp_path / "tox.ini")
+    shutil.copytree(ROOT / "patches" / "keras", tmp_path / "patches" / "keras")
+    shutil.copytree(ROOT / "pr", tmp_path / "pr")
+    (tmp_path / "out" / "results").mkdir(parents=True)
+    return Workspace.find(tmp_path)
+
+
+def write(ws, env, patched, records):
+    pin = ws.pin("keras")
+    version = f"{pin.version}+bessel1" if patched else pin.version
+    build = results.Build(
+        target="keras",
+        ref="group/bessel" if patched else "pristine",
+        commit="0" * 40,
+        version=version,
+        series=results.series_digest(ws, pin) if patched else None,
+        unexported=False,
+        pin=pin.digest(),
+    )
+    records = [
+        {"implementation": "keras3", "keras": version, "backend": "tensorflow", **r}
+        for r in records
+    ]
+    directory = ws.root / "out" / "results"
+    results.write(directory, env, records, {"keras": dataclasses.asdict(build)})
+
+
+def parity(n, ratio, gap, predictions):
+    return {
+        "scenario": "tf-keras-parity",
+        "test": f"test_tf_keras_parity[{n}]",
+        "n": n,
+        "ratio_min": ratio,
+        "ratio_max": ratio,
+        "moving_variance_gap": gap,
+        "predictions_gap": predictions,
+    }
+
+
+def upstream(tests, passed, skipped):
+    return {
+        "scenario": "upstream-tests",
+        "test": "upstream-tests",
+        "tests": tests,
+        "passed": passed,
+        "skipped": skipped,
+        "failed": 0,
+        "error": 0,
+    }
+
+
+def rows(text, name):
+    table = markdown.tables(text)[name]
+    return [markdown.header(line) for line in table.splitlines()[2:]]
+
+
+def test_tables(ws):
+    write(ws, "evidence-pristine", False, [parity(2, 2.0000004, 0.46, 0.093)])
+    write(ws, "evidence-patched", True, [parity(2, 0.9999996, 5e-7, 3e-7)])
+    tests = ["keras/src/layers/normalization"]
+    write(ws, "patched-numpy", True, [upstream(tests, 67, 9)])
+    integration = {
+        "scenario": "upstream-integration",
+        "test": "integration_tests/tf_distribute_training_test.py",
+        "git_url": "pinned",
+        "exitstatus": 0,
+        "seconds": 54.8,
+    }
+    write(ws, "integration", True, [integration])
+    text = report.write(ws)[0].read_text()
+    assert markdown.header(markdown.tables(text)["tf-keras-parity"]) == [
+        "n",
+        "n/(n-1)",
+        "pristine: ratio",
+        "pristine: gap",
+        "pristine: predictions",
+        "fix: ratio",
+        "fix: gap",
+        "fix: predictions",
+    ]
+    assert rows(text, "tf-keras-parity") == [
+        ["2", "2.000000", "2.000000", "4.6e-01", "9.3e-02", "1.000000"]
+        + ["5.0e-07", "3.0e-07"]
+    ]
+    matrix = {row[0]: row for row in rows(text, "ci-matrix")}
+    assert matrix["`patched-numpy`"][1:] == [
+        "numpy",
+        f"`{ws.pin('keras').version}+bessel1`",
+        "`keras/src/layers/normalization`",
+        "67",
+        "9",
+        "0",
+        "0",
+    ]
+    assert report.NOT_MEASURED in matrix["`patched-openvino`"]
+    assert rows(text, "upstream-integration")[0][4:] == ["passed", "55 s"]
+
+
+def test_ci_envs_are_reported_not_shown(ws):
+    config = pr_config.load(ws, "keras")
+    assert "patched-numpy" in config.ci_envs
+    write(ws, "patched-numpy", True, [upstream(["keras/src"], 1, 0)])
+    evidence = numbers.collect(ws, ws.pin("keras"), config)
+    states = dict((env, state) for env, state, _ in evidence.statuses)
+    assert states["patched-numpy"] == "current"
+    assert states["patched-openvino"] == "missing"
+    assert not any("patched-openvino" in mark for mark in evidence.marks)
