@@ -45,14 +45,15 @@ def missing_tests(repo, commit, files):
     return frozenset(f for f in set(files) - tree if text.TEST_FILE.search(f))
 
 
-def try_series(tree, series, source, omit=frozenset()):
+def try_series(tree, series, where, omit=frozenset()):
     """Applies the series with `git am --3way` on HEAD of the worktree
     `tree`, leaving out the diffs of the files in `omit` and the patches
-    of another source (only=); stops at the first patch that does not
+    only for another source or target (only=; `where` names this one's);
+    stops at the first patch that does not
     apply, naming its conflicting files and hunks."""
     attempt = Attempt(base=rev(tree, "HEAD"))
     for patch in series.patches:
-        if not patch.applies_to(source):
+        if not patch.applies_to(where):
             attempt.skipped.append(patch.name)
         else:
             kept, dropped = text.drop_files(patch.path.read_text(), omit)

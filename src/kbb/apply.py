@@ -96,7 +96,8 @@ def apply(ws, pin, force=False, upto=None):
         git("config", f"kbb.{key}", value, cwd=checkout)
     tip = tips[series.groups[-1]]
     log(
-        f"applied {len(series.patches)} patches of patches/{pin.series}/ "
+        f"applied {len(series.patches) - len(attempt.skipped)} patches of "
+        f"patches/{pin.series}/ "
         f"on {pin.spec}: branch series ({tip[:12]})"
     )
     return tip
@@ -108,13 +109,13 @@ def _am(checkout, pin, series, source, base):
     files = series.files()
     if translator is None:
         omit = am.missing_tests(checkout, base, files)
-        attempt = am.try_series(checkout, series, source, omit)
+        attempt = am.try_series(checkout, series, (source, pin.target), omit)
         tips = {group: attempt.tips.get(group, base) for group in series.groups}
         return attempt, tips
     return mirror.am_translated(
         checkout,
         series,
-        source,
+        (source, pin.target),
         base,
         translator,
         lambda tree, commit: am.missing_tests(tree, commit, files),
@@ -124,7 +125,7 @@ def _am(checkout, pin, series, source, base):
 def _report(pin, series, source, attempt):
     for name in attempt.skipped:
         only = next(p.only for p in series.patches if p.name == name)
-        log(f"skipping {name} (only={only}, checkout from {source})")
+        log(f"skipping {name} (only={only}; this is {pin.target}, {source})")
     dropped = attempt.dropped()
     if dropped:
         log(

@@ -19,6 +19,7 @@ from kbb.git import git
 from kbb.git import is_ancestor
 from kbb.git import rev
 from kbb.git import update_refs
+from kbb.series import SOURCES
 from kbb.series import Patch
 from kbb.series import Series
 from kbb.series import provenance_missing
@@ -69,7 +70,9 @@ def export(ws, pin, new_group=None):
         new = [
             patch
             for group, start, end in ranges
-            for patch in _format(checkout, series, source, group, start, end, Path(tmp))
+            for patch in _format(
+                checkout, series, (source, pin.target), group, start, end, Path(tmp)
+            )
         ]
         _write_series(series, new)
     tip = rev(checkout, "refs/heads/series")
@@ -94,7 +97,7 @@ def _groups(pin, series, new_group):
     return groups
 
 
-def _format(checkout, series, source, group, start, end, tmp):
+def _format(checkout, series, where, group, start, end, tmp):
     """The patches of one group: format-patch of its commits, and the
     stored patches of another source (only=), which this one skipped."""
     out = tmp / group
@@ -108,7 +111,13 @@ def _format(checkout, series, source, group, start, end, tmp):
                 f"{', '.join(k + ':' for k in missing)} in its message "
                 "(see docs/workflow.md); nothing was written"
             )
-    kept = [p for p in series.group_patches(group) if not p.applies_to(source)]
+    kept = [p for p in series.group_patches(group) if not p.applies_to(where)]
+    other = [p.name for p in kept if p.only not in SOURCES]
+    if other:
+        raise KbbError(
+            f"{', '.join(other)} only apply to another target than "
+            f"{where[1]}: export from that target's checkout; nothing was written"
+        )
     for patch in kept:
         shutil.copy(patch.path, out / patch.path.name)
     if not names and not kept:

@@ -12,8 +12,13 @@ PROVENANCE = ("Bug", "Origin", "Forwarded")
 TEST_FILE = re.compile(r"_test\.py$")
 
 
+SOURCES = ("sdist", "git")
+
+
 class Patch:
-    """One line of a series file: `GROUP/FILE.patch [only=SOURCE]`."""
+    """One line of a series file: `GROUP/FILE.patch [only=WHERE]`, WHERE a
+    source (sdist, git: a checkout made from it) or a target of pins.toml
+    (a patch that only that release needs, such as a backport)."""
 
     def __init__(self, directory, name, only=None):
         self.name = name
@@ -21,8 +26,10 @@ class Patch:
         self.group = name.split("/", 1)[0]
         self.only = only
 
-    def applies_to(self, source):
-        return self.only in (None, source)
+    def applies_to(self, where):
+        """Whether the patch applies where the series is applied: `where`
+        names its source and its target."""
+        return self.only is None or self.only in where
 
     def line(self):
         return self.name + (f" only={self.only}" if self.only else "")
@@ -32,7 +39,7 @@ def _parse_line(directory, path, number, line):
     name, *options = line.split()
     only = None
     for option in options:
-        if not re.fullmatch(r"only=(git|sdist)", option):
+        if not re.fullmatch(r"only=[a-z0-9][a-z0-9-]*", option):
             raise KbbError(f"{path}:{number}: unknown option {option!r}")
         only = option.split("=", 1)[1]
     if name.count("/") != 1 or not name.endswith(".patch"):
@@ -79,10 +86,11 @@ class Series:
                 )
             seen.append(patch.group)
         for group in seen:
-            flags = [p.only is not None for p in self.group_patches(group)]
+            flags = [p.only in SOURCES for p in self.group_patches(group)]
             if flags != sorted(flags):
                 raise KbbError(
-                    f"{path}: in group {group!r}, patches with only= must come last"
+                    f"{path}: in group {group!r}, patches with only=SOURCE must "
+                    "come last"
                 )
 
     @property

@@ -170,3 +170,37 @@ def test_series_in_the_ops_layout_on_a_release_and_on_the_nightly(toy):
     assert "lacks upstream's tests, so its commits lack 1 hunk(s)" in err
     assert "`kbb export toy`" in err
     assert toy.snapshot() == before
+
+
+def test_a_patch_only_for_the_release_is_skipped_on_the_nightly(toy):
+    # A backport that the nightly already has: `only=toy` in the series.
+    toy.make_release(release_files())
+    layouts = {"sdist_layout": "keras-flat", "series_layout": "keras-ops"}
+    ops = {"sdist_layout": "keras-ops", "series_layout": "keras-ops"}
+    toy.add_nightly(nightly_files(), toy=layouts, nightly=ops)
+    toy.kbb("fetch", "toy")
+    toy.git("checkout", "-q", "-b", "series", "pristine")
+    toy.commit_edit(
+        "keras/src/backend/jax/nn.py",
+        "'float32'",
+        "'float64'",
+        "Backport float64" + PROVENANCE,
+    )
+    toy.commit_edit(
+        "keras/src/backend/jax/nn.py",
+        "def relu(x):\n",
+        "def relu(x, approximate=False):\n",
+        "Add approximate" + PROVENANCE,
+    )
+    toy.kbb("export", "toy", "--new-group", "fix")
+    series = toy.patches / "series"
+    backport = "fix/0001-Backport-float64.patch"
+    series.write_text(series.read_text().replace(backport, backport + " only=toy"))
+    before = toy.snapshot()
+    toy.kbb("apply", "toy")
+    toy.kbb("export", "toy")
+    assert toy.snapshot() == before
+    _, err = toy.kbb("apply", "toy-nightly")
+    assert f"skipping {backport} (only=toy; this is toy-nightly" in err
+    nn = toy.root / ".upstream" / "toy-nightly" / "keras/src/backend/jax/ops/nn.py"
+    assert "def relu(x, approximate=False):\n" in nn.read_text()

@@ -100,7 +100,7 @@ def check(ws, pin, checkout, source, config, series, newest_git, offline):
 
     lints = {}
     with scratch(checkout, pristine) as tree:
-        pinned = am.try_series(tree, series, source)
+        pinned = am.try_series(tree, series, (source, pin.target))
         for group, commit in pinned.tips.items():
             git("checkout", "-q", "--detach", commit, cwd=tree)
             files = sorted(python_files(group, tree))
@@ -108,7 +108,9 @@ def check(ws, pin, checkout, source, config, series, newest_git, offline):
     attempt = None
     if newest.commit:
         with scratch(checkout, newest.commit) as tree:
-            attempt = am.try_series(tree, series, newest.source, newest.omit)
+            attempt = am.try_series(
+                tree, series, (newest.source, pin.newest), newest.omit
+            )
             for group, commit in attempt.tips.items():
                 files, findings, _ = lints.get(group, ([], [], []))
                 git("checkout", "-q", "--detach", commit, cwd=tree)

@@ -1,0 +1,278 @@
+"""The native group's two speed rules, measured on a CPU.
+
+    python scripts/native_decisions.py [--processes 6] [--budget 1.0]
+        [--threads 2] [--configs torch,tensorflow,tensorflow-onednn]
+        [--output out/native-decisions.json]
+
+`tox -e native-decisions` runs it with the native group's build installed
+(`kbb install keras --ref group/native`); run it on a quiet machine, where
+nothing else computes. Each configuration compares, inside one build, the
+layer on the backend's fused kernel ("kernel") with the backend-agnostic
+ops ("composite", keras' own switch `config._set_use_backend_agnostic_ops`)
+and with a second copy of the composite path ("aa", the A/A control):
+
+- torch: does `torch.nn.functional.batch_norm` cost more than the composite
+  ops for small inputs on a CPU, where its loop over the channels runs in
+  parallel whatever the size? (An earlier rule, decided with a CPU-time
+  clock, kept inputs below 32768 values on the composite ops.)
+- tensorflow, tensorflow-onednn (TF_ENABLE_ONEDNN_OPTS=0 and 1): is
+  FusedBatchNormV3 faster than the composite ops in the layer? The group
+  has no TensorFlow kernel: the worker installs the variant below into the
+  TensorFlow backend, where the layer looks for it.
+
+Every worker is a fresh process with its threads fixed (--threads), one
+per configuration and round, in an order shuffled anew each round; it
+runs every case and path in a shuffled order, each for --budget seconds of
+wall-clock samples after a warm-up. The ratios kernel / composite and
+aa / composite, with simultaneous 95 % intervals over the processes, come
+from kbb.benchstats (hierarchical bootstrap, Student, Bonferroni).
+Duration: about 1.5 minutes per round (--processes rounds) on 2 quiet
+cores, 10 minutes with the default 6, once the environment is installed.
+"""
+
+import argparse
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "benchmarks")]
+# (config, kind, case): the layer's forward and backward with its input
+# gradient (benchmarks/keras3/steps.py), or `train_on_batch` of Input ->
+# BatchNormalization (no input gradient). Sizes below and above 32768.
+CASES = {
+    "torch": [
+        ("layer", "64x64"),
+        ("layer", "256x64"),
+        ("layer", "511x64"),
+        ("layer", "1024x64"),
+        ("layer", "32x28x28x64"),
+        ("train", "256x64"),
+        ("train", "32x28x28x64"),
+    ],
+    "tensorflow": [
+        ("layer", "32x28x28x64"),
+        ("layer", "8x112x112x64"),
+        ("train", "32x28x28x64"),
+    ],
+}
+CASES["tensorflow-onednn"] = CASES["tensorflow"]
+PATHS = ("kernel", "composite", "aa")
+TF_CALLS = []  # the variant's calls (traces): it must run on the kernel path only
+WARMUP = 0.3
+
+
+def tf_fused_batch_normalization(
+    x, mean, variance, axis, offset=None, scale=None, epsilon=1e-3, training=False
+):
+    """FusedBatchNormV3 as the layer would call it: 4D channels-last
+    float32 inputs (the cases here); in training it returns the batch mean
+    and the unbiased batch variance, as torch's function does."""
+    import tensorflow as tf
+
+    TF_CALLS.append(training)
+    channels = x.shape[-1]
+    scale = tf.ones([channels]) if scale is None else scale
+    offset = tf.zeros([channels]) if offset is None else offset
+    if training:
+        return tf.compat.v1.nn.fused_batch_norm(
+            x, scale, offset, epsilon=epsilon, is_training=True
+        )
+    outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+        x, scale, offset, mean, variance, epsilon=epsilon, is_training=False
+    )
+    return outputs, mean, variance
+
+
+def program(kind, case):
+    """A callable running one step of `case`, built and traced under the
+    current setting of the switch."""
+    from keras3 import common
+    from keras3 import steps
+    from keras3 import train_step
+
+    shape, _ = common.parse_case(case)
+    if kind == "layer":
+        layer = steps.bn_layer(shape)
+        return steps.gradient_step(layer, layer.trainable_weights, shape, False)
+    model, x, y = train_step.trained_bn_model(shape, False)
+    return lambda: model.train_on_batch(x, y)
+
+
+def samples(run, budget):
+    start = time.perf_counter()
+    while time.perf_counter() - start < WARMUP:
+        run()
+    out, start = [], time.perf_counter()
+    while len(out) < 5 or time.perf_counter() - start < budget:
+        began = time.perf_counter()
+        run()
+        out.append(time.perf_counter() - began)
+    return out
+
+
+def worker(config, seed, budget, threads):
+    """{"PATH CASE-KIND": [seconds]} of one process."""
+    import worker as bench_worker
+    from keras.src import backend
+    from keras.src.backend import config as keras_config
+
+    bench_worker.set_threads(backend.backend(), threads)
+    if config.startswith("tensorflow"):
+        nn = backend.ops.nn if hasattr(backend, "ops") else backend.nn
+        nn.fused_batch_normalization = tf_fused_batch_normalization
+    jobs = [(path, kind, case) for kind, case in CASES[config] for path in PATHS]
+    random.Random(seed).shuffle(jobs)
+    out = {}
+    for path, kind, case in jobs:
+        keras_config._set_use_backend_agnostic_ops(path != "kernel")
+        before = len(TF_CALLS)
+        try:
+            out[f"{path} {kind} {case}"] = samples(program(kind, case), budget)
+        finally:
+            keras_config._set_use_backend_agnostic_ops(False)
+        if config.startswith("tensorflow") and (len(TF_CALLS) > before) != (
+            path == "kernel"
+        ):
+            raise RuntimeError(f"{path} {kind} {case}: the wrong path ran")
+    return out
+
+
+def worker_env(config, threads):
+    backend = "torch" if config == "torch" else "tensorflow"
+    return {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "TF_ENABLE_ONEDNN_OPTS": "1" if config == "tensorflow-onednn" else "0",
+        "KBB_BENCH_THREADS": str(threads),
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "TF_NUM_INTRAOP_THREADS": str(threads),
+        "TF_NUM_INTEROP_THREADS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONHASHSEED": "0",
+    }
+
+
+def run_all(args):
+    """{config: {"PATH CASE-KIND": [[seconds] per process]}}."""
+    configs = args.configs.split(",")
+    rng = random.Random(args.seed)
+    results = {c: {} for c in configs}
+    for round_ in range(args.processes):
+        for config in rng.sample(configs, len(configs)):
+            print(f"round {round_ + 1}/{args.processes}: {config}", flush=True)
+            command = [sys.executable, __file__, "--worker", config]
+            command += ["--seed", str(rng.randrange(2**31))]
+            command += ["--budget", str(args.budget), "--threads", str(args.threads)]
+            done = subprocess.run(
+                command,
+                env=worker_env(config, args.threads),
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            for name, values in json.loads(done.stdout.splitlines()[-1]).items():
+                results[config].setdefault(name, []).append(values)
+    return results
+
+
+def intervals(results):
+    """{config: {case: (kernel Interval, A/A Interval, composite seconds)}}:
+    ratios to the composite path, simultaneous over a configuration's
+    cases (kbb.benchstats)."""
+    from kbb import benchstats
+
+    out = {}
+    for config, runs in results.items():
+        cases = sorted({name.split(" ", 1)[1] for name in runs})
+        by_path = {p: {c: runs[f"{p} {c}"] for c in cases} for p in PATHS}
+        kernel = benchstats.compare(by_path["composite"], by_path["kernel"])
+        aa = benchstats.compare(by_path["composite"], by_path["aa"])
+        out[config] = {
+            c: (
+                kernel[c],
+                aa[c],
+                math.exp(benchstats.statistic(by_path["composite"][c])),
+            )
+            for c in cases
+        }
+    return out
+
+
+def table(found):
+    lines = [
+        "<!-- table: native-decisions -->",
+        "| config | case | composite | kernel / composite [95 %] | verdict "
+        "| A/A [95 %] |",
+        "|---|---|---|---|---|---|",
+    ]
+    for config, cases in found.items():
+        for case, (k, a, seconds) in cases.items():
+            aa = f"{a.ratio:.2f} [{a.lo:.2f}, {a.hi:.2f}]"
+            lines.append(
+                f"| {config} | {case} | {seconds * 1e3:.3g} ms "
+                f"| {k.ratio:.2f} [{k.lo:.2f}, {k.hi:.2f}] | {k.verdict()} "
+                f"| {aa}{'' if a.contains_one else ' (fails)'} |"
+            )
+    return "\n".join(lines)
+
+
+def decisions(found):
+    """The two rules, from the intervals (docs/native-kernels.md)."""
+    out = []
+    for config, cases in found.items():
+        if any(not a.contains_one for _, a, _ in cases.values()):
+            out.append(f"{config}: inconclusive (an A/A interval leaves out 1)")
+        elif config == "torch":
+            small = [k.verdict() for c, (k, _, _) in cases.items() if _size(c) < 32768]
+            rule = (
+                "no minimum size (the kernel is no slower below 32768 values)"
+                if all(v in ("faster", "no regression") for v in small)
+                else "keep a minimum size (the kernel is slower, or undecided, "
+                "below 32768 values)"
+            )
+            out.append(f"torch: {rule}")
+        else:
+            verdicts = [k.verdict() for k, _, _ in cases.values()]
+            enters = verdicts.count("faster") == len(verdicts)
+            rule = "faster in every case" if enters else "stays out"
+            out.append(f"{config}: {rule} ({', '.join(verdicts)})")
+    return out
+
+
+def _size(case):
+    return math.prod(int(d) for d in case.split(" ")[-1].split("x"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processes", type=int, default=6)
+    parser.add_argument("--budget", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--configs", default=",".join(CASES))
+    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "out/native-decisions.json"
+    )
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.seed, args.budget, args.threads)))
+        return
+    results = run_all(args)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results))
+    found = intervals(results)
+    print(table(found))
+    print("\n".join(decisions(found)))
+    print(f"samples: {args.output}")
+
+
+if __name__ == "__main__":
+    main()
