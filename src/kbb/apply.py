@@ -22,7 +22,6 @@ from kbb.git import config
 from kbb.git import git
 from kbb.git import rev
 from kbb.git import update_refs
-from kbb.series import Series
 from kbb.workspace import Workspace
 
 
@@ -33,7 +32,7 @@ def is_current(ws, pin, ref="series"):
     checkout = ws.checkout(pin.target)
     if rev(checkout, "refs/heads/series") is None:
         return False
-    series = Series.load(ws.patches(pin.series))
+    series = ws.series(pin)
     if config(checkout, "kbb.series") != series.digest():
         return False
     upto = config(checkout, "kbb.upto")
@@ -55,7 +54,7 @@ def ensure_applied(ws, pin, ref="series"):
     try:
         apply(ws, pin)
     except KbbError as e:
-        series = Series.load(ws.patches(pin.series))
+        series = ws.series(pin)
         group = ref.removeprefix("group/")
         if not ref.startswith("group/") or group not in series.groups[:-1]:
             raise
@@ -70,7 +69,7 @@ def apply(ws, pin, force=False, upto=None):
     verify(checkout, pin)
     require_idle(checkout, pin)
     require_exported(checkout, pin, "discard them", force)
-    full = Series.load(ws.patches(pin.series))
+    full = ws.series(pin)
     series = full.upto(upto) if upto else full
     source = source_of(checkout)
     base = rev(checkout, "refs/heads/pristine")

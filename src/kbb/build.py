@@ -20,7 +20,6 @@ from kbb.git import config
 from kbb.git import git
 from kbb.git import is_ancestor
 from kbb.git import rev
-from kbb.series import Series
 from kbb.series import tests_only
 
 
@@ -99,7 +98,7 @@ def build_version(ws, pin, commit):
     checkout = ws.checkout(pin.target)
     if commit == rev(checkout, "refs/heads/pristine"):
         return pin.version
-    series = Series.load(ws.patches(pin.series))
+    series = ws.series(pin)
     contained, tips = [], set()
     for group in series.groups:
         tip = rev(checkout, f"refs/heads/group/{group}")

@@ -20,7 +20,6 @@ from kbb import redact
 from kbb import report
 from kbb.pr import prepare
 from kbb.pr import push
-from kbb.series import Series
 from kbb.series import provenance_missing
 from kbb.workspace import Workspace
 
@@ -77,7 +76,7 @@ def cmd_clean(ws, pin, args):
 def cmd_check(ws, pin, args):
     """Checks the series file and each patch's provenance headers, and with
     --applies that the series applies (in a temporary copy of the root)."""
-    series = Series.load(ws.patches(pin.series))
+    series = ws.series(pin)
     bad = [
         f"{p.name}: lacks {', '.join(k + ':' for k in missing)}"
         for p in series.patches

@@ -59,7 +59,7 @@ def export(ws, pin, new_group=None):
     verify(checkout, pin)
     require_idle(checkout, pin)
     _require_whole(checkout, pin)
-    series = Series.load(ws.patches(pin.series))
+    series = ws.series(pin)
     groups = _groups(pin, series, new_group)
     source = source_of(checkout)
     translator = layouts.translator(pin.layout(source), pin.series_layout)

@@ -20,7 +20,6 @@ import os
 from pathlib import Path
 
 from kbb import KbbError
-from kbb.series import Series
 
 FORMAT = 2
 BUILDS_FILE = "kbb-builds.json"
@@ -116,7 +115,7 @@ def staleness(ws, result, pin):
 
 def series_digest(ws, pin):
     try:
-        return Series.load(ws.patches(pin.series)).digest()
+        return ws.series(pin).digest()
     except KbbError:
         return None
 

@@ -50,6 +50,15 @@ def _parse_line(directory, path, number, line):
     return patch
 
 
+def _check_wheres(path, patches, wheres):
+    for patch in patches:
+        if patch.only is not None and patch.only not in wheres:
+            raise KbbError(
+                f"{path}: {patch.name} has only={patch.only}, which is neither "
+                f"a source nor a target of pins.toml ({', '.join(wheres)})"
+            )
+
+
 class Series:
     """patches/SERIES/series: patch groups, each a folder, in order."""
 
@@ -59,7 +68,9 @@ class Series:
         self.patches = patches
 
     @classmethod
-    def load(cls, directory):
+    def load(cls, directory, wheres=None):
+        """Loads patches/SERIES/; with `wheres` (the targets of pins.toml),
+        each only= must name a source or one of them."""
         path = directory / "series"
         if not path.is_file():
             raise KbbError(f"no series file: {path}")
@@ -71,6 +82,8 @@ class Series:
                     header.append(raw)
                 continue
             patches.append(_parse_line(directory, path, number, line))
+        if wheres is not None:
+            _check_wheres(path, patches, (*SOURCES, *wheres))
         series = cls(directory, header, patches)
         series._check_groups(path)
         return series

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kbb import KbbError
 from kbb import pins
+from kbb.series import Series
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +78,11 @@ class Workspace:
 
     def pins(self):
         return pins.load(self.pins_file)
+
+    def series(self, pin):
+        """The patch series of `pin`, its only= options checked against the
+        sources and the targets of pins.toml."""
+        return Series.load(self.patches(pin.series), wheres=self.pins())
 
     def pin(self, target):
         found = self.pins()

@@ -20,7 +20,6 @@ from kbb.pr import checks
 from kbb.pr import config as pr_config
 from kbb.pr import numbers
 from kbb.pr import texts
-from kbb.series import Series
 from kbb.series import strip_provenance
 
 
@@ -77,7 +76,7 @@ def prepare(ws, pin, groups=None, newest_git=None, offline=False):
     checkout = ws.checkout(pin.target)
     config = pr_config.load(ws, pin.target)
     tools = checks.lint_tools(config)
-    series = Series.load(ws.patches(pin.series))
+    series = ws.series(pin)
     groups = groups or series.groups
     unknown = sorted(set(groups) - set(series.groups))
     if unknown:

@@ -19,7 +19,6 @@ from kbb.pr.newest import NEWEST_REF
 from kbb.pr.prepare import identity
 from kbb.pr.prepare import load_state
 from kbb.pr.prepare import seal
-from kbb.series import Series
 
 MARK = re.compile(r"\[kbb: [^\]]*\]")
 # A list item with a box that is not ticked `[x]`, in any spelling.
@@ -148,7 +147,7 @@ def _ready(ws, pin, checkout, groups):
 
 def push(ws, pin, remote, groups=None):
     checkout = ws.checkout(pin.target)
-    series = Series.load(ws.patches(pin.series))
+    series = ws.series(pin)
     ready = _ready(ws, pin, checkout, groups or series.groups)
     url = (
         git("remote", "get-url", remote, cwd=checkout, check=False).stdout.strip()
