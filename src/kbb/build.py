@@ -146,17 +146,29 @@ def stamp(ws, pin, ref):
     version = build_version(ws, pin, commit)
     applied = rev(checkout, "refs/kbb/applied")
     exported = applied is not None and is_ancestor(checkout, commit, applied)
+    series = ws.series(pin)
+    current = config(checkout, "kbb.series") == series.digest()
+    group = _group_of(checkout, series, commit)
+    pristine = version == pin.version
+    known = exported and current and group is not None
     return results.Build(
         target=pin.target,
         ref=ref,
         commit=commit,
         version=version,
-        series=None
-        if version == pin.version
-        else (config(checkout, "kbb.series") if exported else None),
-        unexported=version != pin.version and not exported,
+        series=series.digest(group) if known and not pristine else None,
+        unexported=not pristine and not known,
         pin=pin.digest(),
+        group=None if pristine else group,
     )
+
+
+def _group_of(checkout, series, commit):
+    """The group whose branch is at `commit`, or None."""
+    for group in reversed(series.groups):
+        if rev(checkout, f"refs/heads/group/{group}") == commit:
+            return group
+    return None
 
 
 def install(ws, pin, ref, no_deps=True):

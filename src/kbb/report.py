@@ -248,7 +248,8 @@ def render(results):
 def write(ws, results_dir=None, output=None):
     """Writes the analysis; returns (path, notes about missing or stale data)."""
     results = load(ws, results_dir or ws.results)
-    text = render(results) + "\n" + results_file.stamp_line(ws, ws.pin("keras")) + "\n"
+    stamp = results_file.stamp_line(ws, ws.pin("keras"), results.group)
+    text = render(results) + "\n" + stamp + "\n"
     path = Path(output or ws.docs / "analysis.md")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

@@ -26,6 +26,7 @@ class Source:
 class Results:
     sources: list
     envs: list  # the environments whose results the analysis reads
+    group: str | None = None  # the last keras patch group measured
 
     def find(self, **match):
         """The entries whose fields equal `match`, current files first,
@@ -107,7 +108,20 @@ def load(ws, directory):
         )
         for env, f in found.items()
     ]
-    return Results(sources, envs)
+    return Results(sources, envs, _last_group(ws, found.values()))
+
+
+def _last_group(ws, files):
+    """The last patch group (in series order) that the keras builds of the
+    results contain: the analysis is of the builds of the groups up to it."""
+    pin = ws.pin("keras")
+    groups = ws.series(pin).groups
+    found = {
+        f.builds["keras"].group
+        for f in files
+        if "keras" in f.builds and f.builds["keras"].group in groups
+    }
+    return max(found, key=groups.index) if found else None
 
 
 def value(entry, key, spec):

@@ -17,6 +17,7 @@ that changes no byte keeps every result current.
 import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 
 from kbb import KbbError
@@ -31,9 +32,11 @@ class Build:
     ref: str
     commit: str
     version: str
-    series: str | None  # digest of patches/SERIES/; None: pristine, unexported
+    series: str | None  # digest of patches/SERIES/ up to `group`; None:
+    # pristine, or unexported
     unexported: bool  # the commit has changes not exported to patches/
     pin: str  # digest of the pins.toml table
+    group: str | None = None  # the last patch group the build contains
 
 
 def record_build(prefix, build):
@@ -105,7 +108,7 @@ def staleness(ws, result, pin):
             f"{ws.shown(result.path)} measured {build.version}, a build with "
             f"commits not exported to patches/{pin.series}/: {rerun}"
         )
-    if build.series is not None and build.series != series_digest(ws, pin):
+    if build.series is not None and build.series != series_digest(ws, pin, build.group):
         return (
             f"{ws.shown(result.path)} measured {build.version}, built from "
             f"another patches/{pin.series}/ than now: {rerun}"
@@ -113,9 +116,11 @@ def staleness(ws, result, pin):
     return None
 
 
-def series_digest(ws, pin):
+def series_digest(ws, pin, group=None):
+    """The digest of the series of `pin` (up to `group`), or None when there
+    is no such series or group."""
     try:
-        return ws.series(pin).digest()
+        return ws.series(pin).digest(group)
     except KbbError:
         return None
 
@@ -134,24 +139,32 @@ def status(ws, directory, env, pin):
     )
 
 
-# Generated documents carry the same stamp, as a comment line.
-_STAMP = "<!-- kbb-stamp: {target} series={series} pin={pin} -->"
+# Generated documents carry the same stamp, as a comment line: the groups
+# they cover (up to one, or all), and the digests of those and of the pin.
+_STAMP = "<!-- kbb-stamp: {target} upto={upto} series={series} pin={pin} -->"
+_STAMPED = re.compile(r"<!-- kbb-stamp: (\S+) upto=(\S+) series=\S+ pin=\S+ -->")
 
 
-def stamp_line(ws, pin):
-    """The line a generated document carries: the series and the pin of
-    `pin`'s target that its figures were measured on."""
+def stamp_line(ws, pin, group=None):
+    """The line a generated document carries: the series (up to `group`, if
+    its figures are of that group's builds) and the pin of `pin`'s target
+    that its figures were measured on."""
     return _STAMP.format(
-        target=pin.target, series=series_digest(ws, pin), pin=pin.digest()
+        target=pin.target,
+        upto=group or "all",
+        series=series_digest(ws, pin, group),
+        pin=pin.digest(),
     )
 
 
 def doc_staleness(ws, path, pin):
     """Why the generated document `path` is stale for `pin`, or None."""
     text = path.read_text()
-    if stamp_line(ws, pin) in text:
-        return None
-    if f"<!-- kbb-stamp: {pin.target} " in text:
+    for target, upto in _STAMPED.findall(text):
+        if target != pin.target:
+            continue
+        if stamp_line(ws, pin, None if upto == "all" else upto) in text:
+            return None
         return (
             f"{ws.shown(path)} was generated for another patches/{pin.series}/ "
             "or pins.toml than now: regenerate it"

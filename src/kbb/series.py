@@ -129,11 +129,14 @@ class Series:
         lines = self.header + [p.line() for p in patches]
         (self.directory / "series").write_text("\n".join(lines) + "\n")
 
-    def digest(self):
-        """A hash of the series file and every patch: what a build, a result
-        and an applied checkout were made from."""
-        digest = hashlib.sha256((self.directory / "series").read_bytes())
-        for patch in self.patches:
+    def digest(self, group=None):
+        """A hash of the patches (their series lines and bytes; up to `group`
+        if given): what a build, a result and an applied checkout were made
+        from. The series file's comments are not part of it, nor are the
+        groups after `group`."""
+        digest = hashlib.sha256()
+        for patch in (self.upto(group) if group else self).patches:
+            digest.update(patch.line().encode() + b"\n")
             digest.update(patch.path.read_bytes())
         return digest.hexdigest()
 

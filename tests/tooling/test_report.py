@@ -35,9 +35,10 @@ def write(ws, env, keras, converged, pin_digest=None):
         ref="group/bessel" if patched else "pristine",
         commit="0" * 40,
         version=keras,
-        series=results.series_digest(ws, pin) if patched else None,
+        series=results.series_digest(ws, pin, "bessel") if patched else None,
         unexported=False,
         pin=pin_digest or pin.digest(),
+        group="bessel" if patched else None,
     )
     entries = [
         {
@@ -88,8 +89,16 @@ def test_missing_and_stale_figures_are_reported(ws):
 def test_results_of_another_series_are_stale(ws):
     path = write(ws, "patched", f"{ws.pin('keras').version}+bessel1", 1.0)
     assert results.status(ws, path.parent, "patched", ws.pin("keras"))[0] == "current"
+    # A comment of the series file, or a group after the build's, changes
+    # nothing it was built from.
     series = ws.patches("keras") / "series"
-    series.write_text(series.read_text() + "# a comment changes the series\n")
+    series.write_text(series.read_text() + "# a comment\n")
+    native = next((ws.patches("keras") / "native").glob("*.patch"))
+    native.write_text(native.read_text() + "\n")
+    assert results.status(ws, path.parent, "patched", ws.pin("keras"))[0] == "current"
+    # A patch of its group does.
+    bessel = next((ws.patches("keras") / "bessel").glob("*.patch"))
+    bessel.write_text(bessel.read_text() + "\n")
     state, line = results.status(ws, path.parent, "patched", ws.pin("keras"))
     assert state == "stale" and "another patches/keras/ than now" in line
 
@@ -106,3 +115,18 @@ def test_every_table_is_named(ws):
         "keras",
         "backend",
     ]
+
+
+def test_a_document_of_the_fix_stays_current_when_a_later_group_changes(ws):
+    pin = ws.pin("keras")
+    doc = ws.root / "doc.md"
+    doc.write_text("figures\n" + results.stamp_line(ws, pin, "bessel") + "\n")
+    assert results.doc_staleness(ws, doc, pin) is None
+    native = next((ws.patches("keras") / "native").glob("*.patch"))
+    native.write_text(native.read_text() + "\n")
+    assert results.doc_staleness(ws, doc, pin) is None
+    bessel = next((ws.patches("keras") / "bessel").glob("*.patch"))
+    bessel.write_text(bessel.read_text() + "\n")
+    assert "was generated for another patches/keras/" in results.doc_staleness(
+        ws, doc, pin
+    )

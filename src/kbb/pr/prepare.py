@@ -49,7 +49,8 @@ def seal(state):
 def save_state(ws, pin, folder, state):
     """Writes state.json with the digests of the series and the pin it was
     made from, sealed."""
-    state.update(series=results.series_digest(ws, pin), pin=pin.digest())
+    group = state.get("group")
+    state.update(series=results.series_digest(ws, pin, group), pin=pin.digest())
     state["seal"] = seal(state)
     (folder / "state.json").write_text(json.dumps(state, indent=1) + "\n")
 

@@ -61,7 +61,7 @@ def _state_refusals(ws, pin, state):
     found = []
     if state.get("seal") != seal(state):
         found.append(f"state.json was edited since `kbb pr {pin.target}` wrote it")
-    if state.get("series") != results.series_digest(ws, pin):
+    if state.get("series") != results.series_digest(ws, pin, state.get("group")):
         found.append(
             f"patches/{pin.series}/ changed since `kbb pr {pin.target}` made "
             f"pr/{state['group']}"
