@@ -44,6 +44,7 @@ from kbb import benchrecord
 from kbb import benchreport
 from kbb import benchstats
 from kbb import log
+from kbb import results
 from kbb.workspace import Workspace
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -225,6 +226,7 @@ def main(argv=None):
         if args.export_builds:
             return export_builds(ws, args.export_builds)
         folders, meta["commits"] = builds_of(ws, args.builds_from, builds)
+        meta["series"] = benchbuilds.series(ws, "keras")
         started = time.time()
         processes = run(ws, folders, args.backends, args)
     except KbbError as e:
@@ -240,7 +242,8 @@ def main(argv=None):
     elif args.quick or args.no_record:
         where = benchrecord.write_scratch(ws, raw, summary)
     else:
-        where = benchrecord.write_run(ws, raw, summary)
+        stamp = results.stamp_line(ws, ws.pin("keras"))
+        where = benchrecord.write_run(ws, raw, summary, stamp)
     log(f"wrote {where}")
     log(f"verdict: {summary['verdict']}")
     return STATUS[summary["verdict"]]

@@ -15,9 +15,11 @@ import json
 import sys
 from pathlib import Path
 
+from kbb import benchbuilds
 from kbb import benchtables
 from kbb.benchtables import label
 from kbb.benchtables import table
+from kbb.results import stamp_line
 
 RUNS = Path("benchmarks") / "runs"
 COUNTERS = Path("benchmarks") / "counters" / "expected.json"
@@ -85,14 +87,16 @@ def index(folder, prefix=""):
     return text + table("runs", header, rows) + "\n"
 
 
-def conclusive(all_runs):
-    """The runs whose A/A control held."""
+def conclusive(all_runs, series):
+    """The runs whose A/A control held, of the patches as they are now
+    (`series`: {build: digest}, as kbb.benchbuilds.series gives it)."""
     return [
         (n, s)
         for n, s in all_runs
         if "aa" in s.get("comparisons", {})
         and not s["meta"].get("quick")
         and not s.get("aa_outside")
+        and s["meta"].get("series") == series
     ]
 
 
@@ -176,10 +180,12 @@ def counter_table(expected, build):
     return table(f"counters-{build}", header, rows)
 
 
-def document(root):
+def document(root, series, stamp):
+    """The aggregate, counting the runs of the patches whose digests are
+    `series`, with the `stamp` line of that series."""
     root = Path(root)
     all_runs = runs(root / RUNS)
-    good = conclusive(all_runs)
+    good = conclusive(all_runs, series)
     expected_path = root / COUNTERS
     expected = json.loads(expected_path.read_text()) if expected_path.is_file() else {}
     latest = good[-1] if good else None
@@ -195,7 +201,8 @@ def document(root):
         "",
         index(root / RUNS, prefix="../benchmarks/runs/").split("\n\n", 2)[2],
         f"{len(good)} of {len(all_runs)} runs count: those whose A/A control "
-        "held (the earlier asv runs, on another method, do not).",
+        "held, of the patches as they are now (the earlier asv runs, on "
+        "another method, do not).",
         "",
         "## The fix: pristine against group/bessel",
         "",
@@ -231,20 +238,23 @@ def document(root):
         ]
     else:
         parts.append("No conclusive run yet.")
-    return "\n".join(parts) + "\n"
+    return "\n".join(parts) + "\n\n" + stamp + "\n"
 
 
-def write(root):
+def write(root, series, stamp):
+    """Rewrites the runs' index and the aggregate (see `document`)."""
     root = Path(root)
     (root / RUNS / "README.md").write_text(index(root / RUNS))
-    (root / OUTPUT).write_text(document(root))
+    (root / OUTPUT).write_text(document(root, series, stamp))
     return root / OUTPUT
 
 
 def main():
     from kbb.workspace import Workspace
 
-    print(write(Workspace.find(None).root))
+    ws = Workspace.find(None)
+    series = benchbuilds.series(ws, "keras")
+    print(write(ws.root, series, stamp_line(ws, ws.pin("keras"))))
     return 0
 
 

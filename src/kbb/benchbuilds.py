@@ -18,6 +18,7 @@ from kbb import apply
 from kbb import build
 from kbb import checkout as upstream_checkout
 from kbb import log
+from kbb import results
 from kbb.git import rev
 
 # Build name -> branch of .upstream/TARGET.
@@ -83,6 +84,17 @@ def commits(ws, target, names):
     """{name: commit hash} of the builds' branches."""
     checkout = ws.checkout(target)
     return {n: rev(checkout, f"refs/heads/{ref_of(n)}") for n in names}
+
+
+def series(ws, target):
+    """{name: digest of the patches up to its group} of the patched builds:
+    a run counts in the aggregate only while these are the series' now."""
+    pin = ws.pin(target)
+    return {
+        name: results.series_digest(ws, pin, ref.removeprefix("group/"))
+        for name, ref in REFS.items()
+        if ref.startswith("group/")
+    }
 
 
 def pythonpath(folder, extra=()):

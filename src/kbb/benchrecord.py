@@ -172,13 +172,15 @@ def next_number(runs):
     return max(numbers, default=0) + 1
 
 
-def write_run(ws, raw, summary):
+def write_run(ws, raw, summary, stamp):
+    """Records a run in benchmarks/runs/ and rewrites the aggregate, whose
+    `stamp` line names the series the run measured."""
     runs = ws.root / RUNS
     number = next_number(runs)
     day = summary["meta"]["date"][:10]
     folder = runs / f"{number:03d}-{day}"
     _write(folder, raw, summary, f"Benchmark run {number:03d}")
-    benchagg.write(ws.root)
+    benchagg.write(ws.root, raw["meta"]["series"], stamp)
     return folder / "record.md"
 
 

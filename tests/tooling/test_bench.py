@@ -8,6 +8,7 @@ import random
 import pytest
 
 from kbb import bench
+from kbb import benchagg
 from kbb import benchrecord
 from kbb import benchreport
 from kbb import benchstats
@@ -27,6 +28,10 @@ TIMES = {  # ms per build: the fix costs nothing, native halves the layer
 @pytest.fixture(autouse=True)
 def fewer_resamples(monkeypatch):
     monkeypatch.setattr(benchstats, "REPS", 300)
+
+
+SERIES = {"bessel": "1" * 64, "native": "2" * 64}
+STAMP = "<!-- kbb-stamp: keras upto=all series=... pin=... -->"
 
 
 def raw(times=TIMES, rounds=4, seed=0):
@@ -54,6 +59,7 @@ def raw(times=TIMES, rounds=4, seed=0):
             }
         )
     meta = {
+        "series": SERIES,
         "date": "2026-11-30 08:00 UTC",
         "cpu": "Test CPU",
         "cpu_flags": ["avx2"],
@@ -153,7 +159,7 @@ def test_records_index_and_aggregate(tmp_path):
     ws.root = root
     for seed in (1, 2):
         data = raw(seed=seed)
-        benchrecord.write_run(ws, data, benchreport.analyse(data))
+        benchrecord.write_run(ws, data, benchreport.analyse(data), STAMP)
     assert sorted(p.name for p in runs.iterdir()) == [
         "001-2026-11-20",
         "002-2026-11-30",
@@ -175,6 +181,11 @@ def test_records_index_and_aggregate(tmp_path):
     ][0]
     claimed = float(claim.rstrip(" |").rsplit("| ", 1)[1].rstrip("x"))
     assert 1.7 < claimed < 2.0  # below the true 2x: a lower bound
+    assert doc.rstrip().endswith(STAMP)
+    # Runs of other patches than the series' now do not count.
+    other = {**SERIES, "native": "3" * 64}
+    doc = benchagg.document(root, other, STAMP)
+    assert "0 of 3 runs count" in doc
 
 
 def test_asv_runs_the_branches_of_benchbuilds():
