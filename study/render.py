@@ -346,6 +346,20 @@ def page_text(results, plot_name):
         regenerate=REGENERATE.format(results=RESULTS),
         worker_minutes=f"{results['worker_minutes']:.0f}",
         jobs=results["jobs"],
+        stamp=stamp(results["builds"][NEW]),
+    )
+
+
+def stamp(build):
+    """The kbb stamp of the fix's build that the study measured (none for a
+    record that lacks its digests): `kbb pr` quotes the page's tables only
+    while the series and the pin are still those."""
+    if not build.get("series"):
+        return ""
+    from kbb.results import stamp_of
+
+    return (
+        "\n" + stamp_of("keras", build["group"], build["series"], build["pin"]) + "\n"
     )
 
 
@@ -412,6 +426,7 @@ difference shown" means the interval holds 0.
 
 ## Scores, per model and batch size (pairs pooled over the {count} backends)
 
+<!-- table: impact -->
 {scores}
 
 ![paired differences and second moments]({plot})
@@ -449,4 +464,4 @@ split, in batches of the run's size) with inference mode's.
 
 The recorded run's workers took {worker_minutes} minutes of wall clock
 together ({jobs} at a time, on 2 CPU cores shared with other work).
-"""
+{stamp}"""

@@ -92,8 +92,23 @@ def build_wheels(work):
             "keras": version,
             "wheel_sha256": sha,
             "path": target,
+            **digests(ref),
         }
     return builds
+
+
+def digests(ref):
+    """What a build of `ref` is made of: the digests of the patches up to
+    its group (none for the pristine release) and of the pin, as kbb stamps
+    generated documents with them."""
+    from kbb import results
+    from kbb.workspace import Workspace
+
+    ws = Workspace.find(ROOT)
+    pin = ws.pin("keras")
+    group = ref.removeprefix("group/") if ref.startswith("group/") else None
+    series = results.series_digest(ws, pin, group) if group else None
+    return {"group": group, "series": series, "pin": pin.digest()}
 
 
 def run_key(settings, builds):
@@ -284,7 +299,8 @@ def main(argv=None):
             "settings": settings.as_dict(),
             "quick": args.quick,
             "builds": {
-                k: {"ref": b["ref"], "keras": b["keras"]} for k, b in builds.items()
+                k: {key: b[key] for key in ("ref", "keras", "group", "series", "pin")}
+                for k, b in builds.items()
             },
             "versions": versions(),
             # This invocation only (a resumed run reuses earlier workers).

@@ -149,12 +149,13 @@ def stamp_line(ws, pin, group=None):
     """The line a generated document carries: the series (up to `group`, if
     its figures are of that group's builds) and the pin of `pin`'s target
     that its figures were measured on."""
-    return _STAMP.format(
-        target=pin.target,
-        upto=group or "all",
-        series=series_digest(ws, pin, group),
-        pin=pin.digest(),
-    )
+    return stamp_of(pin.target, group, series_digest(ws, pin, group), pin.digest())
+
+
+def stamp_of(target, group, series, pin):
+    """The stamp line of recorded digests (`series`: up to `group`, or of
+    all groups when `group` is None; `pin`: of the pins.toml table)."""
+    return _STAMP.format(target=target, upto=group or "all", series=series, pin=pin)
 
 
 def doc_staleness(ws, path, pin):
