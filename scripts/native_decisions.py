@@ -230,12 +230,19 @@ def decisions(found):
         if any(not a.contains_one for _, a, _ in cases.values()):
             out.append(f"{config}: inconclusive (an A/A interval leaves out 1)")
         elif config == "torch":
-            small = [k.verdict() for c, (k, _, _) in cases.items() if _size(c) < 32768]
+            small = {c: k for c, (k, _, _) in cases.items() if _size(c) < 32768}
+            slower = [c for c, k in small.items() if k.verdict() == "regression"]
+            open_ = [
+                f"{c} {k.ratio:.2f} [{k.lo:.2f}, {k.hi:.2f}]"
+                for c, k in small.items()
+                if k.verdict() == "undecided"
+            ]
             rule = (
-                "no minimum size (the kernel is no slower below 32768 values)"
-                if all(v in ("faster", "no regression") for v in small)
-                else "keep a minimum size (the kernel is slower, or undecided, "
-                "below 32768 values)"
+                f"the minimum size comes back (slower below 32768 values: "
+                f"{', '.join(slower)})"
+                if slower
+                else "no minimum size (no interval says slower below 32768 "
+                "values" + (f"; undecided: {', '.join(open_)}" if open_ else "") + ")"
             )
             out.append(f"torch: {rule}")
         else:
@@ -260,6 +267,11 @@ def main(argv=None):
     parser.add_argument(
         "--output", type=Path, default=ROOT / "out/native-decisions.json"
     )
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="also keep the run in benchmarks/runs/ (a quiet machine's run)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -272,6 +284,73 @@ def main(argv=None):
     print(table(found))
     print("\n".join(decisions(found)))
     print(f"samples: {args.output}")
+    if args.record:
+        print(f"recorded: {record(results, found, args)}")
+
+
+def record(results, found, args):
+    """Keeps the run in benchmarks/runs/NNN-DATE-native-decisions/: its
+    samples (raw.json.gz), what it ran on (meta.json) and its table and
+    decisions (record.md); the runs' index and docs/benchmarks.md list it."""
+    import datetime
+    import gzip
+    import sys as _sys
+
+    from kbb import benchagg
+    from kbb import benchbuilds
+    from kbb import benchrecord
+    from kbb.results import installed_builds
+    from kbb.results import stamp_line
+    from kbb.workspace import Workspace
+
+    ws = Workspace.find(ROOT)
+    build = installed_builds(_sys.prefix).get("keras", {})
+    model, flags, mhz = benchrecord.cpu_info()
+    decided = decisions(found)
+    meta = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commits": {"native": build.get("commit", "?")},
+        "series": {"native": build.get("series")},
+        "version": build.get("version"),
+        "cpu": model,
+        "cpu_flags": flags,
+        "cpu_mhz": mhz,
+        "cpus": os.cpu_count(),
+        "clock": "wall",
+        "threads": args.threads,
+        "processes": args.processes,
+        "seed": args.seed,
+        "onednn": "off (tensorflow), on (tensorflow-onednn)",
+        "verdict": "; ".join(decided),
+        "load": os.getloadavg(),
+    }
+    runs = ws.root / benchrecord.RUNS
+    number = benchrecord.next_number(runs)
+    folder = runs / f"{number:03d}-{meta['date'][:10]}-native-decisions"
+    folder.mkdir(parents=True)
+    with gzip.open(folder / "raw.json.gz", "wt") as f:
+        json.dump(results, f)
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    text = [
+        f"# Benchmark run {number:03d}: the native group's two speed rules",
+        "",
+        f"`tox -e native-decisions -- --record` (scripts/native_decisions.py) "
+        f"on {meta['version']} ({meta['commits']['native'][:12]}), "
+        f"{meta['date']}: {model}, {meta['cpus']} CPUs, {args.threads} threads, "
+        f"{args.processes} processes per configuration in a shuffled order, "
+        "wall clock; kernel and A/A ratios to the composite path with "
+        "simultaneous 95 % intervals (kbb.benchstats).",
+        "",
+        table(found),
+        "",
+        *(f"- {line}" for line in decided),
+        "",
+    ]
+    (folder / "record.md").write_text("\n".join(text))
+    benchagg.write(
+        ws.root, benchbuilds.series(ws, "keras"), stamp_line(ws, ws.pin("keras"))
+    )
+    return folder / "record.md"
 
 
 if __name__ == "__main__":
