@@ -331,26 +331,33 @@ def record(results, found, args):
     with gzip.open(folder / "raw.json.gz", "wt") as f:
         json.dump(results, f)
     (folder / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
-    text = [
-        f"# Benchmark run {number:03d}: the native group's two speed rules",
-        "",
-        f"`tox -e native-decisions -- --record` (scripts/native_decisions.py) "
-        f"on {meta['version']} ({meta['commits']['native'][:12]}), "
-        f"{meta['date']}: {model}, {meta['cpus']} CPUs, {args.threads} threads, "
-        f"{args.processes} processes per configuration in a shuffled order, "
-        "wall clock; kernel and A/A ratios to the composite path with "
-        "simultaneous 95 % intervals (kbb.benchstats).",
-        "",
-        table(found),
-        "",
-        *(f"- {line}" for line in decided),
-        "",
-    ]
-    (folder / "record.md").write_text("\n".join(text))
+    (folder / "record.md").write_text(record_text(number, meta, found, args))
     benchagg.write(
         ws.root, benchbuilds.series(ws, "keras"), stamp_line(ws, ws.pin("keras"))
     )
     return folder / "record.md"
+
+
+def record_text(number, meta, found, args):
+    """The run's record.md: what ran, its table and its decisions."""
+    return "\n".join(
+        [
+            f"# Benchmark run {number:03d}: the native group's two speed rules",
+            "",
+            f"`tox -e native-decisions -- --record` (scripts/native_decisions.py) "
+            f"on {meta['version']} ({meta['commits']['native'][:12]}), "
+            f"{meta['date']}: {meta['cpu']}, {meta['cpus']} CPUs, "
+            f"{args.threads} threads, {args.processes} processes per "
+            "configuration in a shuffled order, wall clock; kernel and A/A "
+            "ratios to the composite path with simultaneous 95 % intervals "
+            "(kbb.benchstats).",
+            "",
+            table(found),
+            "",
+            *(f"- {line}" for line in decisions(found)),
+            "",
+        ]
+    )
 
 
 if __name__ == "__main__":
