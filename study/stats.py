@@ -8,6 +8,7 @@ interval is Student's t over the pairs' differences (fix - pristine).
 import math
 import statistics
 
+from kbb.benchstats import critical
 from study.config import BUILDS
 
 # Scores of a run (one number each), and per-BN-layer figures.
@@ -21,58 +22,12 @@ LAYER_METRICS = (
 )
 
 
-def _betacf(a, b, x):
-    """Continued fraction of the regularized incomplete beta (modified
-    Lentz's method)."""
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        for num in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-15:
-            break
-    return h
-
-
-def _betai(a, b, x):
-    """Regularized incomplete beta I_x(a, b), 0 <= x <= 1."""
-    if x <= 0.0 or x >= 1.0:
-        return max(0.0, min(1.0, x))
-    log_front = (
-        math.lgamma(a + b)
-        - math.lgamma(a)
-        - math.lgamma(b)
-        + a * math.log(x)
-        + b * math.log(1.0 - x)
-    )
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
-
-
-def t_cdf(t, df):
-    tail = 0.5 * _betai(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t >= 0 else tail
-
-
 def t_quantile(p, df):
-    """The p-quantile of Student's t with df degrees of freedom (bisection)."""
+    """The p-quantile of Student's t with df degrees of freedom (the
+    benchmarks' Student quantile, kbb.benchstats, for one comparison)."""
     if p < 0.5:
         return -t_quantile(1.0 - p, df)
-    lo, hi = 0.0, 1e4
-    for _ in range(200):
-        mid = (lo + hi) / 2.0
-        lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
-    return (lo + hi) / 2.0
+    return critical(1, df, alpha=2.0 * (1.0 - p))
 
 
 def interval(values, level):
