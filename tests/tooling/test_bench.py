@@ -152,6 +152,22 @@ def test_records_index_and_aggregate(tmp_path):
         )
     )
 
+    # The native group compiles other programs on torch only (its counters
+    # differ from group/bessel's there): its rows form table bench-native.
+    counters = root / benchagg.COUNTERS
+    counters.parent.mkdir(parents=True)
+    same = {"layer/static/N8": {"aten": {"ops": 10}}}
+    counters.write_text(
+        json.dumps(
+            {
+                "counters": {
+                    "bessel": {"jax": same, "torch": same},
+                    "native": {"jax": same, "torch": {"layer/static/N8": {}}},
+                }
+            }
+        )
+    )
+
     class Ws:
         pass
 
@@ -173,6 +189,9 @@ def test_records_index_and_aggregate(tmp_path):
     for name in ("bench-bessel", "bench-native", "bench-peer"):
         assert f"<!-- table: {name} -->" in doc
     assert "2 of 3 runs count" in doc
+    assert "(exact counters: torch)" in doc
+    native = doc.split("<!-- table: bench-native -->")[1].split("\n\n")[0]
+    assert "| torch | layer, forward" in native
     # Two runs: the claim is the lower bound both reach.
     claim = [
         line
