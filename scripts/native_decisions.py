@@ -272,14 +272,25 @@ def main(argv=None):
         action="store_true",
         help="also keep the run in benchmarks/runs/ (a quiet machine's run)",
     )
+    parser.add_argument(
+        "--samples",
+        type=Path,
+        help="analyse (and with --record keep) an earlier run's samples file "
+        "instead of running; its date is the file's",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker, args.seed, args.budget, args.threads)))
         return
-    results = run_all(args)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results))
+    if args.samples:
+        results = json.loads(args.samples.read_text())
+        args.processes = len(next(iter(next(iter(results.values())).values())))
+        args.output = args.samples
+    else:
+        results = run_all(args)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(results))
     found = intervals(results)
     print(table(found))
     print("\n".join(decisions(found)))
@@ -307,8 +318,13 @@ def record(results, found, args):
     build = installed_builds(_sys.prefix).get("keras", {})
     model, flags, mhz = benchrecord.cpu_info()
     decided = decisions(found)
+    when = (
+        datetime.datetime.fromtimestamp(args.samples.stat().st_mtime, datetime.UTC)
+        if args.samples
+        else datetime.datetime.now(datetime.UTC)
+    )
     meta = {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": when.strftime("%Y-%m-%d %H:%M UTC"),
         "commits": {"native": build.get("commit", "?")},
         "series": {"native": build.get("series")},
         "version": build.get("version"),
@@ -322,7 +338,8 @@ def record(results, found, args):
         "seed": args.seed,
         "onednn": "off (tensorflow), on (tensorflow-onednn)",
         "verdict": "; ".join(decided),
-        "load": os.getloadavg(),
+        "load": "not recorded" if args.samples else os.getloadavg(),
+        "configs": sorted(results),
     }
     runs = ws.root / benchrecord.RUNS
     number = benchrecord.next_number(runs)
@@ -350,7 +367,14 @@ def record_text(number, meta, found, args):
             f"{args.threads} threads, {args.processes} processes per "
             "configuration in a shuffled order, wall clock; kernel and A/A "
             "ratios to the composite path with simultaneous 95 % intervals "
-            "(kbb.benchstats).",
+            "(kbb.benchstats)."
+            + (
+                " Recorded afterwards from that run's samples "
+                f"(`--samples {args.samples.name} --record`); the load "
+                "during the run was not recorded."
+                if args.samples
+                else ""
+            ),
             "",
             table(found),
             "",
