@@ -181,7 +181,7 @@ def stack(series, group):
     if index == 0:
         return ""
     return (
-        f"This pull request is stacked on the one of {series.groups[index - 1]} "
+        f"Stacked on the `{series.groups[index - 1]}` pull request "
         "([kbb: fill in its link]): its first commits are that pull request's, "
         "to be merged first.\n"
     )
