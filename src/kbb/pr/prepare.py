@@ -188,16 +188,18 @@ def _texts(ws, pin, checkout, run, group, folder, state, evidence, config):
     notes, which go to REVIEW.md with the state of the results; returns
     report lines and problems."""
     found, doc_marks = texts.values(ws, pin, checkout, run, group, evidence, config)
-    kept, review = [], []
+    kept, review, shown = [], [], ""
     for name in ("ISSUE.md", "PR.md"):
         text, comments = texts.split_notes(
             texts.render(config.template(group, name), found)
         )
+        shown += text
         review += [f"## {name}", "", *comments, ""] if comments else []
         texts.write(folder, name, text, state, kept)
         if name == "PR.md":
             state["boxes"] = texts.boxes(text)
-    lines = _status_lines(evidence, doc_marks)
+    # Only the marks of the tables that the group's texts show.
+    lines = _status_lines(evidence, [m for m in doc_marks if m in shown])
     review = [f"# Review notes of pr/{group}", "", *lines, "", *review]
     (folder / "REVIEW.md").write_text("\n".join(review).rstrip() + "\n")
     problems = texts.body_problems((folder / "PR.md").read_text(), config.body_lines)
