@@ -189,6 +189,36 @@ def counter_table(expected, build):
     return table(f"counters-{build}", header, rows)
 
 
+def native_section(good, expected):
+    """The lines of the native group's section: its counters, then its
+    speed-ups on the backends where its programs differ from the fix's
+    (table bench-native) and on the others (bench-native-unchanged)."""
+    changed = changed_backends(expected, "native")
+    others = {
+        label(key)[0] for _, s in good for key in s["comparisons"].get("native", {})
+    } - changed
+    return [
+        "## The native kernels: pristine against group/native",
+        "",
+        counter_table(expected, "native"),
+        "",
+        "Speed-ups (pristine time / native time) with the lower bound of each "
+        "run's interval; the claim is the bound that two runs reach. On the "
+        f"backends where the group compiles other programs than group/bessel "
+        f"(exact counters: {', '.join(sorted(changed)) or 'none'}):",
+        "",
+        claims(good, "bench-native", changed) if good else "No conclusive run yet.",
+        "",
+        "On the other backends the two groups run the same programs (equal "
+        "counters); their ratios show the noise of the method:",
+        "",
+        claims(good, "bench-native-unchanged", others)
+        if good
+        else "No conclusive run yet.",
+        "",
+    ]
+
+
 def document(root, series, stamp):
     """The aggregate, counting the runs of the patches whose digests are
     `series`, with the `stamp` line of that series."""
@@ -198,10 +228,6 @@ def document(root, series, stamp):
     expected_path = root / COUNTERS
     expected = json.loads(expected_path.read_text()) if expected_path.is_file() else {}
     latest = good[-1] if good else None
-    changed = changed_backends(expected, "native")
-    others = {
-        label(key)[0] for _, s in good for key in s["comparisons"].get("native", {})
-    } - changed
     parts = [
         "# Benchmarks: what the patch groups cost, and what they save",
         "",
@@ -229,24 +255,7 @@ def document(root, series, stamp):
         "",
         fix_table(good) if good else "No conclusive run yet.",
         "",
-        "## The native kernels: pristine against group/native",
-        "",
-        counter_table(expected, "native"),
-        "",
-        "Speed-ups (pristine time / native time) with the lower bound of each "
-        "run's interval; the claim is the bound that two runs reach. On the "
-        f"backends where the group compiles other programs than group/bessel "
-        f"(exact counters: {', '.join(sorted(changed)) or 'none'}):",
-        "",
-        claims(good, "bench-native", changed) if good else "No conclusive run yet.",
-        "",
-        "On the other backends the two groups run the same programs (equal "
-        "counters); their ratios show the noise of the method:",
-        "",
-        claims(good, "bench-native-unchanged", others)
-        if good
-        else "No conclusive run yet.",
-        "",
+        *native_section(good, expected),
         "## Against the backend's own kernel (the peer)",
         "",
     ]
