@@ -9,9 +9,11 @@ The sdist builds with an in-tree PEP 517 backend that needs no package, so
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import tarfile
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +21,8 @@ from kbb import build
 from kbb import results
 from kbb.cli import main
 from kbb.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CORE = "".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(12))
 
@@ -279,6 +283,20 @@ class Toy:
 PROVENANCE = (
     "\n\nBug: https://example.org/bug/1\nOrigin: vendor, tests\nForwarded: no\n"
 )
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    """A copy of this workspace's declarative files (pins, tox.ini, the
+    patch series, pr/) with an empty out/results/: for the documents and
+    texts rendered from fixture results."""
+    monkeypatch.delenv("KBB_RESULTS", raising=False)
+    for name in ("pins.toml", "tox.ini"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for folder in ("patches", "pr"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    (tmp_path / "out" / "results").mkdir(parents=True)
+    return Workspace.find(tmp_path)
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ with the header that table has, and nothing of the workspace goes upstream.
 No git, no network: the texts' other placeholders are stand-ins."""
 
 import dataclasses
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -16,20 +14,8 @@ from kbb.pr import config as pr_config
 from kbb.pr import numbers
 from kbb.pr import texts
 from kbb.series import Series
-from kbb.workspace import Workspace
 
-ROOT = Path(__file__).resolve().parents[2]
 STAND_INS = ("project", "version", "title", "commits", "files", "tests", "stack")
-
-
-@pytest.fixture
-def ws(tmp_path, monkeypatch):
-    monkeypatch.delenv("KBB_RESULTS", raising=False)
-    for name in ("pins.toml", "tox.ini"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    for folder in ("patches", "pr"):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
-    return Workspace.find(tmp_path)
 
 
 def stamped(ws, target, patched):

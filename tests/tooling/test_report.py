@@ -2,8 +2,6 @@
 missing or stale instead of leaving it out."""
 
 import dataclasses
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -11,19 +9,6 @@ from kbb import KbbError
 from kbb import markdown
 from kbb import report
 from kbb import results
-from kbb.workspace import Workspace
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def ws(tmp_path, monkeypatch):
-    monkeypatch.delenv("KBB_RESULTS", raising=False)
-    shutil.copy(ROOT / "pins.toml", tmp_path / "pins.toml")
-    shutil.copy(ROOT / "tox.ini", tmp_path / "tox.ini")
-    shutil.copytree(ROOT / "patches" / "keras", tmp_path / "patches" / "keras")
-    (tmp_path / "out" / "results").mkdir(parents=True)
-    return Workspace.find(tmp_path)
 
 
 def write(ws, env, keras, converged, pin_digest=None):

@@ -2,30 +2,12 @@
 (kbb.report_matrix), rendered from fixture results."""
 
 import dataclasses
-import shutil
-from pathlib import Path
-
-import pytest
 
 from kbb import markdown
 from kbb import report
 from kbb import results
 from kbb.pr import config as pr_config
 from kbb.pr import numbers
-from kbb.workspace import Workspace
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def ws(tmp_path, monkeypatch):
-    monkeypatch.delenv("KBB_RESULTS", raising=False)
-    shutil.copy(ROOT / "pins.toml", tmp_path / "pins.toml")
-    shutil.copy(ROOT / "tox.ini", tmp_path / "tox.ini")
-    shutil.copytree(ROOT / "patches" / "keras", tmp_path / "patches" / "keras")
-    shutil.copytree(ROOT / "pr", tmp_path / "pr")
-    (tmp_path / "out" / "results").mkdir(parents=True)
-    return Workspace.find(tmp_path)
 
 
 def write(ws, env, patched, records):
