@@ -131,13 +131,19 @@ def nightly_files():
     }
 
 
-def test_series_in_the_ops_layout_on_a_release_and_on_the_nightly(toy):
+def start_series_on_release_and_nightly(toy):
+    """A flat release and an ops-layout nightly of the toy, the series kept
+    in the ops layout; branch `series` checked out on the release."""
     toy.make_release(release_files())
     layouts = {"sdist_layout": "keras-flat", "series_layout": "keras-ops"}
     ops = {"sdist_layout": "keras-ops", "series_layout": "keras-ops"}
     toy.add_nightly(nightly_files(), toy=layouts, nightly=ops)
     toy.kbb("fetch", "toy")
     toy.git("checkout", "-q", "-b", "series", "pristine")
+
+
+def test_series_in_the_ops_layout_on_a_release_and_on_the_nightly(toy):
+    start_series_on_release_and_nightly(toy)
     toy.commit_edit(
         "keras/src/backend/jax/nn.py",
         "def relu(x):\n",
@@ -174,12 +180,7 @@ def test_series_in_the_ops_layout_on_a_release_and_on_the_nightly(toy):
 
 def test_a_patch_only_for_the_release_is_skipped_on_the_nightly(toy):
     # A backport that the nightly already has: `only=toy` in the series.
-    toy.make_release(release_files())
-    layouts = {"sdist_layout": "keras-flat", "series_layout": "keras-ops"}
-    ops = {"sdist_layout": "keras-ops", "series_layout": "keras-ops"}
-    toy.add_nightly(nightly_files(), toy=layouts, nightly=ops)
-    toy.kbb("fetch", "toy")
-    toy.git("checkout", "-q", "-b", "series", "pristine")
+    start_series_on_release_and_nightly(toy)
     toy.commit_edit(
         "keras/src/backend/jax/nn.py",
         "'float32'",
