@@ -317,7 +317,6 @@ def record(results, found, args):
     samples (raw.json.gz), what it ran on (meta.json) and its table and
     decisions (record.md); the runs' index and docs/benchmarks.md list it."""
     import datetime
-    import gzip
     import sys as _sys
 
     from kbb import benchagg
@@ -354,12 +353,8 @@ def record(results, found, args):
         "load": "not recorded" if args.samples else os.getloadavg(),
         "configs": sorted(results),
     }
-    runs = ws.root / benchrecord.RUNS
-    number = benchrecord.next_number(runs)
-    folder = runs / f"{number:03d}-{meta['date'][:10]}-native-decisions"
-    folder.mkdir(parents=True)
-    with gzip.open(folder / "raw.json.gz", "wt") as f:
-        json.dump(results, f)
+    number, folder = benchrecord.new_run(ws, meta["date"][:10], "native-decisions")
+    benchrecord.write_raw(folder, results)
     (folder / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     (folder / "record.md").write_text(record_text(number, meta, found, args))
     benchagg.write(

@@ -172,21 +172,31 @@ def next_number(runs):
     return max(numbers, default=0) + 1
 
 
+def new_run(ws, day, kind=""):
+    """(number, folder) of a new record benchmarks/runs/NNN-DAY[-KIND]."""
+    runs = ws.root / RUNS
+    number = next_number(runs)
+    folder = runs / (f"{number:03d}-{day}" + (f"-{kind}" if kind else ""))
+    folder.mkdir(parents=True)
+    return number, folder
+
+
+def write_raw(folder, raw):
+    folder.mkdir(parents=True, exist_ok=True)
+    with gzip.open(folder / "raw.json.gz", "wt") as f:
+        json.dump(raw, f)
+
+
 def write_run(ws, raw, summary, stamp):
     """Records a run in benchmarks/runs/ and rewrites the aggregate, whose
     `stamp` line names the series the run measured."""
-    runs = ws.root / RUNS
-    number = next_number(runs)
-    day = summary["meta"]["date"][:10]
-    folder = runs / f"{number:03d}-{day}"
+    number, folder = new_run(ws, summary["meta"]["date"][:10])
     _write(folder, raw, summary, f"Benchmark run {number:03d}")
     benchagg.write(ws.root, raw["meta"]["series"], stamp)
     return folder / "record.md"
 
 
 def _write(folder, raw, summary, title):
-    folder.mkdir(parents=True, exist_ok=True)
-    with gzip.open(folder / "raw.json.gz", "wt") as f:
-        json.dump(raw, f)
+    write_raw(folder, raw)
     (folder / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (folder / "record.md").write_text(markdown(summary, title))
