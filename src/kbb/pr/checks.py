@@ -15,6 +15,7 @@ from kbb import mirror
 from kbb.git import git
 from kbb.git import rev
 from kbb.git import scratch
+from kbb.pr import live
 from kbb.pr import newest as newest_upstream
 from kbb.series import patch_files
 
@@ -70,6 +71,9 @@ class Run:
     newest: newest_upstream.Newest
     newest_attempt: am.Attempt | None
     lint: dict  # group -> (files, findings, the files linted on the newest upstream)
+    live: dict  # (base, group) -> (dead files, the layout of the backends' ops)
+    # (base, group) -> [(env, state, line)]: the group's regression tests there
+    tests: dict = dataclasses.field(default_factory=dict)
 
 
 def check(ws, pin, checkout, source, config, series, newest_git, offline):
@@ -98,13 +102,19 @@ def check(ws, pin, checkout, source, config, series, newest_git, offline):
             if f.endswith(".py") and (tree / f).is_file()
         }
 
-    lints = {}
+    # A tree translated into the series' layout spells upstream's own lines
+    # anew (longer ones, too): lint on the newest upstream where there is one,
+    # but the files it lacks (upstream's tests, not in a nightly sdist).
+    translated = pin.layout(source) != pin.series_layout and newest.commit
+    lints, lives = {}, {}
     with scratch(checkout, pristine) as tree:
         pinned = am.try_series(tree, series, (source, pin.target))
         for group, commit in pinned.tips.items():
             git("checkout", "-q", "--detach", commit, cwd=tree)
             files = sorted(python_files(group, tree))
-            lints[group] = (files, lint(config, tree, files), [])
+            linted = [f for f in files if f in newest.omit] if translated else files
+            lints[group] = (linted, lint(config, tree, linted), [])
+            lives["pinned", group] = (live.dead(tree, files), pin.layout(source))
     attempt = None
     if newest.commit:
         with scratch(checkout, newest.commit) as tree:
@@ -114,14 +124,43 @@ def check(ws, pin, checkout, source, config, series, newest_git, offline):
             for group, commit in attempt.tips.items():
                 files, findings, _ = lints.get(group, ([], [], []))
                 git("checkout", "-q", "--detach", commit, cwd=tree)
-                more = sorted(python_files(group, tree) - set(files))
+                changed = sorted(python_files(group, tree))
+                lives["newest", group] = (
+                    live.dead(tree, changed),
+                    live.backend_layout(tree),
+                )
+                more = sorted(set(changed) - set(files))
                 if more:
                     lints[group] = (
                         sorted(files + more),
                         findings + lint(config, tree, more),
                         more,
                     )
-    return Run(series, texts, source, pinned, newest, attempt, lints)
+    return Run(series, texts, source, pinned, newest, attempt, lints, lives)
+
+
+def live_lines(run, base, group):
+    """The report lines of the changed files' liveness on a base, and its
+    problems."""
+    if (base, group) not in run.live:
+        return [], []
+    tests = run.tests.get((base, group))
+    if not tests:
+        said = ["  tests: no environment runs the regression tests on this base"]
+    else:
+        said = [
+            f"  tests: {env} {state}" + ("" if state == "current" else f": {line}")
+            for env, state, line in tests
+        ]
+    dead, layout = run.live[base, group]
+    found = f"layout {layout}" if layout else "no keras backend found"
+    if not dead:
+        return [f"  live: every changed module is imported ({found})", *said], []
+    return said + [
+        f"  DEAD: {f} is not imported by the package ({found}): the patch "
+        "changes a copy that does not run; port it to the live module"
+        for f in dead
+    ], [f"the group changes modules that do not run on the {base} base"]
 
 
 def _status(attempt, series, patch):
@@ -149,7 +188,8 @@ def _newest_lines(run, patches, offline):
     lines = [f"newest  {newest.description}:"]
     lines += [f"  {newest.newer}"] if newest.newer else []
     lines += [f"  {p.name}: {_status(attempt, run.series, p)}" for p in patches]
-    trouble = []
+    more, trouble = live_lines(run, "newest", group)
+    lines += more
     if group not in attempt.tips:
         trouble.append("the series does not apply to the newest upstream")
     dropped = attempt.dropped(patches)
@@ -169,11 +209,15 @@ def report_lines(pin, run, group, tools, offline):
     lines += [f"  {p.name}: {_status(run.pinned, run.series, p)}" for p in patches]
     if group not in run.pinned.tips:
         return lines, [f"the series does not apply to {pin.spec}"]
-    newest_lines, trouble = _newest_lines(run, patches, offline)
-    lines += newest_lines
+    more, trouble = live_lines(run, "pinned", group)
+    lines += more
+    more, problems = _newest_lines(run, patches, offline)
+    lines += more
+    trouble += problems
     files, findings, on_newest = run.lint[group]
     where = (
-        f" ({len(on_newest)} on the newest upstream: the pinned release lacks them)"
+        f" ({len(on_newest)} on the newest upstream only: the pinned release "
+        "lacks them or spells them in another layout)"
         if on_newest
         else ""
     )

@@ -20,6 +20,8 @@ class Config:
     tables: dict  # placeholder -> (FILE, NAME): a named table of a document
     body_lines: int | None  # the most lines PR.md's body may have
     ci_envs: tuple = ()  # also run for the PR: only their state is reported
+    # group -> base ("pinned", "newest") -> the envs of its regression tests
+    tests: dict = dataclasses.field(default_factory=dict)
 
     def template(self, group, name):
         for path in (self.directory / group / name, self.directory / name):
@@ -48,6 +50,7 @@ def _config(path, data):
         tables={k: tuple(v) for k, v in data.get("tables", {}).items()},
         body_lines=data.get("texts", {}).get("pr-body-lines"),
         ci_envs=tuple(results.get("ci-envs", ())),
+        tests=results.get("tests", {}),
     )
 
 
