@@ -77,27 +77,29 @@ def convergence(short, found, env_list):
 
 
 def all_reduces(builds, short, found):
-    head = ["input", builds[ENVS[0]], short[ENVS[1]]]
-    rows = []
-    for mask, name in ((False, "no mask"), (True, "with a mask")):
-        cells = []
-        for env in ENVS:
+    """One row: the all-reduces per training call, without and with a mask."""
+    head = ["all-reduces per call, without / with a mask"]
+    head += [builds[ENVS[0]], short[ENVS[1]]]
+    cells = []
+    for env in ENVS:
+        counts = []
+        for mask in (False, True):
             match = [
                 r["all_reduces_per_call"]
                 for r in found[env]
                 if r.get("scenario") == "synchronized-all-reduces"
                 and r.get("mask") == mask
             ]
-            cells.append(f"{match[0]:g}" if match else "not measured")
-        rows.append([name, *cells])
-    return head, rows
+            counts.append(f"{match[0]:g}" if match else "not measured")
+        cells.append(" / ".join(counts))
+    return head, [["`synchronized=True`, `MirroredStrategy`, 2 replicas", *cells]]
 
 
 def render(ws, pin, found):
     commit = (pin.git_commit or "")[:7]
     release = f"{pin.version} (`{commit}`)" if commit else pin.version
     builds = {ENVS[0]: release, ENVS[1]: f"{release} + this PR"}
-    short = {ENVS[0]: pin.version, ENVS[1]: "+ this PR"}
+    short = {ENVS[0]: pin.version, ENVS[1]: f"{pin.version} + this PR"}
     parts = [
         BEGIN,
         "",
