@@ -218,8 +218,19 @@ def mirrored_run(strategy, layer, replicas):
     strategy.run(tf.function(lambda kw: layer(**kw, training=True)), args=(inputs,))
 
 
+class OverridesTheMoments(BatchNormalization):
+    """A subclass that overrides how the moments are computed, as some do:
+    the layer cannot take the count from its synchronized moments then."""
+
+    def _calculate_mean_and_var(self, *args, **kwargs):
+        return super()._calculate_mean_and_var(*args, **kwargs)
+
+
+@pytest.mark.parametrize("layer_class", [BatchNormalization, OverridesTheMoments])
 @pytest.mark.parametrize("with_mask", [False, True])
-def test_synchronized_counts_all_replicas(with_mask, mirrored, rule, other_rule):
+def test_synchronized_counts_all_replicas(
+    with_mask, layer_class, mirrored, rule, other_rule
+):
     # MirroredStrategy on two CPUs, replicas with 3 and 2 samples of 4
     # steps, momentum 0: the moving variance is that of the global batch,
     # with the global count (n = 20, or the unmasked values of both).
@@ -229,7 +240,7 @@ def test_synchronized_counts_all_replicas(with_mask, mirrored, rule, other_rule)
     if with_mask:
         replicas[0]["mask"], replicas[1]["mask"] = mask[:3], mask[3:]
     with mirrored.scope():
-        layer = BatchNormalization(momentum=0.0, synchronized=True)
+        layer = layer_class(momentum=0.0, synchronized=True)
     mirrored_run(mirrored, layer, replicas)
     masks = [mask] if with_mask else None
     check(layer, [x], rule, other_rule, 0.0, masks=masks)
@@ -239,6 +250,47 @@ def test_synchronized_counts_all_replicas(with_mask, mirrored, rule, other_rule)
         count = mask[part].sum() if with_mask else x[part].size / 3
         local = biased * correction(count, "unbiased")
         assert not np.allclose(layer.moving_variance.numpy(), local, rtol=RTOL)
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_synchronized_adds_no_collective(with_mask, mirrored, monkeypatch, record):
+    # The synchronized moments all-reduce the sum, the sum of squares and
+    # the count of each channel: the fix takes the count from there, so each
+    # call of the layer in training makes these three all-reduces, as
+    # before, and no other. (tf.function traces the call twice: once more
+    # after creating the variables.)
+    all_reduces, calls = [], []
+    all_reduce = tf.distribute.ReplicaContext.all_reduce
+    training_value = BatchNormalization._get_training_value  # once per call
+
+    def counted_all_reduce(self, reduce_op, *args, **kwargs):
+        all_reduces.append(reduce_op)
+        return all_reduce(self, reduce_op, *args, **kwargs)
+
+    def counted_training_value(self, *args, **kwargs):
+        calls.append(self)
+        return training_value(self, *args, **kwargs)
+
+    monkeypatch.setattr(tf.distribute.ReplicaContext, "all_reduce", counted_all_reduce)
+    monkeypatch.setattr(
+        BatchNormalization, "_get_training_value", counted_training_value
+    )
+    x = normal(16, 4, 4, 3)
+    replicas = [{"inputs": x[:2]}, {"inputs": x[2:]}]
+    if with_mask:
+        mask = np.arange(4)[None, :] < np.array([4, 1, 3, 2])[:, None]
+        replicas[0]["mask"], replicas[1]["mask"] = mask[:2], mask[2:]
+    with mirrored.scope():
+        layer = BatchNormalization(momentum=0.0, synchronized=True)
+    mirrored_run(mirrored, layer, replicas)
+    assert calls and set(all_reduces) == {tf.distribute.ReduceOp.SUM}
+    assert len(all_reduces) == 3 * len(calls)
+    record(
+        "tf-keras-nonfused",
+        scenario="synchronized-all-reduces",
+        mask=with_mask,
+        all_reduces_per_call=len(all_reduces) / len(calls),
+    )
 
 
 def test_not_synchronized_each_replica_counts_its_own(mirrored, rule, other_rule):
@@ -369,3 +421,35 @@ def test_inference_uses_the_moving_statistics_unchanged():
     x = normal(19, 4, 3)
     expected = (x - [1.0, 2.0, 3.0]) / np.sqrt(np.array([0.5, 2.0, 4.0]) + 1e-3)
     np.testing.assert_allclose(layer(x, training=False).numpy(), expected, rtol=1e-5)
+
+
+class OldNonFusedRule(BatchNormalization):
+    """The pull request's recipe to reproduce an old training run: the old,
+    biased update of the non-fused implementation (a sample size of 1 makes
+    the factor n / max(n - 1, 1) exactly 1)."""
+
+    def _moments_and_sample_size(self, *args, **kwargs):
+        mean, variance, _ = super()._moments_and_sample_size(*args, **kwargs)
+        return mean, variance, tf.ones_like(variance)
+
+
+@pytest.mark.parametrize("synchronized", [False, True])
+def test_old_rule_recipe_reproduces_the_biased_update(synchronized, mirrored, rule):
+    # The recipe exists with the fix only: pristine has the biased rule
+    # without it (and no such method to override).
+    if rule == "biased":
+        assert not hasattr(BatchNormalization, "_moments_and_sample_size")
+        return
+    batches = [normal(seed, 4, 3) for seed in range(3)]
+    if synchronized:
+        with mirrored.scope():
+            layer = OldNonFusedRule(momentum=0.5, synchronized=True)
+        for batch in batches:
+            mirrored_run(
+                mirrored, layer, [{"inputs": batch[:2]}, {"inputs": batch[2:]}]
+            )
+    else:
+        layer = OldNonFusedRule(momentum=0.5)
+        for batch in batches:
+            layer(batch, training=True)
+    check(layer, batches, "biased", "unbiased", 0.5)

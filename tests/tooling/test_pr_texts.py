@@ -72,17 +72,22 @@ def write_fixture_results(ws, target, config):
 
 def write_fixture_docs(ws, pin, config, groups):
     """The documents pr.toml's tables name: docs/analysis.md by `kbb
-    report`; the others with each named table (a header naming it)."""
+    report`; the others with each of their named tables (a header naming
+    it), several in one document where pr.toml names several."""
     report.write(ws)
+    names = {}
     for file, name in config.tables.values():
+        names.setdefault(file, []).append(name)
+    for file, found in names.items():
         path = ws.root / file
         if path.is_file():
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = [results.stamp_line(ws, pin), ""]
-        for group in groups:
-            table = name.format(group=group)
-            lines += markdown.table(f"{table} | ratio", [("a", "1.00")], table)
+        for name in found:
+            for group in groups:
+                table = name.format(group=group)
+                lines += markdown.table(f"{table} | ratio", [("a", "1.00")], table)
         path.write_text("\n".join(lines))
 
 
