@@ -670,3 +670,22 @@ def test_body_problems():
     assert problems[2].startswith("PR.md's body has 2 lines")
     upstream_link = "# T\n\n[policy](../CONTRIBUTING.md#ai) [x](https://a.org/docs/b)\n"
     assert texts.body_problems(upstream_link, 60) == []
+
+
+def test_pr_names_a_changed_module_the_newest_upstream_no_longer_imports(toy_pr):
+    # Upstream moved core.py to impl.py and left the old copy behind: the
+    # series still applies there, to a module that does not run.
+    toy = toy_pr
+    toy.kbb("apply", "toy")
+    core = toy.repo / "toypkg" / "core.py"
+    (toy.repo / "toypkg" / "impl.py").write_text(core.read_text())
+    (toy.repo / "toypkg" / "__init__.py").write_text(
+        "from toypkg.impl import *  # noqa\n"
+    )
+    run_git("add", "-A", cwd=toy.repo)
+    run_git("commit", "-qm", "Move core to impl", cwd=toy.repo)
+    stdout, err = toy.kbb("pr", "toy", "--newest-git", expect=2)
+    assert "  live: every changed module is imported (layout same)" in stdout
+    assert "  DEAD: toypkg/core.py is not imported by the package" in stdout
+    assert "  tests: no environment runs the regression tests on this base" in stdout
+    assert "fix: the group changes modules that do not run on the newest base" in err
