@@ -45,7 +45,7 @@ def cmd_apply(ws, pin, args):
 
 
 def cmd_export(ws, pin, args):
-    for patch in export.export(ws, pin, new_group=args.new_group):
+    for patch in export.export(ws, pin, args.new_group, args.force):
         print(f"patches/{pin.series}/{patch.name}")
 
 
@@ -183,18 +183,31 @@ def parser():
     _source_options(command("fetch", cmd_fetch, "make .upstream/TARGET (cached)"))
     sub = command("apply", cmd_apply, "apply the series as branches group/* and series")
     _source_options(sub)
-    sub.add_argument("--force", action="store_true", help="discard unexported commits")
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="even with commits the series does not hold (kept under refs/kbb/backup/)",
+    )
     sub = command("export", cmd_export, "write branch series back to patches/SERIES")
     sub.add_argument(
         "--new-group",
         metavar="NAME",
         help="put the commits after branch group/LAST into a new group NAME",
     )
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="even with commits off branch series (kept under refs/kbb/backup/)",
+    )
     _build_commands(command)
     sub = command(
         "clean", cmd_clean, "remove .upstream/TARGET and what interrupted runs left"
     )
-    sub.add_argument("--force", action="store_true", help="even with unexported work")
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="even with unexported work (kept in .upstream/backups/TARGET-*.bundle)",
+    )
     sub.add_argument(
         "--leftovers",
         action="store_true",

@@ -11,6 +11,7 @@ from kbb import KbbError
 from kbb import layouts
 from kbb import log
 from kbb import mirror
+from kbb.checkout import require_exported
 from kbb.checkout import require_idle
 from kbb.checkout import source_of
 from kbb.checkout import verify
@@ -51,10 +52,12 @@ def _require_whole(checkout, pin):
         )
 
 
-def export(ws, pin, new_group=None):
+def export(ws, pin, new_group=None, force=False):
     """Writes the branches back to patches/SERIES/. `new_group` starts a
     group after the last one: it gets the commits from group/LAST to
-    series. Returns the new patches."""
+    series. Refuses while a branch, a detached HEAD or a stash holds
+    commits that branch series does not (`force`: keeps them, goes on).
+    Returns the new patches."""
     checkout = ws.checkout(pin.target)
     verify(checkout, pin)
     require_idle(checkout, pin)
@@ -64,6 +67,7 @@ def export(ws, pin, new_group=None):
     source = source_of(checkout)
     translator = layouts.translator(pin.layout(source), pin.series_layout)
     branches = ranges = group_ranges(checkout, groups)
+    require_exported(ws, pin, "export anyway", force, held=["refs/heads/series"])
     if translator is not None:
         ranges = mirror.mirror_ranges(checkout, branches, translator)
     with tempfile.TemporaryDirectory() as tmp:
