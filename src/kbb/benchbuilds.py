@@ -11,12 +11,14 @@ each patch group, stacked in series order.
 
 import os
 import shutil
+import sys
 import zipfile
 
 from kbb import KbbError
 from kbb import apply
 from kbb import build
 from kbb import checkout as upstream_checkout
+from kbb import lock
 from kbb import log
 from kbb import results
 from kbb.git import rev
@@ -36,14 +38,15 @@ AA = "aa"
 def applied_checkout(ws, target):
     """The upstream checkout of `target`, fetched and with the series
     applied (a contributor's unexported commits are kept, as `kbb wheel`
-    keeps them)."""
-    try:
-        pin = ws.pin(target)
-    except KbbError as e:
-        raise KbbError(f"{e} (no [{target}] table in pins.toml)") from None
-    upstream_checkout.ensure(ws, pin)
-    apply.ensure_applied(ws, pin)
-    return pin
+    keeps them), under the workspace lock as `kbb` takes it."""
+    with lock.locked(ws, f"{os.path.basename(sys.argv[0])}: builds of {target}"):
+        try:
+            pin = ws.pin(target)
+        except KbbError as e:
+            raise KbbError(f"{e} (no [{target}] table in pins.toml)") from None
+        upstream_checkout.ensure(ws, pin)
+        apply.ensure_applied(ws, pin)
+        return pin
 
 
 def ref_of(name):
@@ -54,30 +57,32 @@ def unpacked(ws, target, names):
     """{name: folder holding the unpacked wheel of that build}.
 
     Each folder is keyed by the commit (and `aa` gets its own copy of the
-    pristine files); one that exists is reused.
+    pristine files); one that exists is reused. Built under the workspace
+    lock.
     """
-    pin = applied_checkout(ws, target)
-    checkout = ws.checkout(target)
-    folders = {}
-    for name in names:
-        ref = ref_of(name)
-        commit = rev(checkout, f"refs/heads/{ref}")
-        if commit is None:
-            raise KbbError(
-                f"{checkout} has no branch {ref} (build {name}); "
-                f"`kbb apply {target}` makes it"
-            )
-        folder = ws.upstream_dir / "unpacked" / f"{target}-{name}-{commit[:12]}"
-        if not folder.is_dir():
-            wheel = build.wheel(ws, pin, ref)
-            partial = folder.with_name(folder.name + ".part")
-            shutil.rmtree(partial, ignore_errors=True)
-            with zipfile.ZipFile(wheel) as files:
-                files.extractall(partial)
-            partial.rename(folder)
-            log(f"build {name}: {wheel.name} unpacked in {folder}")
-        folders[name] = folder
-    return folders
+    with lock.locked(ws, f"{os.path.basename(sys.argv[0])}: builds of {target}"):
+        pin = applied_checkout(ws, target)
+        checkout = ws.checkout(target)
+        folders = {}
+        for name in names:
+            ref = ref_of(name)
+            commit = rev(checkout, f"refs/heads/{ref}")
+            if commit is None:
+                raise KbbError(
+                    f"{checkout} has no branch {ref} (build {name}); "
+                    f"`kbb apply {target}` makes it"
+                )
+            folder = ws.upstream_dir / "unpacked" / f"{target}-{name}-{commit[:12]}"
+            if not folder.is_dir():
+                wheel = build.wheel(ws, pin, ref)
+                partial = folder.with_name(folder.name + ".part")
+                shutil.rmtree(partial, ignore_errors=True)
+                with zipfile.ZipFile(wheel) as files:
+                    files.extractall(partial)
+                partial.rename(folder)
+                log(f"build {name}: {wheel.name} unpacked in {folder}")
+            folders[name] = folder
+        return folders
 
 
 def commits(ws, target, names):

@@ -3,11 +3,10 @@
 arguments; nothing below it sees argparse."""
 
 import argparse
-import contextlib
-import fcntl
 import os
 import shutil
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from kbb import KbbError
@@ -15,6 +14,7 @@ from kbb import apply
 from kbb import build
 from kbb import checkout
 from kbb import export
+from kbb import lock
 from kbb import log
 from kbb import redact
 from kbb import report
@@ -171,7 +171,11 @@ def parser():
         prog="kbb",
         description="Pinned upstreams and their patch series (keras-bn-bessel).",
     )
-    top.add_argument("--root", help="workspace root (default: this checkout)")
+    top.add_argument(
+        "--root",
+        help="workspace root (default: the folder with pins.toml from the current "
+        "one upward, else $KBB_ROOT)",
+    )
     commands = top.add_subparsers(dest="command", required=True)
 
     def command(name, func, help, nargs="+"):
@@ -232,19 +236,11 @@ def parser():
     return top
 
 
-@contextlib.contextmanager
-def _locked(ws):
-    """One kbb at a time per workspace (`tox p` runs environments at once)."""
-    ws.upstream_dir.mkdir(parents=True, exist_ok=True)
-    with open(ws.lock_file, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-def _run(ws, args):
-    """Runs the command for each target; `kbb pr keras tf-keras`: one
-    upstream's pull request not being ready does not keep the next one from
-    being made. Returns the exit status."""
+def _run(ws, args, argv):
+    """Runs the command for each target, holding the workspace lock unless
+    it changes nothing (`check` without --applies); `kbb pr keras
+    tf-keras`: one upstream's pull request not being ready does not keep
+    the next one from being made. Returns the exit status."""
     if args.command == "report":
         cmd_report(ws, args)
         return 0
@@ -252,7 +248,9 @@ def _run(ws, args):
         pin for pin in ws.pins().values() if pin.series == pin.target
     ]
     failed = False
-    with _locked(ws):
+    changes = args.command != "check" or args.applies
+    held = lock.locked(ws, " ".join(["kbb", *argv])) if changes else nullcontext()
+    with held:
         for count, pin in enumerate(pins, 1):
             try:
                 args.func(ws, pin, args)
@@ -265,11 +263,12 @@ def _run(ws, args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     ws = None
     try:
         ws = Workspace.find(args.root)
-        return _run(ws, args)
+        return _run(ws, args, argv)
     except KbbError as e:
         print(f"kbb: error: {redact(e)}", file=sys.stderr)
         return 2

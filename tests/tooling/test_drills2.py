@@ -2,11 +2,17 @@
 the workspace you stand in. Each test is a drill that once went wrong,
 against the synthetic upstream (no network)."""
 
+import shutil
 import subprocess
+import sys
 
 import pytest
 
 from conftest import PROVENANCE
+from kbb import benchbuilds
+from kbb import lock
+from kbb.cli import main
+from kbb.workspace import Workspace
 
 
 def errors(err):
@@ -91,3 +97,102 @@ def test_a_failed_apply_goes_back_where_head_was(toy_series):
     toy.commit_edit("toypkg/core.py", "x + 7\n", "x + 70\n", "Fix" + PROVENANCE)
     _, err = toy.kbb("apply", "toy", expect=2)
     assert "Fix (only on series)" in errors(err)[0]
+
+
+# Drill: an editable kbb acted on the clone it was installed from, wherever
+# one stood; nothing named the workspace.
+
+
+def test_kbb_acts_on_the_clone_you_stand_in(toy, monkeypatch, capsys):
+    second = toy.tmp / "second"
+    shutil.copytree(toy.root, second)
+    (second / "patches" / "toy" / "series").write_text("# toy series\nfix/x.patch\n")
+    (second / "patches" / "toy" / "fix").mkdir()
+    (second / "patches" / "toy" / "fix" / "x.patch").write_text("no headers\n")
+    monkeypatch.delenv("KBB_ROOT", raising=False)
+    monkeypatch.chdir(second / "patches")  # below the root, as git looks
+    assert main(["check", "toy"]) == 2
+    assert "fix/x.patch: lacks Bug:" in capsys.readouterr().err
+    monkeypatch.chdir(toy.tmp)  # in no workspace: $KBB_ROOT
+    monkeypatch.setenv("KBB_ROOT", str(toy.root))
+    assert main(["fetch", "toy"]) == 0
+    assert f"kbb: workspace {toy.root}\n" in capsys.readouterr().err
+    monkeypatch.delenv("KBB_ROOT")
+    assert main(["check", "toy"]) == 2
+    assert "no pins.toml in" in errors(capsys.readouterr().err)[0]
+
+
+# Drill: a waiter was silent; `python -m kbb.bench` and `kbb.benchcount`
+# built and applied without the lock.
+
+
+def hold_lock(toy, seconds):
+    """Another process holding the workspace lock for `seconds`."""
+    code = (
+        "import sys, time\n"
+        "from kbb import lock\n"
+        "from kbb.workspace import Workspace\n"
+        "with lock.locked(Workspace.find(sys.argv[1]), 'kbb apply toy'):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(float(sys.argv[2]))\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(toy.root), str(seconds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_a_waiter_says_who_holds_the_lock(toy, monkeypatch):
+    monkeypatch.setattr(lock, "NOTE_EVERY", 0.5)
+    holder = hold_lock(toy, 2)
+    _, err = toy.kbb("fetch", "toy")
+    holder.wait()
+    notes = [line for line in err.splitlines() if "waiting for" in line]
+    assert len(notes) >= 2  # every NOTE_EVERY seconds
+    assert f"held by pid {holder.pid} (kbb apply toy) since 20" in notes[0]
+
+
+def test_the_benchmarks_build_under_the_lock(toy_series, capsys):
+    toy = toy_series
+    holder = hold_lock(toy, 1)
+    capsys.readouterr()
+    folders = benchbuilds.unpacked(Workspace.find(toy.root), "toy", ["pristine"])
+    assert "waiting for the workspace lock" in capsys.readouterr().err
+    assert (folders["pristine"] / "toypkg" / "core.py").is_file()
+    holder.wait()
+
+
+# Drill: a read-only workspace ended in a traceback, even for `kbb check`.
+
+UNSHARE = (
+    shutil.which("unshare")
+    and not subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode
+)
+namespaces = pytest.mark.skipif(not UNSHARE, reason="needs root and `unshare -m`")
+
+
+def in_namespace(script, **kwargs):
+    """Runs the shell `script` in a mount namespace of its own (its mounts
+    vanish with it)."""
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, **kwargs
+    )
+
+
+@namespaces
+def test_a_read_only_workspace_says_so(toy_series):
+    toy = toy_series
+    root = toy.root
+    kbb = f"{sys.executable} -m kbb --root {root}"
+    done = in_namespace(
+        f"mount --bind {root} {root} && mount -o remount,bind,ro {root} && "
+        f"{kbb} check toy && {kbb} apply toy"
+    )
+    assert "patches/toy: 2 patches, headers ok" in done.stdout
+    [line] = errors(done.stderr)
+    assert "cannot take the lock" in line and "Read-only file system" in line
+    assert "run it in a writable clone" in line
