@@ -71,6 +71,7 @@ def apply(ws, pin, force=False, upto=None):
     require_idle(checkout, pin)
     require_exported(ws, pin, "apply anyway", force)
     full = ws.series(pin)
+    full.require_patches(pin.target)
     series = full.upto(upto) if upto else full
     source = source_of(checkout)
     base = rev(checkout, "refs/heads/pristine")

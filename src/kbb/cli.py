@@ -4,7 +4,6 @@ arguments; nothing below it sees argparse."""
 
 import argparse
 import os
-import shutil
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -14,6 +13,7 @@ from kbb import apply
 from kbb import build
 from kbb import checkout
 from kbb import export
+from kbb import files
 from kbb import lock
 from kbb import log
 from kbb import redact
@@ -21,6 +21,7 @@ from kbb import report
 from kbb.pr import prepare
 from kbb.pr import push
 from kbb.series import provenance_missing
+from kbb.series import unparsable
 from kbb.workspace import Workspace
 
 
@@ -54,7 +55,7 @@ def cmd_wheel(ws, pin, args):
     path = build.wheel(ws, pin, args.ref)
     if args.output:
         args.output.mkdir(parents=True, exist_ok=True)
-        path = Path(shutil.copy(path, args.output))
+        path = files.copy(path, args.output / path.name)
     print(path)
 
 
@@ -74,17 +75,25 @@ def cmd_clean(ws, pin, args):
 
 
 def cmd_check(ws, pin, args):
-    """Checks the series file and each patch's provenance headers, and with
-    --applies that the series applies (in a temporary copy of the root)."""
+    """Checks the series file, that each patch parses and has its provenance
+    headers, and with --applies that the series applies (in a temporary
+    copy of the root)."""
     series = ws.series(pin)
+    series.require_patches(pin.target)
     bad = [
         f"{p.name}: lacks {', '.join(k + ':' for k in missing)}"
         for p in series.patches
         if (missing := provenance_missing(p.path.read_text()))
+    ] + [
+        f"{p.name}: {problem}"
+        for p in series.patches
+        if (problem := unparsable(p.path.read_text()))
     ]
     if bad:
         raise KbbError("; ".join(bad))
-    print(f"patches/{pin.series}: {len(series.patches)} patches, headers ok")
+    print(
+        f"patches/{pin.series}: {len(series.patches)} patches, headers ok, each parses"
+    )
     if args.applies and apply.applies_in_copy(ws, pin):
         print(f"patches/{pin.series}: applies to {pin.spec}")
 
@@ -269,8 +278,11 @@ def main(argv=None):
     try:
         ws = Workspace.find(args.root)
         return _run(ws, args, argv)
-    except KbbError as e:
-        print(f"kbb: error: {redact(e)}", file=sys.stderr)
+    except (KbbError, OSError) as e:
+        error = e if isinstance(e, KbbError) else files.disk_error(e)
+        if error is None:
+            raise
+        print(f"kbb: error: {redact(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("kbb: interrupted", file=sys.stderr)

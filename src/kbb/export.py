@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from kbb import KbbError
+from kbb import files
 from kbb import layouts
 from kbb import log
 from kbb import mirror
@@ -155,18 +156,37 @@ def group_ranges(checkout, groups):
 
 
 def _write_series(series, new):
+    """Writes patches/SERIES/ whole or not at all: the new folder is made
+    beside the old one (its other files copied), then swapped in by one
+    rename; an unchanged folder is left as it is."""
     directory = series.directory
-    wanted = {p.name for p in new}
-    for old in directory.glob("*/*.patch"):
-        if f"{old.parent.name}/{old.name}" not in wanted:
-            old.unlink()
-    for patch in new:
-        target = directory / patch.name
-        target.parent.mkdir(exist_ok=True)
-        data = patch.path.read_bytes()
-        if not target.exists() or target.read_bytes() != data:
-            target.write_bytes(data)
-    for folder in directory.iterdir():
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-    series.write(new)
+    with tempfile.TemporaryDirectory(
+        prefix=f".{directory.name}-", dir=directory.parent
+    ) as tmp:
+        made = Path(tmp) / directory.name
+        for path in sorted(directory.rglob("*")):
+            if path.is_file() and not (
+                path.suffix == ".patch" and path.parent != directory
+            ):
+                copy = made / path.relative_to(directory)
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, copy)
+        made.mkdir(exist_ok=True)
+        for patch in new:
+            target = made / patch.name
+            target.parent.mkdir(exist_ok=True)
+            target.write_bytes(patch.path.read_bytes())
+        for folder in made.iterdir():
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        Series(made, series.header, []).write(new)
+        if _contents(made) != _contents(directory):
+            files.swap(made, directory)
+
+
+def _contents(directory):
+    return {
+        path.relative_to(directory): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }

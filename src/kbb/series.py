@@ -6,6 +6,8 @@ import hashlib
 import re
 
 from kbb import KbbError
+from kbb.git import cause
+from kbb.git import git
 
 PROVENANCE = ("Bug", "Origin", "Forwarded")
 # Upstream's test files (keras and tf-keras name them so).
@@ -106,6 +108,14 @@ class Series:
                     "come last"
                 )
 
+    def require_patches(self, target):
+        """Refuses a series that lists no patch (nothing to apply or check)."""
+        if not self.patches:
+            raise KbbError(
+                f"{self.directory / 'series'} lists no patch: start a group with "
+                f"`kbb export {target} --new-group NAME`"
+            )
+
     @property
     def groups(self):
         return list(dict.fromkeys(p.group for p in self.patches))
@@ -149,6 +159,18 @@ def provenance_missing(text):
         for key in PROVENANCE
         if not re.search(rf"^{key}: \S", message, re.MULTILINE)
     ]
+
+
+def unparsable(patch):
+    """Why git cannot parse the text of a patch (cut short, corrupt, no
+    diff), in one line with the mend, or None. Applies nothing."""
+    result = git("apply", "--numstat", "-", input=patch, check=False)
+    if result.returncode:
+        return (
+            f"{cause(result.stderr)} (the file is cut short or damaged: restore "
+            "it from git, or export it again)"
+        )
+    return None
 
 
 def strip_provenance(message):

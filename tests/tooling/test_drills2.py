@@ -2,9 +2,12 @@
 the workspace you stand in. Each test is a drill that once went wrong,
 against the synthetic upstream (no network)."""
 
+import errno
 import shutil
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -196,3 +199,157 @@ def test_a_read_only_workspace_says_so(toy_series):
     [line] = errors(done.stderr)
     assert "cannot take the lock" in line and "Read-only file system" in line
     assert "run it in a writable clone" in line
+
+
+# Drill: a full disk left truncated files under their real names: export's
+# patches (then "headers ok"), a wheel copied with --output; a cached wheel
+# truncated later was reused without a word; ENOSPC in a temporary folder
+# ended in a traceback.
+
+BIG = "".join(
+    f"    y{i} = x + {i}  # a line that makes the patch big\n" for i in range(300)
+)
+
+
+def grow_the_last_commit(toy):
+    """Amends the last commit of series so that its patch grows by pages."""
+    toy.kbb("apply", "toy")
+    file = toy.checkout / "toypkg" / "core.py"
+    file.write_text(
+        file.read_text().replace("    return x + 90\n", BIG + "    return x + 90\n")
+    )
+    toy.git("commit", "-q", "-a", "--amend", "--no-edit")
+
+
+def full_tmpfs(folder, free=0):
+    """Shell: a tmpfs of 64 pages on `folder`, filled up but `free` pages."""
+    return (
+        f"mount -t tmpfs -o size=256k tmpfs {folder} && (dd if=/dev/zero "
+        f"of={folder}/filler bs=4k count={64 - free} 2>/dev/null; true)"
+    )
+
+
+@namespaces
+def test_an_export_on_a_full_disk_leaves_patches_as_they_were(toy_series):
+    toy = toy_series
+    grow_the_last_commit(toy)
+    before = toy.tmp / "before"
+    shutil.copytree(toy.patches, before)
+    patches = toy.root / "patches"
+    done = in_namespace(
+        f"mount -t tmpfs -o size=256k tmpfs {patches} && cp -a {before} "
+        f"{patches}/toy && (dd if=/dev/zero of={patches}/filler bs=4k "
+        f"2>/dev/null; true) && {sys.executable} -m kbb --root {toy.root} export "
+        f"toy; echo rc=$?; diff -r {before} {patches}/toy && echo same; "
+        f"ls -a {patches}"
+    )
+    assert "rc=2\nsame\n.\n..\nfiller\ntoy\n" in done.stdout, done.stdout + done.stderr
+    assert "No space left on device" in errors(done.stderr)[0]
+
+
+def test_an_export_that_cannot_write_leaves_patches_as_they_were(
+    toy_series, monkeypatch
+):
+    toy = toy_series
+    grow_the_last_commit(toy)
+    before = toy.snapshot()
+    real = Path.write_bytes
+
+    def half_then_full(path, data):
+        real(path, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "write_bytes", half_then_full)
+        _, err = toy.kbb("export", "toy", expect=2)
+    assert "No space left on device" in errors(err)[0]
+    assert toy.snapshot() == before
+    assert not list(toy.patches.parent.glob(".toy-*"))
+    toy.kbb("export", "toy")
+    assert toy.snapshot() != before
+
+
+@namespaces
+def test_a_wheel_output_on_a_full_disk_leaves_no_wheel(toy_series):
+    toy = toy_series
+    out = toy.tmp / "out"
+    out.mkdir()
+    done = in_namespace(
+        f"{full_tmpfs(out)} && {sys.executable} -m kbb --root {toy.root} wheel "
+        f"toy --output {out}; echo rc=$?; ls -a {out}"
+    )
+    assert "rc=2\n.\n..\nfiller\n" in done.stdout, done.stdout + done.stderr
+    assert "No space left on device" in errors(done.stderr)[0]
+
+
+def test_a_wheel_output_that_cannot_be_written_leaves_no_wheel(toy_series, monkeypatch):
+    toy = toy_series
+    toy.kbb("wheel", "toy")  # cached: only the copy to --output is left
+
+    def half_then_full(source, dest, **kwargs):
+        Path(dest).write_bytes(Path(source).read_bytes()[:100])
+        raise OSError(errno.ENOSPC, "No space left on device", str(dest))
+
+    out = toy.tmp / "out"
+    with monkeypatch.context() as patched:
+        patched.setattr(shutil, "copyfile", half_then_full)
+        _, err = toy.kbb("wheel", "toy", "--output", str(out), expect=2)
+    assert "No space left on device" in errors(err)[0]
+    assert list(out.iterdir()) == []
+    out_, _ = toy.kbb("wheel", "toy", "--output", str(out))
+    assert zipfile.is_zipfile(out_.strip())
+
+
+def test_a_truncated_cached_wheel_is_built_again(toy_series):
+    toy = toy_series
+    out, _ = toy.kbb("wheel", "toy")
+    wheel = Path(out.strip())
+    first = wheel.read_bytes()
+    wheel.write_bytes(first[: len(first) // 2])
+    out, err = toy.kbb("wheel", "toy")
+    assert "does not match the sha256 recorded in SHA256SUM" in err
+    assert "moved to .upstream/wheels/" in err and "building it again" in err
+    assert Path(out.strip()).read_bytes() == first
+
+
+@namespaces
+def test_a_full_temporary_folder_is_one_line(toy_series):
+    toy = toy_series
+    tmp = toy.tmp / "tmp"
+    tmp.mkdir()
+    done = in_namespace(
+        f"{full_tmpfs(tmp, free=2)} && TMPDIR={tmp} {sys.executable} -m kbb --root "
+        f"{toy.root} wheel toy; echo rc=$?"
+    )
+    assert "rc=2" in done.stdout, done.stdout + done.stderr
+    [line] = errors(done.stderr)
+    assert "No space left on device" in line and "TMPDIR" in line
+
+
+# Drill: `kbb check` said "headers ok" of a truncated patch; apply said
+# "hunk 6 of 6 does not apply" where git says "corrupt patch".
+
+
+def test_a_truncated_patch_is_named_as_such(toy_series):
+    toy = toy_series
+    path = toy.patches / "fix" / "0002-Change-f9.patch"
+    path.write_text(path.read_text()[:-60])
+    _, err = toy.kbb("check", "toy", expect=2)
+    [line] = errors(err)
+    assert "fix/0002-Change-f9.patch: error: corrupt patch at line" in line
+    assert "cut short or damaged" in line
+    _, err = toy.kbb("apply", "toy", expect=2)
+    assert "corrupt patch at line" in errors(err)[0]
+
+
+# Drill: an empty series ended in an IndexError (HEAD left detached), and
+# `check` said "0 patches, headers ok".
+
+
+def test_an_empty_series_is_one_line(toy):
+    toy.kbb("fetch", "toy")
+    for command in ("check", "apply"):
+        _, err = toy.kbb(command, "toy", expect=2)
+        [line] = errors(err)
+        assert "lists no patch: start a group with `kbb export toy --new-group" in line
+    assert toy.git("symbolic-ref", "--short", "HEAD") == "pristine"
