@@ -91,7 +91,14 @@ def export(ws, pin, new_group=None, force=False):
 def _groups(pin, series, new_group):
     groups = series.groups
     if new_group:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", new_group) or new_group in groups:
+        if new_group in groups:
+            raise KbbError(
+                f"--new-group {new_group}: group {new_group} exists in "
+                f"patches/{pin.series}/series; pick a new name (without it, "
+                f"`kbb export {pin.target}` puts the new commits of branch "
+                f"series into the last group, {groups[-1]})"
+            )
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", new_group):
             raise KbbError(f"--new-group {new_group!r}: a new name of a-z, 0-9 and -")
         groups = groups + [new_group]
     if not groups:

@@ -76,14 +76,21 @@ class Series:
         path = directory / "series"
         if not path.is_file():
             raise KbbError(f"no series file: {path}")
-        header, patches = [], []
+        header, patches, lines = [], [], {}
         for number, raw in enumerate(path.read_text().splitlines(), 1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 if not patches:
                     header.append(raw)
                 continue
-            patches.append(_parse_line(directory, path, number, line))
+            patch = _parse_line(directory, path, number, line)
+            if patch.name in lines:
+                raise KbbError(
+                    f"{path}:{number}: {patch.name} is listed twice (also on "
+                    f"line {lines[patch.name]}): remove one of the lines"
+                )
+            lines[patch.name] = number
+            patches.append(patch)
         if wheres is not None:
             _check_wheres(path, patches, (*SOURCES, *wheres))
         series = cls(directory, header, patches)

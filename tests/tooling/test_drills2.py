@@ -353,3 +353,31 @@ def test_an_empty_series_is_one_line(toy):
         [line] = errors(err)
         assert "lists no patch: start a group with `kbb export toy --new-group" in line
     assert toy.git("symbolic-ref", "--short", "HEAD") == "pristine"
+
+
+# Drill: a series line given twice was accepted ("applied 5 patches", 4
+# commits; export dropped one); `--new-group bessel` did not say that the
+# group exists.
+
+
+def test_a_patch_listed_twice_is_one_line(toy_series):
+    toy = toy_series
+    series = toy.patches / "series"
+    series.write_text(series.read_text() + "fix/0001-Change-f3.patch\n")
+    for command in ("check", "apply"):
+        _, err = toy.kbb(command, "toy", expect=2)
+        [line] = errors(err)
+        assert (
+            "series:4: fix/0001-Change-f3.patch is listed twice (also on line 2)"
+            in line
+        )
+
+
+def test_new_group_says_the_group_exists(toy_series):
+    toy = toy_series
+    toy.kbb("apply", "toy")
+    toy.commit_edit("toypkg/core.py", "x + 5\n", "x + 50\n", "More" + PROVENANCE)
+    _, err = toy.kbb("export", "toy", "--new-group", "fix", expect=2)
+    [line] = errors(err)
+    assert "--new-group fix: group fix exists in patches/toy/series" in line
+    assert "into the last group, fix" in line
