@@ -3,6 +3,7 @@ the workspace you stand in. Each test is a drill that once went wrong,
 against the synthetic upstream (no network)."""
 
 import errno
+import json
 import shutil
 import subprocess
 import sys
@@ -381,3 +382,34 @@ def test_new_group_says_the_group_exists(toy_series):
     [line] = errors(err)
     assert "--new-group fix: group fix exists in patches/toy/series" in line
     assert "into the last group, fix" in line
+
+
+# Drill: a results file of valid JSON but the wrong structure ended in a
+# KeyError or TypeError (and stopped `kbb pr` before its next target).
+
+
+@pytest.mark.parametrize(
+    "data,error",
+    [
+        ({"format": 2, "env": "patched", "builds": {}}, "KeyError"),
+        ({"format": 2, "builds": {"toy": {"x": 1}}, "records": []}, "TypeError"),
+        ({"format": 2, "builds": [], "records": []}, "AttributeError"),
+        ({"format": 2, "builds": {}, "records": [1, 2]}, "TypeError"),
+        ({"format": 2, "builds": {}, "records": 3}, "TypeError"),
+    ],
+)
+def test_a_results_file_of_the_wrong_structure_is_stale(
+    toy_series, tmp_path, monkeypatch, data, error
+):
+    from test_pr import configure
+
+    toy = toy_series
+    configure(toy, tmp_path, monkeypatch)
+    path = toy.root / "out" / "results" / "patched.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(data))
+    out, err = toy.kbb("pr", "toy", "--offline")
+    assert "Traceback" not in err
+    said = [line for line in out.splitlines() if "patched.json" in line]
+    assert said and "is not a results file of format 2" in said[0]
+    assert f"({error}: " in said[0] and "rerun `tox -e patched`" in said[0]
