@@ -219,10 +219,17 @@ def _backup(ws, pin, names, bundle):
 
 def leftovers(checkout):
     """What an interrupted kbb left beside and in the checkout: its
-    temporary folders, the worktrees registered there, stale git locks."""
+    temporary folders (and those of downloads and wheels), the worktrees
+    registered there, stale git locks."""
     parent = Path(checkout).parent
     prefix = temporary_prefix(checkout)
     found = sorted(parent.glob(prefix + "*"))
+    for pattern in (
+        f"downloads/{fetch.DOWNLOADING}*",
+        "downloads/tmp*",
+        "wheels/*.part",
+    ):
+        found += sorted(parent.glob(pattern))
     git_dir = Path(checkout) / ".git"
     if not git_dir.is_dir():
         return found

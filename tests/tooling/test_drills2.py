@@ -2,11 +2,15 @@
 the workspace you stand in. Each test is a drill that once went wrong,
 against the synthetic upstream (no network)."""
 
+import contextlib
 import errno
 import json
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -413,3 +417,60 @@ def test_a_results_file_of_the_wrong_structure_is_stale(
     said = [line for line in out.splitlines() if "patched.json" in line]
     assert said and "is not a results file of format 2" in said[0]
     assert f"({error}: " in said[0] and "rerun `tox -e patched`" in said[0]
+
+
+# Drill: an index that accepts connections and never answers left `kbb
+# fetch` silent for minutes; a killed download left .upstream/downloads/tmp*
+# behind, which `clean --leftovers` missed.
+
+
+@pytest.fixture
+def silent_index():
+    """The URL of a package index that accepts connections, never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                accepted.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/simple/"
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    server.close()
+
+
+def test_a_silent_index_times_out_with_a_message(toy, silent_index, monkeypatch):
+    monkeypatch.delenv("PIP_NO_INDEX")
+    monkeypatch.delenv("PIP_FIND_LINKS")
+    monkeypatch.setenv("PIP_INDEX_URL", silent_index)
+    monkeypatch.setenv("KBB_FETCH_TIMEOUT", "3")
+    started = time.monotonic()
+    _, err = toy.kbb("fetch", "toy", expect=2)
+    assert time.monotonic() - started < 30
+    assert "(for 3 s at most)" in err
+    [line] = errors(err)
+    assert "the package index did not answer within 3 s (pip download)" in line
+    assert "KBB_FETCH_TIMEOUT" in line
+    assert toy.leftovers() == []
+
+
+def test_clean_removes_what_a_killed_download_left(toy):
+    toy.kbb("fetch", "toy")
+    downloads = toy.root / ".upstream" / "downloads"
+    for name in ("tmpab12cd34", ".download-ef56"):
+        (downloads / name).mkdir()
+        (downloads / name / "toypkg-1.0.tar.gz").write_bytes(b"partial")
+    _, err = toy.kbb("clean", "toy", "--leftovers")
+    assert "removed .upstream/downloads/tmpab12cd34" in err
+    assert "removed .upstream/downloads/.download-ef56" in err
+    assert sorted(p.name for p in downloads.iterdir()) == [f"{toy.sha256}.tar.gz"]
