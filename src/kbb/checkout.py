@@ -30,6 +30,7 @@ from kbb.git import describe
 from kbb.git import git
 from kbb.git import identity_env
 from kbb.git import in_progress
+from kbb.git import lock_holder
 from kbb.git import rev
 from kbb.git import temporary_dir
 from kbb.git import temporary_prefix
@@ -251,6 +252,15 @@ def clean(ws, pin, force=False, checkout_too=True):
     asked for, the checkout (refusing to discard unexported work)."""
     checkout = ws.checkout(pin.target)
     for path in leftovers(checkout):
+        holder = path.name.endswith(".lock") and lock_holder(path)
+        if holder:
+            if checkout_too:
+                raise KbbError(
+                    f"{ws.shown(path)} is held by {holder}: let it finish, "
+                    f"then rerun `kbb clean {pin.target}`"
+                )
+            log(f"kept {ws.shown(path)}: {holder} holds it, a live git lock")
+            continue
         shutil.rmtree(path) if path.is_dir() else path.unlink()
         log(f"removed {ws.shown(path)}")
     if checkout.exists():

@@ -250,15 +250,16 @@ def _run(ws, args, argv):
     it changes nothing (`check` without --applies); `kbb pr keras
     tf-keras`: one upstream's pull request not being ready does not keep
     the next one from being made. Returns the exit status."""
+    changes = args.command != "check" or args.applies
+    held = lock.locked(ws, " ".join(["kbb", *argv])) if changes else nullcontext()
     if args.command == "report":
-        cmd_report(ws, args)
+        with held:
+            cmd_report(ws, args)
         return 0
     pins = [ws.pin(target) for target in args.targets] or [
         pin for pin in ws.pins().values() if pin.series == pin.target
     ]
     failed = False
-    changes = args.command != "check" or args.applies
-    held = lock.locked(ws, " ".join(["kbb", *argv])) if changes else nullcontext()
     with held:
         for count, pin in enumerate(pins, 1):
             try:

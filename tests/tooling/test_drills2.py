@@ -18,6 +18,7 @@ import pytest
 
 from conftest import PROVENANCE
 from kbb import benchbuilds
+from kbb import git
 from kbb import lock
 from kbb.cli import main
 from kbb.workspace import Workspace
@@ -474,3 +475,54 @@ def test_clean_removes_what_a_killed_download_left(toy):
     assert "removed .upstream/downloads/tmpab12cd34" in err
     assert "removed .upstream/downloads/.download-ef56" in err
     assert sorted(p.name for p in downloads.iterdir()) == [f"{toy.sha256}.tar.gz"]
+
+
+# Drill: a concurrent git process (an editor's `git status`) made `kbb
+# apply` fail on index.lock; git's hint was dropped; `clean --leftovers`
+# would delete a live index.lock.
+
+
+def hold_git_lock(toy, seconds):
+    """Another process holding .git/index.lock open for `seconds`, then
+    removing it, as a git process does."""
+    code = (
+        "import os, sys, time\n"
+        "lock = open(sys.argv[1], 'x')\n"
+        "print('held', flush=True)\n"
+        "time.sleep(float(sys.argv[2]))\n"
+        "os.unlink(sys.argv[1])\n"
+    )
+    lock = toy.checkout / ".git" / "index.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(lock), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_apply_waits_for_another_git_process(toy_series):
+    toy = toy_series
+    toy.kbb("apply", "toy")
+    holder = hold_git_lock(toy, 1)
+    toy.kbb("apply", "toy")
+    holder.wait()
+    assert toy.git("symbolic-ref", "--short", "HEAD") == "series"
+
+
+def test_a_live_git_lock_is_never_removed(toy_series, monkeypatch):
+    toy = toy_series
+    monkeypatch.setattr(git, "LOCK_WAIT", 0.5)
+    holder = hold_git_lock(toy, 4)
+    lock = toy.checkout / ".git" / "index.lock"
+    _, err = toy.kbb("apply", "toy", expect=2)
+    [line] = errors(err)
+    assert f"{lock} exists, held by pid {holder.pid}" in line
+    assert "let it finish, then rerun" in line
+    _, err = toy.kbb("clean", "toy", "--leftovers")
+    assert f"kept .upstream/toy/.git/index.lock: pid {holder.pid}" in err
+    assert lock.exists()
+    _, err = toy.kbb("clean", "toy", expect=2)
+    assert "is held by pid" in errors(err)[0] and toy.checkout.is_dir()
+    holder.wait()
