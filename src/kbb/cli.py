@@ -91,9 +91,7 @@ def cmd_check(ws, pin, args):
     ]
     if bad:
         raise KbbError("; ".join(bad))
-    print(
-        f"patches/{pin.series}: {len(series.patches)} patches, headers ok, each parses"
-    )
+    print(f"patches/{pin.series}: {len(series.patches)} patches, headers ok")
     if args.applies and apply.applies_in_copy(ws, pin):
         print(f"patches/{pin.series}: applies to {pin.spec}")
 

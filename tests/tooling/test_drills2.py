@@ -19,7 +19,6 @@ import pytest
 from conftest import PROVENANCE
 from kbb import benchbuilds
 from kbb import git
-from kbb import lock
 from kbb.cli import main
 from kbb.workspace import Workspace
 
@@ -156,6 +155,8 @@ def hold_lock(toy, seconds):
 
 
 def test_a_waiter_says_who_holds_the_lock(toy, monkeypatch):
+    from kbb import lock
+
     monkeypatch.setattr(lock, "NOTE_EVERY", 0.5)
     holder = hold_lock(toy, 2)
     _, err = toy.kbb("fetch", "toy")
