@@ -9,6 +9,9 @@ REFS is the one place that names the branches: the pristine release and
 each patch group, stacked in series order.
 """
 
+import base64
+import csv
+import hashlib
 import os
 import shutil
 import sys
@@ -57,8 +60,8 @@ def unpacked(ws, target, names):
     """{name: folder holding the unpacked wheel of that build}.
 
     Each folder is keyed by the commit (and `aa` gets its own copy of the
-    pristine files); one that exists is reused. Built under the workspace
-    lock.
+    pristine files); one that exists is reused once checked against its
+    wheel's RECORD. Built under the workspace lock.
     """
     with lock.locked(ws, f"{os.path.basename(sys.argv[0])}: builds of {target}"):
         pin = applied_checkout(ws, target)
@@ -73,6 +76,12 @@ def unpacked(ws, target, names):
                     f"`kbb apply {target}` makes it"
                 )
             folder = ws.upstream_dir / "unpacked" / f"{target}-{name}-{commit[:12]}"
+            if folder.is_dir() and not _intact(folder):
+                shutil.rmtree(folder)
+                log(
+                    f"build {name}: {ws.shown(folder)} differs from its wheel's "
+                    "RECORD (changed or cut short): unpacking it again"
+                )
             if not folder.is_dir():
                 wheel = build.wheel(ws, pin, ref)
                 partial = folder.with_name(folder.name + ".part")
@@ -83,6 +92,24 @@ def unpacked(ws, target, names):
                 log(f"build {name}: {wheel.name} unpacked in {folder}")
             folders[name] = folder
         return folders
+
+
+def _intact(folder):
+    """Whether each file that the RECORD of the wheel unpacked in `folder`
+    lists has the sha256 recorded there (what a worker imports)."""
+    records = list(folder.glob("*.dist-info/RECORD"))
+    if len(records) != 1:
+        return False
+    for path, digest, *_ in csv.reader(records[0].read_text().splitlines()):
+        if not digest:
+            continue  # RECORD itself
+        file = folder / path
+        if not file.is_file():
+            return False
+        found = hashlib.sha256(file.read_bytes()).digest()
+        if base64.urlsafe_b64encode(found).rstrip(b"=").decode() != digest[7:]:
+            return False
+    return True
 
 
 def commits(ws, target, names):

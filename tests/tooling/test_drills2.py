@@ -176,6 +176,18 @@ def test_the_benchmarks_build_under_the_lock(toy_series, capsys):
     holder.wait()
 
 
+def test_a_changed_unpacked_build_is_unpacked_again(toy_series, capsys):
+    ws = Workspace.find(toy_series.root)
+    folder = benchbuilds.unpacked(ws, "toy", ["pristine"])["pristine"]
+    core = folder / "toypkg" / "core.py"
+    first = core.read_bytes()
+    core.write_bytes(first[:10])
+    capsys.readouterr()
+    assert benchbuilds.unpacked(ws, "toy", ["pristine"])["pristine"] == folder
+    assert "differs from its wheel's RECORD" in capsys.readouterr().err
+    assert core.read_bytes() == first
+
+
 # Drill: a read-only workspace ended in a traceback, even for `kbb check`.
 
 UNSHARE = (
