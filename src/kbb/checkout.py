@@ -249,7 +249,8 @@ def leftovers(checkout):
 
 def clean(ws, pin, force=False, checkout_too=True):
     """Removes the leftovers of interrupted runs and, unless only those are
-    asked for, the checkout (refusing to discard unexported work)."""
+    asked for, the checkout (refusing to discard unexported work; with
+    `force`, keeping it and any uncommitted change in a bundle)."""
     checkout = ws.checkout(pin.target)
     for path in leftovers(checkout):
         holder = path.name.endswith(".lock") and lock_holder(path)
@@ -269,6 +270,10 @@ def clean(ws, pin, force=False, checkout_too=True):
         return
     if not force:
         require_idle(checkout, pin)
+    elif git("status", "--porcelain", cwd=checkout).strip():
+        # Uncommitted changes too go into the bundle, as a stash.
+        message = "uncommitted changes kept by kbb clean --force"
+        git("stash", "push", "-q", "--include-untracked", "-m", message, cwd=checkout)
     require_exported(ws, pin, "remove it", force, bundle=True)
     shutil.rmtree(checkout)
     log(f"removed {ws.shown(checkout)}")

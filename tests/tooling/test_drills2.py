@@ -91,6 +91,21 @@ def test_a_stash_is_never_lost(toy_series):
     assert "(only on stash@{0})" in errors(err)[0]
 
 
+def test_clean_force_keeps_uncommitted_changes_too(toy_series):
+    toy = toy_series
+    toy.kbb("apply", "toy")
+    core = toy.checkout / "toypkg" / "core.py"
+    core.write_text(core.read_text().replace("x + 6\n", "x + 66\n"))
+    _, err = toy.kbb("clean", "toy", "--force")
+    assert "uncommitted changes kept by kbb clean --force (only on stash@{0})" in err
+    [bundle] = (toy.root / ".upstream" / "backups").glob("toy-*.bundle")
+    toy.kbb("fetch", "toy")
+    toy.git("fetch", "-q", str(bundle), "refs/kbb/*:refs/kbb/*")
+    refs = toy.git("for-each-ref", "--format=%(refname)", "refs/kbb/backup/")
+    [stash] = refs.splitlines()
+    assert "x + 66" in toy.git("show", f"{stash}:toypkg/core.py")
+
+
 def test_a_failed_apply_goes_back_where_head_was(toy_series):
     toy = toy_series
     toy.kbb("apply", "toy")
