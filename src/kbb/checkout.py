@@ -220,8 +220,8 @@ def _backup(ws, pin, names, bundle):
 
 def leftovers(checkout):
     """What an interrupted kbb left beside and in the checkout: its
-    temporary folders (and those of downloads and wheels), the worktrees
-    registered there, stale git locks."""
+    temporary folders (and those of downloads, wheels and exports), the
+    worktrees registered there, stale git locks."""
     parent = Path(checkout).parent
     prefix = temporary_prefix(checkout)
     found = sorted(parent.glob(prefix + "*"))
@@ -231,6 +231,8 @@ def leftovers(checkout):
         "wheels/*.part",
     ):
         found += sorted(parent.glob(pattern))
+    # An export's new patches/SERIES/, made beside the old one.
+    found += sorted(parent.parent.glob("patches/.*-*"))
     git_dir = Path(checkout) / ".git"
     if not git_dir.is_dir():
         return found

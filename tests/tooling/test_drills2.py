@@ -493,7 +493,7 @@ def test_a_silent_index_times_out_with_a_message(toy, silent_index, monkeypatch)
     assert toy.leftovers() == []
 
 
-def test_clean_removes_what_a_killed_download_left(toy):
+def test_clean_removes_what_a_killed_download_or_export_left(toy):
     toy.kbb("fetch", "toy")
     downloads = toy.root / ".upstream" / "downloads"
     for name in ("tmpab12cd34", ".download-ef56"):
@@ -503,6 +503,10 @@ def test_clean_removes_what_a_killed_download_left(toy):
     assert "removed .upstream/downloads/tmpab12cd34" in err
     assert "removed .upstream/downloads/.download-ef56" in err
     assert sorted(p.name for p in downloads.iterdir()) == [f"{toy.sha256}.tar.gz"]
+    (toy.root / "patches" / ".toy-x1y2" / "toy").mkdir(parents=True)  # an export
+    _, err = toy.kbb("clean", "toy", "--leftovers")
+    assert "removed patches/.toy-x1y2" in err
+    assert [p.name for p in (toy.root / "patches").iterdir()] == ["toy"]
 
 
 # Drill: a concurrent git process (an editor's `git status`) made `kbb
