@@ -100,7 +100,10 @@ def git_am(repo, path):
 
 def _conflicts(tree, patch, output):
     """Names every hunk of a patch that does not apply to HEAD of `tree`,
-    even with a 3-way merge, each tried alone."""
+    even with a 3-way merge, each tried alone; or why git cannot parse it."""
+    problem = text.unparsable(patch)
+    if problem:
+        return problem
     failing = {}
     for (file, number, count, header), single in zip(
         text.hunks(patch), text.hunk_patches(patch), strict=True

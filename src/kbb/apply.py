@@ -64,29 +64,32 @@ def ensure_applied(ws, pin, ref="series"):
 
 def apply(ws, pin, force=False, upto=None):
     """Applies the series (with `upto`, its groups up to that one) as
-    branches group/* and series; returns the tip of series."""
+    branches group/* and series; returns the tip of series. On failure,
+    HEAD and every branch are as they were."""
     checkout = ws.checkout(pin.target)
     verify(checkout, pin)
     require_idle(checkout, pin)
-    require_exported(checkout, pin, "discard them", force)
+    require_exported(ws, pin, "apply anyway", force)
     full = ws.series(pin)
+    full.require_patches(pin.target)
     series = full.upto(upto) if upto else full
     source = source_of(checkout)
     base = rev(checkout, "refs/heads/pristine")
+    where = _head(checkout)
     git("checkout", "-q", "-f", "--detach", base, cwd=checkout)
     try:
         attempt, tips = _am(checkout, pin, series, source, base)
+        _report(pin, series, source, attempt)
+        if attempt.failed is None:
+            _set_refs(checkout, full, series, tips)
     except BaseException:
-        _back_to(checkout, base)
+        _back_to(checkout, where)
         raise
-    _report(pin, series, source, attempt)
     if attempt.failed is not None:
-        _back_to(checkout, base)
         raise KbbError(
             f"{attempt.failed.name} does not apply to {pin.spec}: "
-            f"{attempt.reason}; the checkout is back on its pristine commit"
+            f"{attempt.reason}; {_back_to(checkout, where)}"
         )
-    _set_refs(checkout, full, series, tips)
     for key, value in (
         ("series", full.digest()),
         ("upto", upto or ""),
@@ -100,6 +103,31 @@ def apply(ws, pin, force=False, upto=None):
         f"on {pin.spec}: branch series ({tip[:12]})"
     )
     return tip
+
+
+def _head(checkout):
+    """Where HEAD is, as `_back_to` takes it: the user's branch, else the
+    commit. Never branch pristine: a commit there would move it off its
+    tag; HEAD goes to its commit, detached, instead."""
+    branch = git("symbolic-ref", "-q", "--short", "HEAD", cwd=checkout, check=False)
+    name = branch.stdout.strip()
+    if name and name != "pristine" and rev(checkout, f"refs/heads/{name}"):
+        return name
+    return rev(checkout, "HEAD") or rev(checkout, "refs/heads/pristine")
+
+
+def _back_to(checkout, where):
+    """After a failure: no `git am` left, HEAD back where it was (`_head`),
+    the branches as they were. Says where HEAD is."""
+    git("am", "--abort", cwd=checkout, check=False)
+    if rev(checkout, f"refs/heads/{where}"):
+        git("checkout", "-q", "-f", where, cwd=checkout, check=False)
+        return f"the checkout is back on branch {where}, as it was"
+    git("checkout", "-q", "-f", "--detach", where, cwd=checkout, check=False)
+    return (
+        f"HEAD is back at {where[:12]}, detached: `git switch -c NAME` to "
+        "work on a branch (kbb refuses to drop commits on any branch)"
+    )
 
 
 def _am(checkout, pin, series, source, base):
@@ -132,13 +160,6 @@ def _report(pin, series, source, attempt):
             f"files that {pin.spec} does not ship: "
             + ", ".join(sorted({f for f, _ in dropped}))
         )
-
-
-def _back_to(checkout, base):
-    """After a failure: no `git am` left, HEAD detached at the pristine
-    commit (never on branch pristine), the branches as they were."""
-    git("am", "--abort", cwd=checkout, check=False)
-    git("checkout", "-q", "-f", "--detach", base, cwd=checkout, check=False)
 
 
 def _set_refs(checkout, full, series, tips):

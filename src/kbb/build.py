@@ -2,6 +2,7 @@
 the stamp an install leaves for the results of the tests that follow."""
 
 import io
+import os
 import shutil
 import sys
 import tarfile
@@ -15,12 +16,16 @@ from kbb import results
 from kbb import wheelfile
 from kbb.checkout import source_of
 from kbb.fetch import pip
+from kbb.fetch import sha256
 from kbb.git import cause
 from kbb.git import config
 from kbb.git import git
 from kbb.git import is_ancestor
 from kbb.git import rev
 from kbb.series import tests_only
+
+# In each cached wheel's folder: the wheel's sha256, recorded when built.
+DIGEST = "SHA256SUM"
 
 
 def _commit(checkout, ref):
@@ -51,9 +56,9 @@ def wheel(ws, pin, ref="series"):
     version = build_version(ws, pin, commit)
     # Keyed by the version too: a changed local-version is another wheel.
     cache = ws.wheels / f"{pin.target}-{commit[:12]}-{version}"
-    built = sorted(cache.glob("*.whl"))
+    built = _cached(ws, cache)
     if built:
-        return built[0]
+        return built
     with tempfile.TemporaryDirectory() as tmp:
         src = _extract(checkout, commit, Path(tmp) / "src")
         if version != pin.version:
@@ -66,8 +71,32 @@ def wheel(ws, pin, ref="series"):
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         shutil.copy(made, partial / made.name)
+        (partial / DIGEST).write_text(f"{sha256(made)}  {made.name}\n")
         partial.rename(cache)
     return cache / made.name
+
+
+def _cached(ws, cache):
+    """The wheel cached in `cache`, if its bytes are those recorded when it
+    was built; one that is not is reported and moved aside."""
+    digest = cache / DIGEST
+    if not digest.is_file():
+        return None if not cache.exists() else _aside(ws, cache, "has no digest")
+    recorded, name = digest.read_text().split()
+    if (cache / name).is_file() and sha256(cache / name) == recorded:
+        return cache / name
+    return _aside(ws, cache, f"does not match the sha256 recorded in {DIGEST}")
+
+
+def _aside(ws, cache, why):
+    corrupt = cache.with_name(cache.name + ".corrupt")
+    shutil.rmtree(corrupt, ignore_errors=True)
+    os.replace(cache, corrupt)
+    log(
+        f"the cached wheel {ws.shown(cache)} {why} (truncated or changed): "
+        f"moved to {ws.shown(corrupt)}; building it again"
+    )
+    return None
 
 
 def _pip_wheel(src, out, epoch, ref):

@@ -6,6 +6,8 @@
   branch `series`: every group applied (the branch a contributor edits);
 - ref `refs/kbb/applied`: what `series` was when the series was last
   applied or exported, so that nothing unexported is ever discarded;
+- refs `refs/kbb/backup/STAMP/NAME`: what `--force` kept of a branch, a
+  detached HEAD or a stash that the series did not hold;
 - config `kbb.*`: the target, source and pin it was made from, the digest
   of the series applied (`kbb.series`), the group it was applied up to
   (`kbb.upto`) and how many test-file hunks it left out (`kbb.omitted`).
@@ -13,21 +15,28 @@
 This module makes and verifies checkouts, guards them, and cleans up.
 """
 
+import os
+import re
 import shutil
+import time
 from pathlib import Path
 
 from kbb import KbbError
 from kbb import fetch
 from kbb import log
+from kbb.git import branches
 from kbb.git import config
 from kbb.git import describe
 from kbb.git import git
 from kbb.git import identity_env
 from kbb.git import in_progress
+from kbb.git import lock_holder
 from kbb.git import rev
 from kbb.git import temporary_dir
 from kbb.git import temporary_prefix
+from kbb.git import update_refs
 
+_BACKUPS = "--glob=refs/kbb/backup/*"
 _EXCLUDES = "build/\ndist/\n__pycache__/\n*.pyc\n.pytest_cache/\n"
 
 
@@ -127,43 +136,103 @@ def require_idle(checkout, pin):
         )
 
 
-def unexported(checkout):
-    """'id Subject' of the commits that applying again would discard: those
-    of branch series not in the last applied or exported series, and those
-    of a group/* branch that are in neither."""
-    applied = rev(checkout, "refs/kbb/applied")
-    series = rev(checkout, "refs/heads/series")
-    lost = []
-    if series and series != applied:
-        lost += describe(checkout, f"{applied}..{series}" if applied else series)
-    if applied:
-        for branch in git(
-            "branch", "--list", "--format=%(refname:short)", "group/*", cwd=checkout
-        ).split():
-            spec = [branch, "--not", applied] + ([series] if series else [])
-            lost += [f"{line} (only on {branch})" for line in describe(checkout, *spec)]
-    return list(dict.fromkeys(lost))
+def tips(checkout):
+    """{name: commit} of every place a user may have committed to: each
+    local branch but kbb's own pr/* (remade by `kbb pr`), a detached HEAD,
+    each stash entry."""
+    found = {
+        name: commit
+        for name, commit in branches(checkout, "refs/heads").items()
+        if not name.startswith("pr/")
+    }
+    if not on_branch(checkout) and rev(checkout, "HEAD"):
+        found["HEAD"] = rev(checkout, "HEAD")
+    stashes = git("stash", "list", "--format=%gd %H", cwd=checkout, check=False)
+    for line in stashes.stdout.splitlines():
+        name, commit = line.split()
+        found[name] = commit
+    return found
 
 
-def require_exported(checkout, pin, action, force=False):
-    """Refuses to discard unexported commits; with `force`, names them."""
-    lost = unexported(checkout)
-    if lost and not force:
+def unexported(checkout, held=()):
+    """{'id Subject': [names of tips]} of the commits on a branch, a
+    detached HEAD or a stash (`tips`) that are neither in the series
+    (refs/kbb/applied: the series as last applied or exported; pristine;
+    the refs `held`) nor kept under refs/kbb/backup/: what applying,
+    exporting or cleaning would leave behind."""
+    keep = [rev(checkout, ref) for ref in ("refs/kbb/applied", "pristine", *held)]
+    keep = [commit for commit in keep if commit]
+    lost = {}
+    for name, commit in tips(checkout).items():
+        for line in describe(checkout, commit, "--not", *keep, _BACKUPS):
+            lost.setdefault(line, []).append(name)
+    return lost
+
+
+def require_exported(ws, pin, action, force=False, held=(), bundle=False):
+    """Refuses to leave behind commits the series does not hold; with
+    `force`, first keeps them (under refs/kbb/backup/STAMP/, or with
+    `bundle` in a git bundle outside the checkout) and says where."""
+    checkout = ws.checkout(pin.target)
+    lost = unexported(checkout, held)
+    if not lost:
+        return
+    named = "; ".join(f"{line} (only on {', '.join(on)})" for line, on in lost.items())
+    if not force:
         raise KbbError(
             f"{checkout} has {len(lost)} commit(s) that are not in "
-            f"patches/{pin.series}/: `kbb export {pin.target}` them, or pass "
-            f"--force to {action} anyway ({'; '.join(lost)})"
+            f"patches/{pin.series}/: put them on branch series and `kbb export "
+            f"{pin.target}` them, or pass --force to keep them under "
+            f"refs/kbb/backup/ and {action} ({named})"
         )
-    if lost:
-        log(f"--force: discarding {len(lost)} commit(s): {'; '.join(lost)}")
+    names = sorted({name for on in lost.values() for name in on})
+    where = _backup(ws, pin, names, bundle)
+    log(f"--force: kept {len(lost)} commit(s) in {where}: {named}")
+
+
+def _backup(ws, pin, names, bundle):
+    """Keeps the tips `names` under refs/kbb/backup/STAMP/NAME (and with
+    `bundle` in .upstream/backups/TARGET-STAMP.bundle); returns where and
+    how to get them back."""
+    checkout = ws.checkout(pin.target)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    while git("for-each-ref", f"refs/kbb/backup/{stamp}", cwd=checkout).strip():
+        stamp += "x"  # twice in one second
+    prefix = f"refs/kbb/backup/{stamp}"
+    found = tips(checkout)
+    refs = {
+        f"{prefix}/{re.sub(r'[^A-Za-z0-9/_.-]', '-', name)}": found[name]
+        for name in names
+    }
+    update_refs(checkout, refs)
+    if not bundle:
+        return f"{prefix}/ (`git -C {checkout} branch NAME {prefix}/BRANCH`)"
+    path = ws.upstream_dir / "backups" / f"{pin.target}-{stamp}.bundle"
+    path.parent.mkdir(exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    git("bundle", "create", "-q", str(partial), *refs, cwd=checkout)
+    os.replace(partial, path)
+    return (
+        f"{ws.shown(path)} (`git fetch {path} 'refs/kbb/*:refs/kbb/*'` in a "
+        "checkout gets them back)"
+    )
 
 
 def leftovers(checkout):
     """What an interrupted kbb left beside and in the checkout: its
-    temporary folders, the worktrees registered there, stale git locks."""
+    temporary folders (and those of downloads, wheels and exports), the
+    worktrees registered there, stale git locks."""
     parent = Path(checkout).parent
     prefix = temporary_prefix(checkout)
     found = sorted(parent.glob(prefix + "*"))
+    for pattern in (
+        f"downloads/{fetch.DOWNLOADING}*",
+        "downloads/tmp*",
+        "wheels/*.part",
+    ):
+        found += sorted(parent.glob(pattern))
+    # An export's new patches/SERIES/, made beside the old one.
+    found += sorted(parent.parent.glob("patches/.*-*"))
     git_dir = Path(checkout) / ".git"
     if not git_dir.is_dir():
         return found
@@ -182,9 +251,19 @@ def leftovers(checkout):
 
 def clean(ws, pin, force=False, checkout_too=True):
     """Removes the leftovers of interrupted runs and, unless only those are
-    asked for, the checkout (refusing to discard unexported work)."""
+    asked for, the checkout (refusing to discard unexported work; with
+    `force`, keeping it and any uncommitted change in a bundle)."""
     checkout = ws.checkout(pin.target)
     for path in leftovers(checkout):
+        holder = path.name.endswith(".lock") and lock_holder(path)
+        if holder:
+            if checkout_too:
+                raise KbbError(
+                    f"{ws.shown(path)} is held by {holder}: let it finish, "
+                    f"then rerun `kbb clean {pin.target}`"
+                )
+            log(f"kept {ws.shown(path)}: {holder} holds it, a live git lock")
+            continue
         shutil.rmtree(path) if path.is_dir() else path.unlink()
         log(f"removed {ws.shown(path)}")
     if checkout.exists():
@@ -193,7 +272,11 @@ def clean(ws, pin, force=False, checkout_too=True):
         return
     if not force:
         require_idle(checkout, pin)
-        require_exported(checkout, pin, "remove it")
+    elif git("status", "--porcelain", cwd=checkout).strip():
+        # Uncommitted changes too go into the bundle, as a stash.
+        message = "uncommitted changes kept by kbb clean --force"
+        git("stash", "push", "-q", "--include-untracked", "-m", message, cwd=checkout)
+    require_exported(ws, pin, "remove it", force, bundle=True)
     shutil.rmtree(checkout)
     log(f"removed {ws.shown(checkout)}")
 
@@ -214,7 +297,7 @@ def interrupted(ws, targets):
                 )
                 + f"; `kbb clean {target} --leftovers` removes them"
             )
-        elif checkout.exists() and rev(checkout, "HEAD") and not _on_branch(checkout):
+        elif checkout.exists() and rev(checkout, "HEAD") and not on_branch(checkout):
             lines.append(
                 f"{target}: HEAD of {ws.shown(checkout)} is detached; "
                 "nothing else was left"
@@ -222,5 +305,5 @@ def interrupted(ws, targets):
     return lines or ["nothing was left behind"]
 
 
-def _on_branch(checkout):
+def on_branch(checkout):
     return git("symbolic-ref", "-q", "HEAD", cwd=checkout, check=False).returncode == 0

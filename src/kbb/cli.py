@@ -3,11 +3,9 @@
 arguments; nothing below it sees argparse."""
 
 import argparse
-import contextlib
-import fcntl
 import os
-import shutil
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from kbb import KbbError
@@ -15,12 +13,15 @@ from kbb import apply
 from kbb import build
 from kbb import checkout
 from kbb import export
+from kbb import files
+from kbb import lock
 from kbb import log
 from kbb import redact
 from kbb import report
 from kbb.pr import prepare
 from kbb.pr import push
 from kbb.series import provenance_missing
+from kbb.series import unparsable
 from kbb.workspace import Workspace
 
 
@@ -45,7 +46,7 @@ def cmd_apply(ws, pin, args):
 
 
 def cmd_export(ws, pin, args):
-    for patch in export.export(ws, pin, new_group=args.new_group):
+    for patch in export.export(ws, pin, args.new_group, args.force):
         print(f"patches/{pin.series}/{patch.name}")
 
 
@@ -54,7 +55,7 @@ def cmd_wheel(ws, pin, args):
     path = build.wheel(ws, pin, args.ref)
     if args.output:
         args.output.mkdir(parents=True, exist_ok=True)
-        path = Path(shutil.copy(path, args.output))
+        path = files.copy(path, args.output / path.name)
     print(path)
 
 
@@ -74,13 +75,19 @@ def cmd_clean(ws, pin, args):
 
 
 def cmd_check(ws, pin, args):
-    """Checks the series file and each patch's provenance headers, and with
-    --applies that the series applies (in a temporary copy of the root)."""
+    """Checks the series file, that each patch parses and has its provenance
+    headers, and with --applies that the series applies (in a temporary
+    copy of the root)."""
     series = ws.series(pin)
+    series.require_patches(pin.target)
     bad = [
         f"{p.name}: lacks {', '.join(k + ':' for k in missing)}"
         for p in series.patches
         if (missing := provenance_missing(p.path.read_text()))
+    ] + [
+        f"{p.name}: {problem}"
+        for p in series.patches
+        if (problem := unparsable(p.path.read_text()))
     ]
     if bad:
         raise KbbError("; ".join(bad))
@@ -171,7 +178,11 @@ def parser():
         prog="kbb",
         description="Pinned upstreams and their patch series (keras-bn-bessel).",
     )
-    top.add_argument("--root", help="workspace root (default: this checkout)")
+    top.add_argument(
+        "--root",
+        help="workspace root (default: the folder with pins.toml from the current "
+        "one upward, else $KBB_ROOT)",
+    )
     commands = top.add_subparsers(dest="command", required=True)
 
     def command(name, func, help, nargs="+"):
@@ -183,18 +194,31 @@ def parser():
     _source_options(command("fetch", cmd_fetch, "make .upstream/TARGET (cached)"))
     sub = command("apply", cmd_apply, "apply the series as branches group/* and series")
     _source_options(sub)
-    sub.add_argument("--force", action="store_true", help="discard unexported commits")
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="even with commits the series does not hold (kept under refs/kbb/backup/)",
+    )
     sub = command("export", cmd_export, "write branch series back to patches/SERIES")
     sub.add_argument(
         "--new-group",
         metavar="NAME",
         help="put the commits after branch group/LAST into a new group NAME",
     )
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="even with commits off branch series (kept under refs/kbb/backup/)",
+    )
     _build_commands(command)
     sub = command(
         "clean", cmd_clean, "remove .upstream/TARGET and what interrupted runs left"
     )
-    sub.add_argument("--force", action="store_true", help="even with unexported work")
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="even with unexported work (kept in .upstream/backups/TARGET-*.bundle)",
+    )
     sub.add_argument(
         "--leftovers",
         action="store_true",
@@ -219,27 +243,22 @@ def parser():
     return top
 
 
-@contextlib.contextmanager
-def _locked(ws):
-    """One kbb at a time per workspace (`tox p` runs environments at once)."""
-    ws.upstream_dir.mkdir(parents=True, exist_ok=True)
-    with open(ws.lock_file, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-def _run(ws, args):
-    """Runs the command for each target; `kbb pr keras tf-keras`: one
-    upstream's pull request not being ready does not keep the next one from
-    being made. Returns the exit status."""
+def _run(ws, args, argv):
+    """Runs the command for each target, holding the workspace lock unless
+    it changes nothing (`check` without --applies); `kbb pr keras
+    tf-keras`: one upstream's pull request not being ready does not keep
+    the next one from being made. Returns the exit status."""
+    changes = args.command != "check" or args.applies
+    held = lock.locked(ws, " ".join(["kbb", *argv])) if changes else nullcontext()
     if args.command == "report":
-        cmd_report(ws, args)
+        with held:
+            cmd_report(ws, args)
         return 0
     pins = [ws.pin(target) for target in args.targets] or [
         pin for pin in ws.pins().values() if pin.series == pin.target
     ]
     failed = False
-    with _locked(ws):
+    with held:
         for count, pin in enumerate(pins, 1):
             try:
                 args.func(ws, pin, args)
@@ -252,13 +271,17 @@ def _run(ws, args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     ws = None
     try:
         ws = Workspace.find(args.root)
-        return _run(ws, args)
-    except KbbError as e:
-        print(f"kbb: error: {redact(e)}", file=sys.stderr)
+        return _run(ws, args, argv)
+    except (KbbError, OSError) as e:
+        error = e if isinstance(e, KbbError) else files.disk_error(e)
+        if error is None:
+            raise
+        print(f"kbb: error: {redact(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("kbb: interrupted", file=sys.stderr)

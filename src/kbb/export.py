@@ -8,9 +8,11 @@ import tempfile
 from pathlib import Path
 
 from kbb import KbbError
+from kbb import files
 from kbb import layouts
 from kbb import log
 from kbb import mirror
+from kbb.checkout import require_exported
 from kbb.checkout import require_idle
 from kbb.checkout import source_of
 from kbb.checkout import verify
@@ -51,10 +53,12 @@ def _require_whole(checkout, pin):
         )
 
 
-def export(ws, pin, new_group=None):
+def export(ws, pin, new_group=None, force=False):
     """Writes the branches back to patches/SERIES/. `new_group` starts a
     group after the last one: it gets the commits from group/LAST to
-    series. Returns the new patches."""
+    series. Refuses while a branch, a detached HEAD or a stash holds
+    commits that branch series does not (`force`: keeps them, goes on).
+    Returns the new patches."""
     checkout = ws.checkout(pin.target)
     verify(checkout, pin)
     require_idle(checkout, pin)
@@ -64,6 +68,7 @@ def export(ws, pin, new_group=None):
     source = source_of(checkout)
     translator = layouts.translator(pin.layout(source), pin.series_layout)
     branches = ranges = group_ranges(checkout, groups)
+    require_exported(ws, pin, "export anyway", force, held=["refs/heads/series"])
     if translator is not None:
         ranges = mirror.mirror_ranges(checkout, branches, translator)
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,7 +91,14 @@ def export(ws, pin, new_group=None):
 def _groups(pin, series, new_group):
     groups = series.groups
     if new_group:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", new_group) or new_group in groups:
+        if new_group in groups:
+            raise KbbError(
+                f"--new-group {new_group}: group {new_group} exists in "
+                f"patches/{pin.series}/series; pick a new name (without it, "
+                f"`kbb export {pin.target}` puts the new commits of branch "
+                f"series into the last group, {groups[-1]})"
+            )
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", new_group):
             raise KbbError(f"--new-group {new_group!r}: a new name of a-z, 0-9 and -")
         groups = groups + [new_group]
     if not groups:
@@ -151,18 +163,37 @@ def group_ranges(checkout, groups):
 
 
 def _write_series(series, new):
+    """Writes patches/SERIES/ whole or not at all: the new folder is made
+    beside the old one (its other files copied), then swapped in by one
+    rename; an unchanged folder is left as it is."""
     directory = series.directory
-    wanted = {p.name for p in new}
-    for old in directory.glob("*/*.patch"):
-        if f"{old.parent.name}/{old.name}" not in wanted:
-            old.unlink()
-    for patch in new:
-        target = directory / patch.name
-        target.parent.mkdir(exist_ok=True)
-        data = patch.path.read_bytes()
-        if not target.exists() or target.read_bytes() != data:
-            target.write_bytes(data)
-    for folder in directory.iterdir():
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-    series.write(new)
+    with tempfile.TemporaryDirectory(
+        prefix=f".{directory.name}-", dir=directory.parent
+    ) as tmp:
+        made = Path(tmp) / directory.name
+        for path in sorted(directory.rglob("*")):
+            if path.is_file() and not (
+                path.suffix == ".patch" and path.parent != directory
+            ):
+                copy = made / path.relative_to(directory)
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, copy)
+        made.mkdir(exist_ok=True)
+        for patch in new:
+            target = made / patch.name
+            target.parent.mkdir(exist_ok=True)
+            target.write_bytes(patch.path.read_bytes())
+        for folder in made.iterdir():
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        Series(made, series.header, []).write(new)
+        if _contents(made) != _contents(directory):
+            files.swap(made, directory)
+
+
+def _contents(directory):
+    return {
+        path.relative_to(directory): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }

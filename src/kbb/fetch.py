@@ -25,8 +25,23 @@ class Unreachable(KbbError):
     """The package index or the git remote could not be reached."""
 
 
-def pip(*args, env=None):
-    """Runs `python -m pip ARGS` in this interpreter; returns the process."""
+# The prefix of a download's temporary folder in .upstream/downloads/ (an
+# older kbb's were tmp*): `kbb clean --leftovers` removes what a killed
+# run left.
+DOWNLOADING = ".download-"
+
+
+def timeout():
+    """Seconds a pip call that reaches the index may take ($KBB_FETCH_TIMEOUT,
+    default 300): an index that accepts connections and never answers
+    would otherwise keep kbb silent for many minutes."""
+    return float(os.environ.get("KBB_FETCH_TIMEOUT") or 300)
+
+
+def pip(*args, env=None, limit=None):
+    """Runs `python -m pip ARGS` in this interpreter; returns the process.
+    With `limit` (seconds), a pip that has not finished by then is stopped
+    and reported as Unreachable."""
     if importlib.util.find_spec("pip") is None:
         raise KbbError(
             f"{sys.executable} has no pip (a uv virtual environment has none): "
@@ -34,9 +49,20 @@ def pip(*args, env=None):
             "are virtualenv's with pip (tox.ini)"
         )
     command = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check"]
-    return subprocess.run(
-        command, capture_output=True, text=True, env={**os.environ, **(env or {})}
-    )
+    try:
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=limit,
+        )
+    except subprocess.TimeoutExpired:
+        raise Unreachable(
+            f"the package index did not answer within {limit:g} s (pip "
+            f"{args[0]}): check pip's index-url and your network, or set "
+            "KBB_FETCH_TIMEOUT to wait longer"
+        ) from None
 
 
 def sha256(path):
@@ -66,8 +92,8 @@ def download_sdist(ws, pin, offline=False):
             f"in {ws.shown(ws.downloads)}"
         )
     ws.downloads.mkdir(parents=True, exist_ok=True)
-    log(f"downloading the {pin.spec} sdist with pip")
-    with tempfile.TemporaryDirectory(dir=ws.downloads) as tmp:
+    log(f"downloading the {pin.spec} sdist with pip (for {timeout():g} s at most)")
+    with tempfile.TemporaryDirectory(prefix=DOWNLOADING, dir=ws.downloads) as tmp:
         try:
             download = _pip_download(pin.spec, Path(tmp))
         except Unreachable as e:
@@ -90,6 +116,8 @@ def _pip_download(spec, directory):
     Raises Unreachable, with pip's cause, when pip fails."""
     result = pip(
         "download",
+        "--timeout",
+        "15",
         "--no-deps",
         "--no-binary",
         ":all:",
@@ -98,6 +126,7 @@ def _pip_download(spec, directory):
         "-d",
         str(directory),
         spec,
+        limit=timeout(),
     )
     files = sorted(Path(directory).glob("*.tar.gz"))
     if result.returncode or len(files) != 1:
@@ -108,7 +137,7 @@ def _pip_download(spec, directory):
 def newest_version(project):
     """The newest version of `project` on the package index (pre-releases
     too), asked with pip. Raises Unreachable when pip fails."""
-    result = pip("index", "versions", "--pre", project)
+    result = pip("index", "versions", "--pre", project, limit=timeout())
     match = re.search(rf"^{re.escape(project)} \((\S+)\)$", result.stdout, re.M)
     if result.returncode or not match:
         raise Unreachable(cause(result.stderr))

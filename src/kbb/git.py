@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from kbb import KbbError
@@ -25,6 +26,9 @@ IN_PROGRESS = {
     "REVERT_HEAD": "a revert (git revert --continue or --abort)",
     "BISECT_LOG": "a bisect (git bisect reset)",
 }
+# Git's lock of another process, and how long kbb waits for it (seconds).
+_LOCKED = re.compile(r"Unable to create '([^']+\.lock)': File exists")
+LOCK_WAIT = 10.0
 # Lines of git's and pip's output that say why a command failed.
 _CAUSE = re.compile(
     r"error|fatal|refused|denied|rejected|timed out|not found|unable|cannot|"
@@ -65,17 +69,64 @@ def git(*args, cwd=None, check=True, input=None, env=None, user_config=False):
         for key in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE"):
             environment.pop(key)
     environment.update(env or {})
-    result = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        input=input,
-        capture_output=True,
-        env=environment,
-        text=isinstance(input, str) or input is None,
-    )
+    waited = 0.0
+    while True:
+        result = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            input=input,
+            capture_output=True,
+            env=environment,
+            text=isinstance(input, str) or input is None,
+        )
+        stderr = result.stderr
+        stderr = stderr if isinstance(stderr, str) else stderr.decode(errors="replace")
+        locked = result.returncode and _LOCKED.search(stderr)
+        lock = Path(locked.group(1)) if locked else None
+        holder = lock and lock.exists() and lock_holder(lock)
+        # The lock of another live git process (an editor's `git status`):
+        # wait for it, as git fails before changing anything (not `git am`,
+        # which stops half-way).
+        if not locked or args[0] == "am" or waited >= LOCK_WAIT:
+            break
+        if lock.exists() and not holder:
+            break  # left by a git process that ended
+        time.sleep(0.1)
+        waited += 0.1
+    if check and locked:
+        raise KbbError(
+            f"git {args[0]} failed: {lock} exists"
+            + (
+                f", held by {holder}: let it finish, then rerun"
+                if holder
+                else ", left by a git process that ended: `kbb clean TARGET "
+                "--leftovers` removes it"
+            )
+        )
     if check and result.returncode:
-        raise KbbError(f"git {args[0]} failed: {cause(result.stderr)}")
+        raise KbbError(f"git {args[0]} failed: {cause(stderr)}")
     return result if not check else result.stdout
+
+
+def lock_holder(lock):
+    """'pid N (command)' of another live process that has the git lock file
+    `lock` open, or that is a git process in its repository; else None."""
+    lock = Path(lock)
+    repo = str(lock.parent.parent if lock.parent.name == ".git" else lock.parent)
+    for proc in Path("/proc").glob("[0-9]*"):
+        if proc.name == str(os.getpid()):
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+            here = os.readlink(proc / "cwd")
+            opened = {os.readlink(fd) for fd in (proc / "fd").iterdir()}
+        except OSError:
+            continue
+        words = [word.decode(errors="replace") for word in command if word]
+        is_git = bool(words) and Path(words[0]).name == "git"
+        if str(lock) in opened or (is_git and (here + "/").startswith(repo + "/")):
+            return f"pid {proc.name} ({' '.join(' '.join(words).split())[:80]})"
+    return None
 
 
 def config(repo, key):

@@ -81,8 +81,15 @@ def load(path):
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         records = data if isinstance(data, list) else []
         return ResultFile(path.stem, path, {}, records, "has no build stamp")
-    builds = {t: Build(**b) for t, b in data.get("builds", {}).items()}
-    return ResultFile(data.get("env", path.stem), path, builds, data["records"])
+    try:
+        builds = {t: Build(**b) for t, b in data.get("builds", {}).items()}
+        records, env = data["records"], data.get("env", path.stem)
+        if not all(isinstance(r, dict) for r in records) or not isinstance(env, str):
+            raise TypeError("records must be a list of objects, env a string")
+    except (AttributeError, KeyError, TypeError) as e:
+        problem = f"is not a results file of format {FORMAT} ({type(e).__name__}: {e})"
+        return ResultFile(path.stem, path, {}, [], problem)
+    return ResultFile(env, path, builds, records)
 
 
 def load_all(directory):

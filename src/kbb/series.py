@@ -6,6 +6,8 @@ import hashlib
 import re
 
 from kbb import KbbError
+from kbb.git import cause
+from kbb.git import git
 
 PROVENANCE = ("Bug", "Origin", "Forwarded")
 # Upstream's test files (keras and tf-keras name them so).
@@ -74,14 +76,21 @@ class Series:
         path = directory / "series"
         if not path.is_file():
             raise KbbError(f"no series file: {path}")
-        header, patches = [], []
+        header, patches, lines = [], [], {}
         for number, raw in enumerate(path.read_text().splitlines(), 1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 if not patches:
                     header.append(raw)
                 continue
-            patches.append(_parse_line(directory, path, number, line))
+            patch = _parse_line(directory, path, number, line)
+            if patch.name in lines:
+                raise KbbError(
+                    f"{path}:{number}: {patch.name} is listed twice (also on "
+                    f"line {lines[patch.name]}): remove one of the lines"
+                )
+            lines[patch.name] = number
+            patches.append(patch)
         if wheres is not None:
             _check_wheres(path, patches, (*SOURCES, *wheres))
         series = cls(directory, header, patches)
@@ -105,6 +114,14 @@ class Series:
                     f"{path}: in group {group!r}, patches with only=SOURCE must "
                     "come last"
                 )
+
+    def require_patches(self, target):
+        """Refuses a series that lists no patch (nothing to apply or check)."""
+        if not self.patches:
+            raise KbbError(
+                f"{self.directory / 'series'} lists no patch: start a group with "
+                f"`kbb export {target} --new-group NAME`"
+            )
 
     @property
     def groups(self):
@@ -149,6 +166,18 @@ def provenance_missing(text):
         for key in PROVENANCE
         if not re.search(rf"^{key}: \S", message, re.MULTILINE)
     ]
+
+
+def unparsable(patch):
+    """Why git cannot parse the text of a patch (cut short, corrupt, no
+    diff), in one line with the mend, or None. Applies nothing."""
+    result = git("apply", "--numstat", "-", input=patch, check=False)
+    if result.returncode:
+        return (
+            f"{cause(result.stderr)} (the file is cut short or damaged: restore "
+            "it from git, or export it again)"
+        )
+    return None
 
 
 def strip_provenance(message):

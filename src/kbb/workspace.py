@@ -42,9 +42,21 @@ class Workspace:
 
     @classmethod
     def find(cls, root=None):
-        """$KBB_ROOT, else the checkout this module lies in, else the
-        current folder; it must hold pins.toml."""
-        root = Path(root or os.environ.get("KBB_ROOT") or _default_root())
+        """`root`, else the first folder holding pins.toml from the current
+        one upward (as git finds its repository: the clone you stand in,
+        never the one kbb was installed from), else $KBB_ROOT."""
+        if root is None:
+            here = Path.cwd().resolve()
+            root = next(
+                (d for d in (here, *here.parents) if (d / "pins.toml").is_file()),
+                os.environ.get("KBB_ROOT"),
+            )
+        if root is None:
+            raise KbbError(
+                f"no pins.toml in {Path.cwd()} or above, and no $KBB_ROOT: run "
+                "kbb in the workspace, or pass --root"
+            )
+        root = Path(root)
         if not (root / "pins.toml").is_file():
             raise KbbError(f"no pins.toml in {root}: run kbb in the workspace")
         return cls.at(root.resolve())
@@ -104,9 +116,3 @@ class Workspace:
         except KeyError:
             raise KbbError(f"{self.tox_ini}: [{section}] has no {key}") from None
         return [env for env in value.replace(",", "\n").split() if env]
-
-
-def _default_root():
-    # src/kbb/workspace.py -> the workspace root, when run from a checkout.
-    here = Path(__file__).resolve().parents[2]
-    return here if (here / "pins.toml").is_file() else Path.cwd()

@@ -184,10 +184,10 @@ def test_conflict_names_patch_file_and_hunk(toy_series):
         "fix/0002-Change-f9.patch does not apply to toypkg==1.0: "
         "toypkg/core.py, hunk 1 of 1 (@@ -35,7 +35,7 @@)"
     ) in err
-    assert "the checkout is back on its pristine commit" in err
-    # Nothing half-done: clean, on the pristine commit, old branches kept.
+    assert "the checkout is back on branch series, as it was" in err
+    # Nothing half-done: clean, back on series, old branches kept.
     assert toy.git("status", "--porcelain") == ""
-    assert toy.git("rev-parse", "HEAD") == toy.git("rev-parse", "pristine")
+    assert toy.git("rev-parse", "HEAD") == patched
     assert toy.git("rev-parse", "series") == patched
     assert not (toy.checkout / ".git" / "rebase-apply").exists()
 

@@ -1,0 +1,61 @@
+"""Files written whole or not at all: each is written to a temporary name
+beside its place (the same file system), then renamed into it; a folder is
+made beside the old one and swapped in by one rename."""
+
+import ctypes
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from kbb import KbbError
+
+# A full or read-only file system: said in one line, with the mend.
+_MENDS = {
+    errno.ENOSPC: "free space there (or point TMPDIR elsewhere), then rerun",
+    errno.EDQUOT: "free space there (or point TMPDIR elsewhere), then rerun",
+    errno.EROFS: "run kbb where it may write",
+    errno.EACCES: "run kbb where it may write",
+}
+
+
+def disk_error(error):
+    """The one-line KbbError of an OSError of a full or read-only file
+    system, or None for any other error."""
+    mend = _MENDS.get(error.errno)
+    if mend is None:
+        return None
+    where = f" ({error.filename})" if error.filename else ""
+    return KbbError(f"{error.strerror}{where}: {mend}; nothing was half-written")
+
+
+def copy(source, dest):
+    """Copies the file `source` to `dest` (a file path) whole or not at
+    all; returns `dest`."""
+    dest = Path(dest)
+    fd, partial = tempfile.mkstemp(prefix=f".{dest.name}-", dir=dest.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, dest)
+    except BaseException:
+        os.unlink(partial)
+        raise
+    return dest
+
+
+def swap(new, old):
+    """Puts the folder `new` in the place of the folder `old` in one rename
+    (renameat2's RENAME_EXCHANGE, else two renames); `new` then holds the
+    old folder, for the caller to remove."""
+    exchange = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    at_cwd, rename_exchange = -100, 2
+    if exchange is not None and not exchange(
+        at_cwd, os.fsencode(new), at_cwd, os.fsencode(old), rename_exchange
+    ):
+        return
+    aside = Path(new).with_name(Path(new).name + ".old")
+    os.rename(old, aside)
+    os.rename(new, old)
+    os.rename(aside, new)
