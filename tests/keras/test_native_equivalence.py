@@ -537,17 +537,42 @@ def test_paths_are_equal(case):
     assert record["path"] == record["expected"]
 
 
+def compared(names):
+    """What a row compared, in words, from the names of its arrays."""
+    parts = []
+    if any(n.startswith(("outputs", "jacobian")) for n in names):
+        parts.append("outputs" + (" (jacobian)" if "jacobian" in str(names) else ""))
+    if any(n.startswith("moving_") for n in names):
+        parts.append("moving statistics")
+    if any(n.startswith("new ") for n in names) or "statistics" in str(names):
+        parts.append("new statistics")
+    grads = [n for n in names if n.startswith("grad")]
+    of = []
+    for key, word in (
+        ("inputs", "inputs"),
+        ("/x", "inputs"),
+        ("gamma", "gamma"),
+        ("beta", "beta"),
+        ("/mm", "non-trainable values"),
+    ):
+        if any(key in n for n in grads) and word not in of:
+            of.append(word)
+    if any(n.startswith("grad new stats") for n in grads):
+        of.append("of the new statistics")
+    if of:
+        parts.append("gradients: " + ", ".join(of))
+    if not parts and names:
+        parts.append(f"all {len(names)} weights after training")
+    return "; ".join(parts)
+
+
 def row(r):
     if r["errors"]:
-        compared = "both: " + "; ".join(e.replace("|", "/") for e in r["errors"])
+        what = "both raise: " + "; ".join(e.replace("|", "/") for e in r["errors"])
     else:
-        compared = (
-            ", ".join(r["compared"])
-            if len(r["compared"]) <= 4
-            else (f"{len(r['compared'])} arrays")
-        )
+        what = compared(r["compared"])
     equal = "yes" if r["equal"] else f"**no** ({r['largest_difference']})"
-    return [r["case"], r["path"], equal, compared]
+    return [r["case"], r["path"], equal, what]
 
 
 def record(folder):
@@ -593,7 +618,8 @@ def render(folder):
     marker = "<!-- equivalence-source -->\n"
     if marker in before:
         before = before[: before.index(marker)]
-    doc.write_text(before + marker + source + "\n".join(lines) + text[end:])
+    table = "\n".join(lines) + "\n"
+    doc.write_text(before + marker + source + table + text[end:])
 
 
 if __name__ == "__main__":
