@@ -339,6 +339,34 @@ def render(folder):
         old = old[:start] + old[end:]
     stamp = old.rindex("<!-- kbb-stamp:")
     doc.write_text(old[:stamp] + "\n".join(text) + "\n" + old[stamp:])
+    # The same table in docs/native-kernels.md, which the pull request's
+    # texts quote (pr/keras/pr.toml), under that document's own stamp.
+    doc = ROOT / "docs/native-kernels.md"
+    old = doc.read_text()
+    mark = "<!-- table: bench-native-models -->"
+    start = old.index(mark)
+    end = old.index("\n\n", start) + 2
+    doc.write_text(old[:start] + "\n".join(table(record)) + "\n" + old[end:])
+    stamp_native_doc()
+
+
+def stamp_native_doc():
+    """Writes the stamp line of docs/native-kernels.md: its generated tables
+    (bench-native-models, native-equivalence) are of the series up to the
+    native group and of the pins now."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from kbb.results import stamp_line
+    from kbb.workspace import Workspace
+
+    ws = Workspace.find(ROOT)
+    doc = ROOT / "docs/native-kernels.md"
+    lines = [
+        line
+        for line in doc.read_text().rstrip("\n").split("\n")
+        if not line.startswith("<!-- kbb-stamp:")
+    ]
+    stamp = stamp_line(ws, ws.pin("keras"), "native")
+    doc.write_text("\n".join(lines).rstrip("\n") + "\n\n" + stamp + "\n")
 
 
 def main():

@@ -620,6 +620,10 @@ def render(folder):
         before = before[: before.index(marker)]
     table = "\n".join(lines) + "\n"
     doc.write_text(before + marker + source + table + text[end:])
+    sys.path.insert(0, str(root / "benchmarks"))
+    from native_models import stamp_native_doc
+
+    stamp_native_doc()
 
 
 if __name__ == "__main__":
