@@ -47,5 +47,10 @@ step "timings: kbb.bench"
 "$python" -m kbb.bench --builds-from "$carry/builds" --backends "${BACKENDS:-jax,torch}" \
     --rounds "${ROUNDS:-3}" --output "$out/run"
 status=$?
+
+step "whole training steps, kernel against composed path: native_models.py"
+PYTHONPATH="$carry/builds/native:$PYTHONPATH" "$python" "$root/benchmarks/native_models.py" \
+    --device cuda --processes "${ROUNDS:-3}" --record "$out/native-models" \
+    || echo "native_models: failed"
 step "done: $out (status $status)"
 exit $status

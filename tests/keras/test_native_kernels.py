@@ -1,24 +1,28 @@
 """The native group (patches/keras/native/), as a user runs the installed
-build: on the PyTorch backend, BatchNormalization computes a step with
-`torch.nn.functional.batch_norm` (`backend.nn.fused_batch_normalization`)
-instead of `ops.moments` and `ops.batch_normalization`; TensorFlow and JAX
-keep those backend-agnostic ops.
+build: on the PyTorch backend, BatchNormalization computes a training step
+with `torch.nn.functional.batch_norm`, through the private op
+`ops.nn._batch_normalization_training` and the torch backend's
+`batch_normalization_training` (which declines what its kernel does not
+compute as the backend-agnostic ops do); the other backends, and
+inference, keep `ops.moments` and `ops.batch_normalization`.
 
 Keras' own switch forces the backend-agnostic path:
 `config._set_use_backend_agnostic_ops(True)`, what
 `KERAS_USE_BACKEND_AGNOSTIC_OPS=1` sets. Upstream's tests in the patch
-compare the two paths for every rank, axis and dtype, and check the
-kernel's gradients with `torch.autograd.gradcheck`; these tests add what
-needs the workspace: the float64 reference of the moving statistics
-(`bnref`), `model.fit` with a partial last batch, and
-TensorFlow under op determinism.
+compare the two paths and run `torch.autograd.gradcheck`; these tests add
+what needs the workspace: the float64 reference of the moving statistics
+(`bnref`), `model.fit` with a partial last batch, TensorFlow under op
+determinism, and that the layer names no backend. The table of every input,
+call and transform is test_native_equivalence.py's.
 
 They run in the `native*` environments (KBB_NATIVE=1), and skip elsewhere.
 """
 
+import inspect
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import keras
 import numpy as np
@@ -26,6 +30,8 @@ import pytest
 from keras import layers
 from keras.src import backend as kbackend
 from keras.src.backend import config
+from keras.src.layers.normalization import batch_normalization
+from keras.src.ops import nn as ops_nn
 
 from bnref import batch_moments
 from bnref import moving_statistics
@@ -37,7 +43,7 @@ BACKEND = keras.backend.backend()
 # The backend's nn module: `backend.ops.nn` in the newest upstream's layout.
 BACKEND_NN = kbackend.ops.nn if hasattr(kbackend, "ops") else kbackend.nn
 torch_only = pytest.mark.skipif(
-    BACKEND != "torch", reason="only the PyTorch backend has a fused kernel"
+    BACKEND != "torch", reason="only the PyTorch backend has the kernel"
 )
 
 
@@ -52,36 +58,41 @@ def agnostic(value):
     return previous
 
 
-def kernel_ran(tensor):
-    """Whether a batch normalization kernel is in `tensor`'s autograd graph."""
-    seen, nodes = set(), [tensor.grad_fn]
-    while nodes:
-        node = nodes.pop()
-        if node is not None and node not in seen:
-            seen.add(node)
-            nodes.extend(n for n, _ in node.next_functions)
-    return any("BatchNorm" in node.name() for node in seen)
+def test_build_has_the_op_everywhere_and_the_kernel_on_pytorch_only():
+    assert callable(ops_nn._batch_normalization_training)
+    assert hasattr(BACKEND_NN, "batch_normalization_training") == (BACKEND == "torch")
 
 
-def test_build_has_the_kernel_on_pytorch_only():
-    assert hasattr(BACKEND_NN, "fused_batch_normalization") == (BACKEND == "torch")
+def test_the_layer_names_no_backend():
+    # The dispatch is the op's (keras/src/ops/nn.py): the layer asks no
+    # backend for a function and names none.
+    source = inspect.getsource(batch_normalization)
+    assert "hasattr(backend" not in source
+    for name in ("torch", "jax", "tensorflow", "numpy", "openvino"):
+        assert f"backend.{name}" not in source and f"import {name}" not in source
+    assert "_batch_normalization_training(" in source
 
 
 @torch_only
 @pytest.mark.parametrize("path", ["kernel", "agnostic"])
 def test_the_switch_chooses_the_path(path):
+    import torch
+
     x = keras.ops.convert_to_tensor(np.ones((4, 3, 3, 8), "float32"))
-    x.requires_grad_()
+    batch_norm = torch.nn.functional.batch_norm
     previous = agnostic(path == "agnostic")
     try:
-        y = layers.BatchNormalization()(x, training=True)
+        with mock.patch.object(
+            torch.nn.functional, "batch_norm", wraps=batch_norm
+        ) as kernel:
+            layers.BatchNormalization()(x, training=True)
     finally:
         agnostic(previous)
-    assert kernel_ran(y) == (path == "kernel")
+    assert kernel.called == (path == "kernel")
 
 
 # (input shape, axis); the last one has one value per channel, which the
-# backend function leaves to the composite ops (no unbiased variance).
+# backend declines (the kernel raises there).
 CONFIGS = {
     "rank2": ((16, 8), -1),
     "rank3_axis1": ((4, 8, 6), 1),
