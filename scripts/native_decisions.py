@@ -67,26 +67,22 @@ TF_CALLS = []  # the variant's calls (traces): it must run on the kernel path on
 WARMUP = 0.3
 
 
-def tf_fused_batch_normalization(
-    x, mean, variance, axis, offset=None, scale=None, epsilon=1e-3, training=False
+def tf_batch_normalization_training(
+    x, axis, offset=None, scale=None, epsilon=1e-3, synchronized=False
 ):
-    """FusedBatchNormV3 as the layer would call it: 4D channels-last
-    float32 inputs (the cases here); in training it returns the batch mean
-    and the unbiased batch variance, as torch's function does."""
+    """FusedBatchNormV3 as `ops.nn._batch_normalization_training` would call
+    a TensorFlow backend's `batch_normalization_training`: 4D channels-last
+    float32 inputs (the cases here), training mode; it returns the outputs,
+    the batch mean and the unbiased batch variance, as torch's does."""
     import tensorflow as tf
 
-    TF_CALLS.append(training)
+    TF_CALLS.append(True)
     channels = x.shape[-1]
     scale = tf.ones([channels]) if scale is None else scale
     offset = tf.zeros([channels]) if offset is None else offset
-    if training:
-        return tf.compat.v1.nn.fused_batch_norm(
-            x, scale, offset, epsilon=epsilon, is_training=True
-        )
-    outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-        x, scale, offset, mean, variance, epsilon=epsilon, is_training=False
+    return tf.compat.v1.nn.fused_batch_norm(
+        x, scale, offset, epsilon=epsilon, is_training=True
     )
-    return outputs, mean, variance
 
 
 def program(kind, case):
@@ -125,7 +121,7 @@ def worker(config, seed, budget, threads):
     bench_worker.set_threads(backend.backend(), threads)
     if config.startswith("tensorflow"):
         nn = backend.ops.nn if hasattr(backend, "ops") else backend.nn
-        nn.fused_batch_normalization = tf_fused_batch_normalization
+        nn.batch_normalization_training = tf_batch_normalization_training
     jobs = [(path, kind, case) for kind, case in CASES[config] for path in PATHS]
     random.Random(seed).shuffle(jobs)
     out = {}
