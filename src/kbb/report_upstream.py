@@ -85,7 +85,7 @@ def _failure_rows(results):
                 continue
             measured.setdefault(backend, set()).add(env)
             for test, message in entry.get("messages", {}).items():
-                found = causes.setdefault(message, {})
+                found = causes.setdefault(_cause(message), {})
                 found.setdefault((backend, test), set()).add(env)
     rows = []
     for message, found in sorted(causes.items(), key=lambda c: (-len(c[1]), c[0])):
@@ -106,6 +106,11 @@ def _failure_rows(results):
             )
         )
     return rows or [("none", "", "", "", "")]
+
+
+def _cause(message):
+    """A failure message's first sentence, fit for a code span."""
+    return message.split(". ")[0].replace("`", "'")
 
 
 def values(results):
