@@ -12,7 +12,6 @@ BN_BACKENDS = ("tensorflow", "jax", "torch")
 # The builds, by environment: pristine first, the one the others compare with.
 BN_ENVS = ("upstream-bn-pristine", "upstream-bn-patched", "upstream-bn-native")
 COUNTS = ("passed", "failed", "skipped", "error")
-BAD = ("failed", "error")
 
 
 def differences(before, after):
@@ -70,7 +69,12 @@ def _difference_lines(diffs):
     if lines:
         return "\n".join(lines) + "\n"
     if diffs:
-        return "No test's outcome differs from pristine's.\n"
+        compared = sorted({f"`{env}`" for _, env in diffs})
+        backends = [b for b in BN_BACKENDS if any(b == k[0] for k in diffs)]
+        return (
+            f"No test's outcome differs from pristine's ({', '.join(compared)}; "
+            f"{', '.join(backends)}).\n"
+        )
     return f"Outcomes against pristine's: {NOT_MEASURED}.\n"
 
 

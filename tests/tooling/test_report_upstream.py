@@ -58,3 +58,17 @@ def test_identical_and_differing_outcomes(ws):
     assert failures.splitlines()[2].endswith(
         "| `upstream-bn-patched`, `upstream-bn-pristine` |"
     )
+
+
+def test_identical_outcomes(ws):
+    same = {"a::test_x": "passed", ONNX: "error"}
+    for env, patched in (
+        ("upstream-bn-pristine", False),
+        ("upstream-bn-patched", True),
+    ):
+        write(ws, env, patched, [upstream("torch", same)])
+    text = report.write(ws)[0].read_text()
+    assert (
+        "No test's outcome differs from pristine's (`upstream-bn-patched`; torch)"
+        in (text)
+    )
