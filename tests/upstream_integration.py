@@ -2,6 +2,7 @@
 as Keras' CI runs them, against a build made from the git source.
 
     python tests/upstream_integration.py --dest DIR [--git-url URL] [--ref REF]
+        [--stand-in-mnist]
 
 The integration tests are only in keras' repository (the sdist leaves them
 out). In a scratch workspace under DIR, this clones the repository at the
@@ -15,7 +16,9 @@ runs on each backend:
   BatchNormalization model trained with Keras 3 and with tf_keras from the
   same weights, every weight compared within 1e-3. It loads MNIST with
   `keras.datasets.mnist.load_data()`, which downloads it unless it is
-  cached under $KERAS_HOME/datasets or ~/.keras/datasets;
+  cached under $KERAS_HOME/datasets or ~/.keras/datasets; with
+  --stand-in-mnist it runs on random data of MNIST's shapes instead
+  (tests/stand_in_mnist.py), for a machine without the network;
 - tf_distribute_training_test.py (TensorFlow): BatchNormalization under
   MirroredStrategy on two logical CPUs.
 
@@ -42,6 +45,8 @@ SCRIPTS = (
     ("integration_tests/numerical_test.py", ("tensorflow", "jax", "torch")),
     ("integration_tests/tf_distribute_training_test.py", ("tensorflow",)),
 )
+# The script that loads MNIST.
+MNIST = "integration_tests/numerical_test.py"
 
 
 def build(dest, git_url, ref):
@@ -63,12 +68,15 @@ def build(dest, git_url, ref):
     return repository
 
 
-def run(repository, script, backend):
-    """Runs one integration script; returns (exit status, seconds)."""
+def run(repository, script, backend, stand_in):
+    """Runs one integration script (through tests/stand_in_mnist.py if
+    `stand_in`); returns (exit status, seconds)."""
     print(f"upstream_integration: {script} on {backend}", flush=True)
     env = {**os.environ, "KERAS_BACKEND": backend}
+    wrapper = [str(ROOT / "tests" / "stand_in_mnist.py")] if stand_in else []
     start = time.monotonic()
-    status = subprocess.run([sys.executable, script], cwd=repository, env=env)
+    command = [sys.executable, *wrapper, script]
+    status = subprocess.run(command, cwd=repository, env=env)
     return status.returncode, time.monotonic() - start
 
 
@@ -77,6 +85,11 @@ def main():
     parser.add_argument("--dest", type=Path, required=True)
     parser.add_argument("--git-url", help="default: the pinned git-url")
     parser.add_argument("--ref", default="group/bessel")
+    parser.add_argument(
+        "--stand-in-mnist",
+        action="store_true",
+        help=f"run {MNIST} on random data of MNIST's shapes (no download)",
+    )
     args = parser.parse_args()
     shutil.rmtree(args.dest, ignore_errors=True)
     repository = build(args.dest, args.git_url, args.ref)
@@ -92,7 +105,8 @@ def main():
     failed = []
     for script, backends in SCRIPTS:
         for backend in backends:
-            status, seconds = run(repository, script, backend)
+            stand_in = args.stand_in_mnist and script == MNIST
+            status, seconds = run(repository, script, backend, stand_in)
             if status:
                 failed.append(f"{script} on {backend} (exit {status})")
             results.entries.append(
@@ -105,6 +119,7 @@ def main():
                     "ref": args.ref,
                     "commit": commit,
                     "git_url": args.git_url or "pinned",
+                    "data": "stand-in MNIST" if stand_in else None,
                     "exitstatus": status,
                     "seconds": round(seconds, 1),
                 }

@@ -24,7 +24,10 @@ and optional package of upstream's requirements.txt).
 
 With $KBB_RESULTS set, the run's counts go to $KBB_RESULTS/$KBB_ENV.json
 (kbbtest.Results' format, scenario "upstream-tests"), next to the figures
-that the environment's other test sessions wrote there.
+that the environment's other test sessions wrote there, with each test's
+outcome ("outcomes": {node id: outcome}) and each failure's message
+("messages": {node id: its first line}), so that two builds' runs can be
+compared test by test (kbb.report_upstream).
 """
 
 import importlib.util
@@ -135,6 +138,13 @@ def _record(stats, exitstatus, config):
             {r.nodeid for r in stats.get("failed", []) + stats.get("error", [])}
         ),
         "deselected": len(stats.get("deselected", [])),
+        "outcomes": {
+            r.nodeid: outcome for outcome in OUTCOMES for r in stats.get(outcome, [])
+        },
+        "messages": {
+            r.nodeid: _message(r)
+            for r in stats.get("failed", []) + stats.get("error", [])
+        },
     }
     for outcome in OUTCOMES:
         entry[outcome] = len(stats.get(outcome, []))
@@ -145,7 +155,22 @@ def _record(stats, exitstatus, config):
         results.entries = [
             e
             for e in results_file.load(path).records
-            if not (e.get("scenario") == "upstream-tests" and e.get("tests") == tests)
+            if not (
+                e.get("scenario") == "upstream-tests"
+                and e.get("tests") == tests
+                and e.get("backend") == name
+            )
         ]
     results.entries.append(entry)
     results.write()
+
+
+def _message(report):
+    """The first line of a failure's message (its exception and text); for
+    a file that could not be collected, its last `E` line."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash:
+        return crash.message.strip().split("\n")[0][:200]
+    lines = str(report.longrepr).splitlines()
+    errors = [line[1:].strip() for line in lines if line.startswith("E ")]
+    return (errors or lines or [""])[-1][:200]

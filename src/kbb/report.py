@@ -16,6 +16,7 @@ from pathlib import Path
 
 from kbb import report_evidence
 from kbb import report_matrix
+from kbb import report_upstream
 from kbb import results as results_file
 from kbb.markdown import table
 from kbb.report_data import BACKENDS
@@ -257,6 +258,7 @@ def render(results):
         **report_evidence.distributed_values(results),
         **report_evidence.checkpoint_values(results),
         **report_matrix.matrix_values(results),
+        **report_upstream.values(results),
         **report_evidence.noticeable_values(results),
     }
     text = string.Template(TEMPLATE.read_text()).substitute(values)

@@ -23,6 +23,8 @@ MATRIX_ENVS = (
     ("patched-multidevice", "jax, 4 CPU devices, `-m multi_device`"),
 )
 PARITY_ENVS = ("evidence-pristine", "evidence-patched")
+# Upstream's integration tests: pristine keras, the fix.
+INTEGRATION_ENVS = ("integration-pristine", "integration")
 OUTCOMES = ("passed", "skipped", "failed", "error")
 
 
@@ -56,7 +58,7 @@ def matrix_values(results):
 def _integration_table(results):
     rows = [
         (
-            f"`{entry['test']}`",
+            f"`{entry['test']}`" + _data(entry),
             entry["backend"],
             f"`{entry['keras']}`",
             # A --git-url names a folder or mirror of the machine that ran.
@@ -65,12 +67,18 @@ def _integration_table(results):
             + _stale(entry),
             f"{entry['seconds']:.0f} s",
         )
-        for entry in results.find(scenario="upstream-integration", env="integration")
+        for env in INTEGRATION_ENVS
+        for entry in results.find(scenario="upstream-integration", env=env)
     ]
     if not rows:
         rows.append((NOT_MEASURED, "", "", "", "", ""))
     head = "script | backend | keras | repository | result | time"
     return _lines(table(head, rows, "upstream-integration"))
+
+
+def _data(entry):
+    """The script cell's note for a run on tests/stand_in_mnist.py's data."""
+    return f", on {entry['data']}" if entry.get("data") else ""
 
 
 def _ratio(entry):
