@@ -22,6 +22,9 @@ TRANSLATORS = {
     ("keras-flat", "keras-ops"): keras_layout.FlatToOps,
     ("tf-keras-sdist", "tf-keras-git"): tf_keras_layout.SdistToGit,
 }
+# Layouts generated from upstream's repository (tf-keras' sdist rewrites its
+# imports): its own linters are not run on them, but on the series' layout.
+GENERATED = {"tf-keras-sdist"}
 # Layouts whose checkout `pip wheel` cannot build, and why.
 NO_WHEEL = {
     "tf-keras-git": (

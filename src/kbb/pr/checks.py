@@ -11,6 +11,7 @@ import sys
 
 from kbb import KbbError
 from kbb import am
+from kbb import layouts
 from kbb import mirror
 from kbb.git import git
 from kbb.git import rev
@@ -60,6 +61,27 @@ def lint(config, tree, files):
     return findings
 
 
+def _lint_as_released(config, tree, files, translate):
+    """Lints `files` of a tree in the series' layout as the pinned release
+    spells them (`translate`, None: as they are): translated back in place,
+    since a translation spells upstream's own lines anew (keras' flat
+    release in the ops layout has longer ones), then the tree is restored."""
+    if translate is None:
+        return lint(config, tree, files)
+    paths = []
+    for path in files:
+        found = translate.to_checkout(path, (tree / path).read_bytes())
+        if found is not None:
+            (tree / found[0]).parent.mkdir(parents=True, exist_ok=True)
+            (tree / found[0]).write_bytes(found[1])
+            paths.append(found[0])
+    try:
+        return lint(config, tree, paths)
+    finally:
+        git("checkout", "-q", "--", ".", cwd=tree)
+        git("clean", "-q", "-f", "-d", cwd=tree)
+
+
 @dataclasses.dataclass
 class Run:
     """The series checked against the pinned release and the newest upstream."""
@@ -102,19 +124,23 @@ def check(ws, pin, checkout, source, config, series, newest_git, offline):
             if f.endswith(".py") and (tree / f).is_file()
         }
 
-    # A tree translated into the series' layout spells upstream's own lines
-    # anew (longer ones, too): lint on the newest upstream where there is one,
-    # but the files it lacks (upstream's tests, not in a nightly sdist).
-    translated = pin.layout(source) != pin.series_layout and newest.commit
+    translate = (
+        None
+        if pin.layout(source) in layouts.GENERATED
+        else layouts.translator(pin.layout(source), pin.series_layout)
+    )
     lints, lives = {}, {}
     with scratch(checkout, pristine) as tree:
         pinned = am.try_series(tree, series, (source, pin.target))
         for group, commit in pinned.tips.items():
             git("checkout", "-q", "--detach", commit, cwd=tree)
             files = sorted(python_files(group, tree))
-            linted = [f for f in files if f in newest.omit] if translated else files
-            lints[group] = (linted, lint(config, tree, linted), [])
             lives["pinned", group] = (live.dead(tree, files), pin.layout(source))
+            lints[group] = (
+                files,
+                _lint_as_released(config, tree, files, translate),
+                [],
+            )
     attempt = None
     if newest.commit:
         with scratch(checkout, newest.commit) as tree:
@@ -216,8 +242,7 @@ def report_lines(pin, run, group, tools, offline):
     trouble += problems
     files, findings, on_newest = run.lint[group]
     where = (
-        f" ({len(on_newest)} on the newest upstream only: the pinned release "
-        "lacks them or spells them in another layout)"
+        f" ({len(on_newest)} on the newest upstream: the pinned release lacks them)"
         if on_newest
         else ""
     )
