@@ -24,6 +24,7 @@ from pathlib import Path
 
 from kbb import results as results_file
 from kbb.report_upstream import BN_BACKENDS
+from kbb.report_upstream import added
 from kbb.report_upstream import differences
 
 # `grep -rlE 'BatchNormalization|batch_normalization' --include='*_test.py'
@@ -81,6 +82,8 @@ def compare(results, env, backends):
         print(f"upstream_bn: {backend}: {'identical' if not diff else 'differs'}")
         for test, was, now in diff:
             print(f"    {test}: {was} on pristine, {now} on {env}")
+        for test in added(old[0], new[0]):
+            print(f"    {test}: new in {env}'s patches, passed")
     return identical
 
 

@@ -16,13 +16,21 @@ COUNTS = ("passed", "failed", "skipped", "error")
 
 def differences(before, after):
     """[(test, outcome before, outcome after)] of two runs' entries
-    (tests/upstream_plugin.py), "absent" for a test that one did not run."""
+    (tests/upstream_plugin.py), "absent" for a test that one did not run;
+    a test that only the build has and that passed (the patch's own, see
+    `added`) is not a difference."""
     old, new = before["outcomes"], after["outcomes"]
     return [
         (test, old.get(test, "absent"), new.get(test, "absent"))
         for test in sorted(old.keys() | new.keys())
-        if old.get(test) != new.get(test)
+        if old.get(test) != new.get(test) and test not in added(before, after)
     ]
+
+
+def added(before, after):
+    """The tests that only the build ran, and passed: its patches' new tests."""
+    old, new = before["outcomes"], after["outcomes"]
+    return sorted(t for t, o in new.items() if t not in old and o == "passed")
 
 
 def _entry(results, env, backend):
@@ -55,6 +63,8 @@ def _counts_rows(results, diffs):
             else:
                 count = len(diffs[backend, env])
                 against = f"{count} differ" if count else "identical"
+                more = len(added(_entry(results, BN_ENVS[0], backend), entry))
+                against += f" (+{more} new, passed)" if more else ""
             cells = (f"{entry[o]}{_stale(entry)}" for o in COUNTS)
             rows.append((backend, f"`{env}`", f"`{entry['keras']}`", *cells, against))
     return rows

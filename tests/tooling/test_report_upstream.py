@@ -72,3 +72,14 @@ def test_identical_outcomes(ws):
         "No test's outcome differs from pristine's (`upstream-bn-patched`; torch)"
         in (text)
     )
+
+
+def test_a_test_only_the_build_has_and_passes_is_added_not_a_difference():
+    before = {"outcomes": {"a::t": "passed", "a::f": "failed"}}
+    after = {"outcomes": {"a::t": "passed", "a::f": "failed", "a::new": "passed"}}
+    assert report_upstream.differences(before, after) == []
+    assert report_upstream.added(before, after) == ["a::new"]
+    after["outcomes"]["a::broken"] = "failed"
+    assert report_upstream.differences(before, after) == [
+        ("a::broken", "absent", "failed")
+    ]
