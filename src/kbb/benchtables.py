@@ -43,7 +43,7 @@ def label(key):
 def branch(build):
     if build == benchbuilds.AA:
         return "aa (pristine again)"
-    return benchbuilds.REFS.get(build, build)
+    return build if build == benchbuilds.PRISTINE else f"group/{build}"
 
 
 def ms(seconds):
