@@ -236,13 +236,29 @@ def parse(argv):
     return args
 
 
+def collect(ws, args, selected):
+    """The raw record of a run of the `selected` builds (and the A/A
+    control, unless --quick): {"meta", "processes", "rounds"}."""
+    meta = benchrecord.machine(args, SETTINGS)
+    names = [b.name for b in selected] + ([] if args.quick else [benchbuilds.AA])
+    folders, meta["commits"] = builds_of(ws, args.builds_from, selected, names)
+    meta["series"] = benchbuilds.series(ws, "keras")
+    meta["bases"] = {b.name: b.base for b in selected if b.base}
+    started = time.time()
+    processes, rounds = run(ws, folders, args.backends, args)
+    meta.update(minutes=(time.time() - started) / 60, load_after=os.getloadavg())
+    meta["max_load"] = args.max_load
+    onednn = {p["threads"].get("onednn") for p in processes} - {None}
+    meta["onednn"] = " / ".join(sorted(map(str, onednn))) or "n/a (no TensorFlow)"
+    return {"meta": meta, "processes": processes, "rounds": rounds}, folders
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     ws = Workspace.find(None)
     if argv[:1] and argv[0] in ASV:
         return asv_passthrough(ws, *ASV[argv[0]], argv[1:])
     args = parse(argv)
-    meta = benchrecord.machine(args, SETTINGS)
     try:
         if args.builds:
             selected = benchbuilds.select(ws, args.builds)
@@ -250,20 +266,10 @@ def main(argv=None):
             selected = benchbuilds.default_builds(ws)
         if args.export_builds:
             return export_builds(ws, args.export_builds, selected)
-        names = [b.name for b in selected] + ([] if args.quick else [benchbuilds.AA])
-        folders, meta["commits"] = builds_of(ws, args.builds_from, selected, names)
-        meta["series"] = benchbuilds.series(ws, "keras")
-        meta["bases"] = {b.name: b.base for b in selected if b.base}
-        started = time.time()
-        processes, rounds = run(ws, folders, args.backends, args)
+        raw, _ = collect(ws, args, selected)
     except KbbError as e:
         log(f"error: {e}")
         return 2
-    meta.update(minutes=(time.time() - started) / 60, load_after=os.getloadavg())
-    meta["max_load"] = args.max_load
-    onednn = {p["threads"].get("onednn") for p in processes} - {None}
-    meta["onednn"] = " / ".join(sorted(map(str, onednn))) or "n/a (no TensorFlow)"
-    raw = {"meta": meta, "processes": processes, "rounds": rounds}
     summary = benchreport.analyse(raw, args.delta, quick=args.quick)
     if args.output:
         where = benchrecord.write_folder(args.output, raw, summary)
