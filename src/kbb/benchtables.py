@@ -87,7 +87,7 @@ def comparison_table(name, rows, quick=False):
     body = []
     for key in sorted(rows, key=label):
         r = rows[key]
-        verdict = r.get("verdict", "smoke run" if quick else "n/a (< 2 processes)")
+        verdict = r.get("verdict", "smoke run" if quick else "n/a (< 3 rounds)")
         body.append(
             [
                 *label(key),
