@@ -49,7 +49,7 @@ INPROCESS = Path("benchmarks") / "inprocess.py"
 CASES = (
     r"^layer\.BatchNormLayer\.time_forward_backward\('(511x64|4096x1024|32x28x28x64)'"
 )
-ROUNDS = 14  # about 1 min each on 2 cores (5 builds): the run within 20 min
+ROUNDS = 10  # 5 processes each, under 2 min on 2 cores: the run within 20 min
 BASE = "group/bessel"
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "kbb bench-power",
