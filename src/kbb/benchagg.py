@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from kbb import benchbuilds
+from kbb import benchstats
 from kbb import benchtables
 from kbb.benchindex import index
 from kbb.benchindex import runs
@@ -55,25 +56,30 @@ def conclusive(all_runs, series):
 
 
 def fix_table(good, build="bessel"):
-    """Per run and backend: the largest upper bound of the fix's ratios."""
+    """Per run and backend: the largest upper bound of the fix's ratios,
+    and the smallest regression the run could have seen there (at even
+    odds, on its best benchmark: benchstats.detectable)."""
     rows = []
     for name, s in good:
-        by_backend = {}
+        highs, seen = {}, {}
         for key, r in s["comparisons"].get(build, {}).items():
             if "hi" in r:
                 b = label(key)[0]
-                by_backend[b] = max(by_backend.get(b, 0), r["hi"])
-        for backend, hi in sorted(by_backend.items()):
+                highs[b] = max(highs.get(b, 0), r["hi"])
+                d = benchstats.detectable(r["lo"], r["hi"], s["delta"])
+                seen[b] = min(seen.get(b, d), d)
+        for backend, hi in sorted(highs.items()):
             verdict = "no regression" if hi < 1 + s["delta"] else "not shown"
-            rows.append(
-                [name, backend, f"{hi:.3f}", f"{100 * s['delta']:.0f} %", verdict]
-            )
+            tolerance = f"{100 * s['delta']:.0f} %"
+            detectable = f"{seen[backend]:.2f}x"
+            rows.append([name, backend, f"{hi:.3f}", tolerance, verdict, detectable])
     header = [
         "run",
         "backend",
         "largest upper bound of the ratio",
         "tolerance",
         "at the tolerance",
+        "smallest detectable regression",
     ]
     return table(f"bench-{build}", header, rows)
 
