@@ -123,11 +123,11 @@ def run_worker(root, folder, backend, output, args, seed, peer=True):
         "--bench",
         args.bench,
         "--min",
-        str(samples or MIN),
+        str(samples or args.min_samples),
         "--max",
         str(samples or MAX),
         "--budget",
-        str(0 if samples else BUDGET),
+        str(0 if samples else args.budget),
         "--seed",
         str(seed),
         *([] if peer else ["--skip", PEER]),
@@ -225,6 +225,8 @@ def parse(argv):
     parser.add_argument("--bench", default="", help="regex of benchmark names")
     parser.add_argument("--builds", default="", help="pristine,group/bessel,N=REF")
     parser.add_argument("--max-load", type=float, default=benchload.MAX_LOAD)
+    parser.add_argument("--budget", type=float, default=BUDGET, help="s per benchmark")
+    parser.add_argument("--min-samples", type=int, default=MIN)
     parser.add_argument("--delta", type=float, default=benchstats.DELTA)
     parser.add_argument("--no-record", action="store_true")
     parser.add_argument("--output", type=Path, help="the record's folder instead")

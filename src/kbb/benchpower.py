@@ -50,6 +50,10 @@ CASES = (
     r"^layer\.BatchNormLayer\.time_forward_backward\('(511x64|4096x1024|32x28x28x64)'"
 )
 ROUNDS = 10  # 5 processes each, under 2 min on 2 cores: the run within 20 min
+# Samples per benchmark and process: at 0.2 s (kbb.bench's default) the
+# 50 ms steps got 4 samples, and their medians spread by +-30 % in a quiet
+# window (run 016).
+BUDGET, MIN_SAMPLES = 1.0, 12
 BASE = "group/bessel"
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "kbb bench-power",
@@ -151,6 +155,7 @@ def parse(argv):
     args = parser.parse_args(argv)
     common = ["--backends", "torch", "--threads", "1", "--bench", args.bench]
     common += ["--rounds", str(args.rounds), "--seed", str(args.seed)]
+    common += ["--budget", str(BUDGET), "--min-samples", str(MIN_SAMPLES)]
     return args, bench.parse([*common, "--max-load", str(args.max_load)])
 
 

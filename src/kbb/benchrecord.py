@@ -82,6 +82,7 @@ def machine(args, settings):
         "load_before": os.getloadavg(),
         "quick": args.quick,
         "bench": args.bench,
+        "samples": {"min": args.min_samples, "budget_s": args.budget},
     }
 
 
