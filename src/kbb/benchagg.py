@@ -182,8 +182,6 @@ def native_section(good, expected):
 def power_section(all_runs):
     """The latest `tox -e bench-power` run: can the method see a known
     regression (benchmarks/mutants), and the true ratio beside it."""
-    from kbb.benchpower import power_table
-
     found = [(n, s) for n, s in all_runs if s.get("power")]
     if not found:
         return ["## The method's power", "", "No `tox -e bench-power` run yet.", ""]
@@ -196,7 +194,7 @@ def power_section(all_runs):
         "The slow mutant adds one full-size multiply to group/bessel; its "
         "true ratio is measured in one process, the op on and off.",
         "",
-        power_table(s["power"], "bench-power"),
+        benchtables.power_table(s["power"], "bench-power"),
         "",
     ]
 

@@ -24,8 +24,10 @@ have seen; a quick test of the same machinery: `--rounds 3 --no-record`.
 """
 
 import argparse
+import gzip
 import json
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +40,7 @@ from kbb import benchbuilds
 from kbb import benchrecord
 from kbb import benchreport
 from kbb import benchstats
+from kbb import benchtables
 from kbb import log
 from kbb.git import git
 from kbb.workspace import Workspace
@@ -54,6 +57,8 @@ ROUNDS = 10  # 5 processes each, under 2 min on 2 cores: the run within 20 min
 # 50 ms steps got 4 samples, and their medians spread by +-30 % in a quiet
 # window (run 016).
 BUDGET, MIN_SAMPLES = 1.0, 12
+POWER_AT = 1.10  # the regression the method should call with 80 % power
+power_table = benchtables.power_table  # its former home
 BASE = "group/bessel"
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "kbb bench-power",
@@ -113,16 +118,33 @@ def in_process(ws, folder, args):
         return json.loads(out.read_text())
 
 
-def judge(summary, found, truth):
-    """[row] of the power table, and whether every expectation held."""
+def noise(raw, summary, name):
+    """{key: standard deviation of the rounds' log ratio} of a comparison:
+    the paired noise that sets the power (benchstats.power)."""
+    before, after = summary["pairs"].get(name, (None, None))
+    data = benchreport.by_build(raw["processes"], drop=summary["rounds"]["dropped"])
+    out = {}
+    for key in data.get(after, {}):
+        d = benchstats.differences(data[before].get(key, {}), data[after][key])
+        if len(d) > 1:
+            out[key] = statistics.stdev(d)
+    return out
+
+
+def judge(summary, found, truth, raw):
+    """[row] of the power table, and whether every expectation held; each
+    row with its paired noise and the power it gives a 10 % regression."""
     rows, held = [], True
     for name, (_what, expect, _) in found.items():
         key = f"{name} over bessel"
         verdict = summary["verdicts"].get(key, "not run")
         ok = (verdict == "regression") == (expect == "regression")
         held &= ok
-        for bench_key, r in summary["comparisons"].get(key, {}).items():
+        sds, comparison = noise(raw, summary, key), summary["comparisons"].get(key, {})
+        for bench_key, r in comparison.items():
             t = truth.get(bench_key) if name == "slow" else None
+            sd, n = sds.get(bench_key), r["processes"][0]
+            power = benchstats.power(POWER_AT, sd, n, len(comparison)) if sd else None
             rows.append(
                 {
                     "mutant": name,
@@ -134,6 +156,8 @@ def judge(summary, found, truth):
                     "hi": r.get("hi"),
                     "detectable": r.get("detectable"),
                     "true": t,
+                    "sd": sd,
+                    "power": power,
                     "group": verdict,
                     "held": ok,
                 }
@@ -152,6 +176,7 @@ def parse(argv):
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--max-load", type=float, default=bench.benchload.MAX_LOAD)
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--again", type=Path, help="re-analyse a recorded run")
     args = parser.parse_args(argv)
     common = ["--backends", "torch", "--threads", "1", "--bench", args.bench]
     common += ["--rounds", str(args.rounds), "--seed", str(args.seed)]
@@ -162,6 +187,8 @@ def parse(argv):
 def main(argv=None):
     args, run_args = parse(sys.argv[1:] if argv is None else argv)
     ws = Workspace.find(None)
+    if args.again:
+        return again(ws, args.again)
     started = time.time()
     try:
         found = mutants(ws.root)
@@ -178,7 +205,7 @@ def main(argv=None):
         return 2
     raw["meta"]["minutes_total"] = (time.time() - started) / 60
     summary = benchreport.analyse(raw, run_args.delta)
-    summary["power"] = judge(summary, found, truth)
+    summary["power"] = judge(summary, found, truth, raw)
     kept = summary["rounds"]["run"] - len(summary["rounds"]["dropped"])
     where = write(ws, raw, summary, args.no_record)
     log(f"wrote {where}")
@@ -190,43 +217,15 @@ def main(argv=None):
     return 0 if held else 1
 
 
-def _num(value, fmt="{:.3f}"):
-    return fmt.format(value) if value is not None else "-"
-
-
-def power_table(power, name="power"):
-    """The mutants' verdicts with the true ratio beside them (markdown)."""
-    from kbb.benchtables import label
-    from kbb.benchtables import table
-
-    rows = []
-    for r in power["rows"]:
-        t = r["true"]
-        true = (
-            f"{t['ratio']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}]" if t else "1 (by design)"
-        )
-        interval = f"[{_num(r['lo'])}, {_num(r['hi'])}]"
-        rows.append(
-            [
-                r["mutant"],
-                " ".join(label(r["benchmark"])[1:3]),
-                true,
-                f"{r['ratio']:.3f} {interval}",
-                r["verdict"],
-                _num(r["detectable"], "{:.2f}x"),
-                f"{r['group']} (expected {r['expect']})",
-            ]
-        )
-    header = [
-        "mutant over bessel",
-        "benchmark",
-        "true ratio, in process [95 %]",
-        "timed ratio [joint interval]",
-        "verdict",
-        "smallest detectable",
-        "group verdict",
-    ]
-    return table(name, header, rows)
+def again(ws, folder):
+    """Re-analyses a recorded power run from its samples, in its folder."""
+    raw = json.loads(gzip.open(folder / "raw.json.gz", "rt").read())
+    old = json.loads((folder / "summary.json").read_text())["power"]["rows"]
+    truth = {r["benchmark"]: r["true"] for r in old if r["true"]}
+    summary = benchreport.analyse(raw)
+    summary["power"] = judge(summary, mutants(ws.root), truth, raw)
+    log(f"wrote {write(ws, raw, summary, folder)}")
+    return 0
 
 
 def write(ws, raw, summary, scratch):
@@ -243,10 +242,12 @@ def write(ws, raw, summary, scratch):
         + (f"{len(aa)} interval(s) leave out 1 ({', '.join(aa)})" if aa else "clean")
         + f"; {raw['meta']['minutes_total']:.1f} min in all.",
         "",
-        power_table(power),
+        benchtables.power_table(power, power_at=POWER_AT),
         "",
     ]
-    if scratch:
+    if isinstance(scratch, Path):
+        folder = scratch
+    elif scratch:
         folder = ws.root / benchrecord.SCRATCH.parent / "power"
     else:
         _, folder = benchrecord.new_run(ws, summary["meta"]["date"][:10], "power")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kbb import benchindex
 from kbb import benchpower
+from kbb import benchtables
 
 ROOT = Path(__file__).parents[2]
 KEY = "torch layer.BatchNormLayer.time_forward_backward('511x64', False)"
@@ -20,6 +21,7 @@ def summary(slow_lo, null_hi=1.03, aa_outside=()):
             "hi": hi,
             "verdict": verdict,
             "detectable": 1.05 * (hi / lo) ** 0.5,
+            "processes": [3, 3],
         }
 
     slow = row(1.12, slow_lo, 1.16)
@@ -33,6 +35,28 @@ def summary(slow_lo, null_hi=1.03, aa_outside=()):
             "null over bessel": {KEY: row(1.0, 0.97, null_hi)},
         },
         "aa_outside": list(aa_outside),
+        "pairs": {
+            m: ["bessel", m.split()[0]]
+            for m in ("slow over bessel", "null over bessel")
+        },
+        "rounds": {"dropped": {"2": "load"}},
+    }
+
+
+def raw(slow=1.12):
+    """Three rounds (round 2 dropped): slow over bessel by 1.10, 1.14."""
+    times = {"bessel": [1.0, 1.0, 5.0], "slow": [1.10, 1.14, 1.0], "null": [1, 1, 1]}
+    return {
+        "processes": [
+            {
+                "build": b,
+                "round": r,
+                "backend": "torch",
+                "benchmarks": {KEY[6:]: {"wall": [t[r]] * 3}},
+            }
+            for b, t in times.items()
+            for r in range(3)
+        ]
     }
 
 
@@ -49,15 +73,18 @@ def test_the_mutants_state_what_they_expect():
 def test_power_holds_when_slow_is_called_and_null_and_a_a_are_clean():
     found = benchpower.mutants(ROOT)
     truth = {KEY: {"ratio": 1.11, "lo": 1.09, "hi": 1.13}}
-    power = benchpower.judge(summary(1.08), found, truth)
+    power = benchpower.judge(summary(1.08), found, truth, raw())
     assert power["held"]
     slow = [r for r in power["rows"] if r["mutant"] == "slow"][0]
     assert slow["true"]["ratio"] == 1.11 and slow["verdict"] == "regression"
-    text = benchpower.power_table(power)
+    # The paired noise of the kept rounds: log 1.10 and log 1.14.
+    assert abs(slow["sd"] - 0.0253) < 1e-3 and 0 <= slow["power"] <= 1
+    text = benchtables.power_table(power)
     assert "1.110 [1.090, 1.130]" in text and "1 (by design)" in text
     # Slow not seen, or the A/A control off: it fails.
-    assert not benchpower.judge(summary(1.01), found, truth)["held"]
-    assert not benchpower.judge(summary(1.08, aa_outside=[KEY]), found, truth)["held"]
+    assert not benchpower.judge(summary(1.01), found, truth, raw())["held"]
+    off = summary(1.08, aa_outside=[KEY])
+    assert not benchpower.judge(off, found, truth, raw())["held"]
 
 
 def test_the_smallest_detectable_regression_of_each_kind_of_record(tmp_path):
