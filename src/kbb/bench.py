@@ -1,19 +1,25 @@
 """`tox -e bench`: timings of pristine keras against each patch group.
 
     python -m kbb.bench [--quick] [--rounds R] [--threads T] [--seed S]
-        [--backends B,...] [--bench REGEX] [--delta D] [--no-record]
+        [--backends B,...] [--builds B,...] [--bench REGEX] [--delta D]
+        [--max-load CORES] [--no-record]
     python -m kbb.bench asv ARGS...      # asv, with its machine info made
     python -m kbb.bench asv-tf-keras ARGS...   # the same for tf-keras' suite
     python -m kbb.bench --export-builds DIR     # the unpacked builds, to carry
     python -m kbb.bench --builds-from DIR --output DIR ...   # run them there
 
-Each build (benchbuilds: pristine, each patch group and `aa`, the A/A
-control: the pristine wheel again in a folder of its own) runs
-benchmarks/worker.py in a fresh process per backend and round, with the
-build first on PYTHONPATH: ROUNDS processes per build and backend, in an
-order shuffled anew in each round (seed recorded). The threads of every
-framework are fixed to --threads (default: all CPUs) and recorded, and so
-is the triad bandwidth each process measured with them.
+Each build (benchbuilds: pristine, each patch group of the series, or
+those of --builds, and `aa`, the A/A control: the pristine wheel again in
+a folder of its own) runs benchmarks/worker.py in a fresh process per
+backend and round, with the build first on PYTHONPATH. A round runs every
+build of a backend in adjacent processes, builds and backends in an order
+shuffled anew in each round (seed recorded): the ratios are taken within
+a round (benchstats). The threads of every framework are fixed to
+--threads (default: 1 on machines with 2 CPUs or fewer, where more
+oversubscribe the cores, else all CPUs) and recorded, and so is the triad
+bandwidth each process measured with them. Around each round benchload
+notes the load and the triad bandwidth; the analysis drops the rounds
+where other processes took more than --max-load cores.
 
 benchreport turns the samples into intervals and verdicts (benchstats),
 a markdown record and a summary; a full run is recorded in
@@ -40,6 +46,7 @@ from pathlib import Path
 
 from kbb import KbbError
 from kbb import benchbuilds
+from kbb import benchload
 from kbb import benchrecord
 from kbb import benchreport
 from kbb import benchstats
@@ -49,9 +56,9 @@ from kbb.workspace import Workspace
 
 BACKENDS = ("tensorflow", "jax", "torch")
 WORKER = Path("benchmarks") / "worker.py"
-# Processes per build and backend: the units of the intervals (Student's
-# quantile with 2 * ROUNDS - 2 degrees of freedom). 5 keeps a full run of
-# the four builds near 40 min on 2 cores.
+# Rounds: the units of the intervals (Student's quantile with ROUNDS - 1
+# degrees of freedom). 5 keeps a full run of the four builds near 40 min
+# on 2 cores (benchmarks/README.md has a measured duration).
 ROUNDS = 5
 # Samples per benchmark and process: at least MIN, then until BUDGET
 # seconds, at most MAX. --quick: QUICK_SAMPLES, one round.
@@ -89,15 +96,21 @@ def worker_env(folder, backend, threads, quick):
     return env
 
 
+def default_threads(cpus=None):
+    """1 on machines with 2 CPUs or fewer, else all of them."""
+    cpus = cpus or os.cpu_count() or 1
+    return 1 if cpus <= 2 else cpus
+
+
 def plan(builds, backends, rounds, seed):
-    """[(round, build, backend)]: each pair once per round, in an order
-    shuffled anew in every round."""
+    """[(round, build, backend)]: each pair once per round; within a round
+    the builds of one backend run in adjacent processes; backends and
+    builds in an order shuffled anew in every round."""
     rng = random.Random(seed)
     order = []
     for r in range(rounds):
-        pairs = [(b, k) for b in builds for k in backends]
-        rng.shuffle(pairs)
-        order.extend((r, b, k) for b, k in pairs)
+        for k in rng.sample(backends, len(backends)):
+            order.extend((r, b, k) for b in rng.sample(builds, len(builds)))
     return order
 
 
@@ -110,11 +123,11 @@ def run_worker(root, folder, backend, output, args, seed, peer=True):
         "--bench",
         args.bench,
         "--min",
-        str(samples or MIN),
+        str(samples or args.min_samples),
         "--max",
         str(samples or MAX),
         "--budget",
-        str(0 if samples else BUDGET),
+        str(0 if samples else args.budget),
         "--seed",
         str(seed),
         *([] if peer else ["--skip", PEER]),
@@ -130,11 +143,15 @@ def run_worker(root, folder, backend, output, args, seed, peer=True):
 
 
 def run(ws, folders, backends, args):
-    """Every worker of the plan; [process record] with build and round."""
+    """Every worker of the plan: ([process record] with build and round,
+    {round: what benchload measured around it})."""
     order = plan(list(folders), backends, args.rounds, args.seed)
-    processes, started = [], time.time()
+    processes, rounds, started = [], {}, time.time()
+    meter = benchload.Meter(ws.root, args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         for i, (r, build, backend) in enumerate(order):
+            if i == 0 or order[i - 1][0] != r:
+                meter.start()
             log(f"[{i + 1}/{len(order)}] round {r + 1}: {build} on {backend}")
             out = Path(tmp) / f"{i}.json"
             t0 = time.time()
@@ -142,20 +159,23 @@ def run(ws, folders, backends, args):
             record = run_worker(ws.root, folders[build], backend, out, args, i, peer)
             record.update(build=build, round=r, slot=i, seconds=time.time() - t0)
             processes.append(record)
+            if i + 1 == len(order) or order[i + 1][0] != r:
+                rounds[str(r)] = meter.stop()
             if i + 1 == len(order) // args.rounds and args.rounds > 1:
                 spent = (time.time() - started) / 60
                 log(
                     f"round 1 took {spent:.1f} min: about {spent * args.rounds:.0f} min"
                 )
-    return processes
+    return processes, rounds
 
 
-def builds_of(ws, carried, builds):
+def builds_of(ws, carried, builds, names):
     """({build: folder}, {build: commit}): from the checkout, or from a
     folder that --export-builds wrote (on a machine without it)."""
     if carried is None:
-        folders = benchbuilds.unpacked(ws, "keras", builds)
-        return folders, benchbuilds.commits(ws, "keras", builds)
+        folders = benchbuilds.unpacked(ws, "keras", builds, names)
+        return folders, benchbuilds.commits(ws, "keras", builds, names)
+    builds = names
     commits = json.loads((carried / "commits.json").read_text())
     missing = [b for b in builds if not (carried / b).is_dir()]
     if missing:
@@ -163,13 +183,13 @@ def builds_of(ws, carried, builds):
     return {b: (carried / b).resolve() for b in builds}, commits
 
 
-def export_builds(ws, dest):
+def export_builds(ws, dest, selected):
     """Copies every build's unpacked folder to DEST/NAME, with commits.json."""
-    builds = [*benchbuilds.REFS, benchbuilds.AA]
-    folders = benchbuilds.unpacked(ws, "keras", builds)
+    builds = [b.name for b in selected] + [benchbuilds.AA]
+    folders = benchbuilds.unpacked(ws, "keras", selected, builds)
     for name, folder in folders.items():
         shutil.copytree(folder, dest / name, dirs_exist_ok=True)
-    commits = benchbuilds.commits(ws, "keras", builds)
+    commits = benchbuilds.commits(ws, "keras", selected, builds)
     (dest / "commits.json").write_text(json.dumps(commits, indent=1) + "\n")
     log(f"wrote {dest}: {', '.join(builds)}")
     return 0
@@ -199,10 +219,14 @@ def parse(argv):
     parser = argparse.ArgumentParser(prog="kbb.bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke run")
     parser.add_argument("--rounds", type=int)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--backends", default=os.environ.get("KBB_BENCH_BACKENDS"))
     parser.add_argument("--bench", default="", help="regex of benchmark names")
+    parser.add_argument("--builds", default="", help="pristine,group/bessel,N=REF")
+    parser.add_argument("--max-load", type=float, default=benchload.MAX_LOAD)
+    parser.add_argument("--budget", type=float, default=BUDGET, help="s per benchmark")
+    parser.add_argument("--min-samples", type=int, default=MIN)
     parser.add_argument("--delta", type=float, default=benchstats.DELTA)
     parser.add_argument("--no-record", action="store_true")
     parser.add_argument("--output", type=Path, help="the record's folder instead")
@@ -214,28 +238,40 @@ def parse(argv):
     return args
 
 
+def collect(ws, args, selected):
+    """The raw record of a run of the `selected` builds (and the A/A
+    control, unless --quick): {"meta", "processes", "rounds"}."""
+    meta = benchrecord.machine(args, SETTINGS)
+    names = [b.name for b in selected] + ([] if args.quick else [benchbuilds.AA])
+    folders, meta["commits"] = builds_of(ws, args.builds_from, selected, names)
+    meta["series"] = benchbuilds.series(ws, "keras")
+    meta["bases"] = {b.name: b.base for b in selected if b.base}
+    started = time.time()
+    processes, rounds = run(ws, folders, args.backends, args)
+    meta.update(minutes=(time.time() - started) / 60, load_after=os.getloadavg())
+    meta["max_load"] = args.max_load
+    onednn = {p["threads"].get("onednn") for p in processes} - {None}
+    meta["onednn"] = " / ".join(sorted(map(str, onednn))) or "n/a (no TensorFlow)"
+    return {"meta": meta, "processes": processes, "rounds": rounds}, folders
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     ws = Workspace.find(None)
     if argv[:1] and argv[0] in ASV:
         return asv_passthrough(ws, *ASV[argv[0]], argv[1:])
     args = parse(argv)
-    builds = list(benchbuilds.REFS) + ([] if args.quick else [benchbuilds.AA])
-    meta = benchrecord.machine(args, SETTINGS)
     try:
+        if args.builds:
+            selected = benchbuilds.select(ws, args.builds)
+        else:
+            selected = benchbuilds.default_builds(ws)
         if args.export_builds:
-            return export_builds(ws, args.export_builds)
-        folders, meta["commits"] = builds_of(ws, args.builds_from, builds)
-        meta["series"] = benchbuilds.series(ws, "keras")
-        started = time.time()
-        processes = run(ws, folders, args.backends, args)
+            return export_builds(ws, args.export_builds, selected)
+        raw, _ = collect(ws, args, selected)
     except KbbError as e:
         log(f"error: {e}")
         return 2
-    meta.update(minutes=(time.time() - started) / 60, load_after=os.getloadavg())
-    onednn = {p["threads"].get("onednn") for p in processes} - {None}
-    meta["onednn"] = " / ".join(sorted(map(str, onednn))) or "n/a (no TensorFlow)"
-    raw = {"meta": meta, "processes": processes}
     summary = benchreport.analyse(raw, args.delta, quick=args.quick)
     if args.output:
         where = benchrecord.write_folder(args.output, raw, summary)

@@ -2,7 +2,8 @@
 
     python -m kbb.benchcount [--update] [--backends B,...] [--keep DIR]
 
-Each build (benchbuilds.REFS: pristine, and each patch group) is counted
+Each build (benchbuilds.default_builds: pristine, and each patch group of
+the series beyond tests, stacked on the one before it) is counted
 on each backend by benchmarks/counters/run.py, in a worker process with
 the build's unpacked wheel first on PYTHONPATH: jaxpr equations, XLA's
 optimized HLO (instructions, fusions, flops, bytes, memory), TensorFlow's
@@ -12,19 +13,21 @@ ops each group adds and removes, with the elements of their outputs) must
 equal EXPECTED exactly, no factor; `--update` rewrites EXPECTED instead
 (the command to run when a pin or a patch changes, then review its diff).
 
-Structural checks, on the measured records:
-- bessel (the fix): every op it adds has at most C elements in its output
-  (C channels), at both batch sizes, and it adds the same ops at both: its
-  cost is O(C), not O(N x C). Any exception fails the gate.
-- native: whether it has more ops of over C elements than pristine. The
-  cases where it does are findings: recorded in EXPECTED and printed, and
-  gated like the counters (exactly as recorded).
+Structural checks, on the measured records, of every group against the
+group it stacks on (its base), each failing the gate:
+- a group that declares no kernel change (benchmarks/groups.toml): every
+  op it adds has at most C elements in its output (C channels), at both
+  batch sizes, and it adds the same ops at both: its cost is O(C), not
+  O(N x C);
+- a group that declares one (native): no more ops of over C elements than
+  its base, and no counter of bytes above its base's.
+`--update` refuses to record a summary whose checks fail: a full-size op
+is recorded only as a declared kernel change that removes as many.
 
 Exit status 0 when everything holds, 1 otherwise, 2 on an error.
 """
 
 import argparse
-import collections
 import json
 import os
 import subprocess
@@ -34,6 +37,7 @@ from pathlib import Path
 
 from kbb import KbbError
 from kbb import benchbuilds
+from kbb import benchchecks
 from kbb import benchrecord
 from kbb import log
 from kbb.workspace import Workspace
@@ -45,8 +49,6 @@ BACKENDS = ("tensorflow", "tensorflow-onednn", "jax", "torch")
 EXPECTED = Path("benchmarks") / "counters" / "expected.json"
 WORKER = Path("benchmarks") / "counters" / "run.py"
 UPDATE = "tox -e counters -- --update"
-# The fix must add O(C) ops only; the native kernels replace full-size ops.
-LINEAR_CHECK = {"bessel": "added", "native": "large"}
 # What the counts depend on besides the code: fixed in every worker.
 WORKER_ENV = {
     "TF_ENABLE_ONEDNN_OPTS": "0",
@@ -102,64 +104,10 @@ def counters(record):
     }
 
 
-def delta(before, after):
-    """The records `after` adds and removes: [[op, elements, count], ...]."""
-    a = collections.Counter(map(tuple, before))
-    b = collections.Counter(map(tuple, after))
-    rows = lambda c: sorted(([op, n, k] for (op, n), k in c.items()), key=str)  # noqa: E731
-    return {"added": rows(b - a), "removed": rows(a - b)}
-
-
-def deltas(pristine, build):
-    """{case: {part: delta}} of a build's worker record against pristine's."""
-    out = {}
-    for case, parts in build["cases"].items():
-        for part, values in parts.items():
-            before = pristine["cases"][case][part]["records"]
-            out.setdefault(case, {})[part] = delta(before, values["records"])
-    return out
-
-
-def large(records, channels):
-    """Records with more than `channels` elements, or an unknown count."""
-    return [r for r in records if r[1] is None or r[1] > channels]
-
-
-def linear_problems(build_deltas, channels):
-    """The fix's O(C) check: every added op has at most C elements, and the
-    ops added at one batch size are those added at the other."""
-    problems, by_case = [], {}
-    for case, parts in build_deltas.items():
-        kind = case.rsplit("/", 1)[0]
-        for part, d in parts.items():
-            for op, n, k in large(d["added"], channels):
-                problems.append(f"{case} {part}: adds {k} x {op} of {n} elements")
-            by_case.setdefault((kind, part), []).append((case, d["added"]))
-    for (kind, part), seen in sorted(by_case.items()):
-        if any(added != seen[0][1] for _, added in seen[1:]):
-            names = ", ".join(case for case, _ in seen)
-            problems.append(f"{kind} {part}: adds other ops at {names}")
-    return problems
-
-
-def large_problems(pristine, build, channels):
-    """The native check: no more ops of over C elements than pristine."""
-    problems = []
-    for case, parts in build["cases"].items():
-        for part, values in parts.items():
-            n_after = len(large(values["records"], channels))
-            before = pristine["cases"][case][part]["records"]
-            n_before = len(large(before, channels))
-            if n_after > n_before:
-                problems.append(
-                    f"{case} {part}: {n_after} ops of over {channels} elements, "
-                    f"pristine {n_before}"
-                )
-    return problems
-
-
-def summarize(measured):
-    """The content of EXPECTED: versions, counters, deltas and checks."""
+def summarize(measured, builds=None):
+    """The content of EXPECTED: versions, counters, deltas and checks
+    (`builds`: [benchbuilds.Build], each checked against its base)."""
+    builds = {b.name: b for b in builds or benchchecks.chain(measured)}
     pristine = measured["pristine"]
     first = next(iter(pristine.values()))
     channels = first["channels"]
@@ -179,12 +127,12 @@ def summarize(measured):
             summary["counters"].setdefault(name, {})[backend] = counters(record)
             if name == "pristine":
                 continue
-            d = deltas(pristine[backend], record)
+            d = benchchecks.deltas(pristine[backend], record)
             summary["deltas"].setdefault(name, {})[backend] = d
-            if LINEAR_CHECK.get(name) == "added":
-                problems = linear_problems(d, channels)
-            else:
-                problems = large_problems(pristine[backend], record, channels)
+            base = builds[name].base or "pristine"
+            problems = benchchecks.check(
+                builds[name], base, measured[base][backend], record, channels
+            )
             summary["checks"].setdefault(name, {})[backend] = problems
     return summary
 
@@ -207,6 +155,20 @@ def differences(expected, actual, path=""):
     return []
 
 
+def update(path, summary):
+    """Writes EXPECTED unless a structural check fails; (status, lines)."""
+    problems = benchchecks.problems_of(summary)
+    if problems:
+        why = "a group adds full-size ops or bytes over its base"
+        return 1, [
+            f"--update refused ({why}; declare a kernel change in "
+            f"{benchbuilds.GROUPS} only for one that replaces them):",
+            *problems,
+        ]
+    path.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    return 0, [f"wrote {EXPECTED}: review its diff"]
+
+
 def gate(expected, summary):
     """(status, lines): 0 when the measured summary is the expected one and
     every structural check holds, else 1 with the reasons."""
@@ -217,10 +179,7 @@ def gate(expected, summary):
             f"environment has {summary['versions']}: use the pinned versions "
             f"(tox -e counters), or regenerate with `{UPDATE}`"
         )
-    for name, by_backend in summary["checks"].items():
-        if LINEAR_CHECK.get(name) == "added":
-            for backend, problems in by_backend.items():
-                lines.extend(f"{name} {backend}: {p}" for p in problems)
+    lines.extend(benchchecks.problems_of(summary))
     machine = ("recorded_on",)
     mismatches = differences(
         {k: v for k, v in expected.items() if k not in machine},
@@ -244,16 +203,20 @@ def main(argv=None):
     ws = Workspace.find(None)
     backends = [b for b in args.backends.split(",") if b]
     try:
-        folders = benchbuilds.unpacked(ws, "keras", list(benchbuilds.REFS))
+        builds = benchbuilds.default_builds(ws)
+        folders = benchbuilds.unpacked(ws, "keras", builds)
         measured = measure(ws.root, folders, backends, args.keep)
     except KbbError as e:
         log(f"error: {e}")
         return 2
-    summary = summarize(measured)
+    summary = summarize(measured, builds)
     path = ws.root / EXPECTED
     if args.update:
-        path.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
-        log(f"wrote {EXPECTED}: review its diff")
+        status, lines = update(path, summary)
+        for line in lines:
+            log(line)
+        if status:
+            return status
     expected = json.loads(path.read_text()) if path.is_file() else {}
     if set(backends) != set(BACKENDS):
         for part in ("counters", "deltas", "checks"):
@@ -265,15 +228,15 @@ def main(argv=None):
         log(line)
     if len(lines) > 40:
         log(f"... and {len(lines) - 40} more")
-    for name, by_backend in summary["checks"].items():
-        problems = [f"{b}: {p}" for b, ps in by_backend.items() for p in ps]
-        if LINEAR_CHECK.get(name) == "added":
-            what = "O(C), adds only ops of at most C elements"
-            log(f"{name}: {what}: {'FAILS' if problems else 'holds'}")
-        else:
-            log(f"{name}: more full-size ops than pristine in {len(problems)} case(s)")
-            for p in problems:
-                log(f"  finding: {name} {p}")
+    for build in builds[1:]:
+        problems = [p for ps in summary["checks"][build.name].values() for p in ps]
+        what = (
+            "declared kernel change, no full-size op or byte added"
+            if build.kernels
+            else "O(C), adds only ops of at most C elements"
+        )
+        verdict = "FAILS" if problems else "holds"
+        log(f"{build.name} over {build.base}: {what}: {verdict}")
     log("counters: " + ("as expected" if status == 0 else f"FAILED ({EXPECTED})"))
     return status
 

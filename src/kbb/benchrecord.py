@@ -82,6 +82,7 @@ def machine(args, settings):
         "load_before": os.getloadavg(),
         "quick": args.quick,
         "bench": args.bench,
+        "samples": {"min": args.min_samples, "budget_s": args.budget},
     }
 
 
@@ -109,18 +110,25 @@ def markdown(summary, title):
         f"{summary['triad_gbps'] or 0:.1f} GB/s with as many threads.",
         f"- Benchmarks: {meta.get('bench') or 'all'}; backends: "
         f"{', '.join(meta.get('backends', []))}.",
-        f"- {meta['rounds']} process(es) per build and backend, in an order "
-        f"shuffled in each round (seed {meta['seed']}); wall clock; intervals: "
-        f"hierarchical bootstrap, simultaneous {100 * (1 - summary['alpha']):.0f} % "
-        f"({summary['correction']} over the benchmarks of a comparison and "
+        f"- {meta['rounds']} round(s), one process per build and backend in "
+        f"each, in an order shuffled in each round (seed {meta['seed']}); wall "
+        f"clock; intervals: simultaneous {100 * (1 - summary['alpha']):.0f} % "
+        f"({summary['correction']}, over the benchmarks of a comparison and "
         "backend); "
         f"tolerance {100 * summary['delta']:.0f} %.",
+        *_rounds(summary),
     ]
     quick = summary["verdict"] == "smoke"
+    pairs = summary.get("pairs", {})
     for build, rows in summary["comparisons"].items():
         verdict = summary["verdicts"][build]
         bound = benchstats.bound(_intervals(rows))
-        lines += ["", f"## pristine against {benchtables.branch(build)}", ""]
+        before, after = pairs.get(build, (benchbuilds.PRISTINE, build))
+        lines += [
+            "",
+            f"## {benchtables.branch(before)} against {benchtables.branch(after)}",
+            "",
+        ]
         if quick:
             pass
         elif build == benchbuilds.AA:
@@ -135,11 +143,47 @@ def markdown(summary, title):
                 "",
             ]
         else:
-            lines += [f"Verdict: {verdict}; largest upper bound {bound:.3f}.", ""]
+            lines += [
+                f"Verdict: {verdict}; largest upper bound {bound:.3f}; "
+                f"{detectable_text(summary, build)}.",
+                "",
+            ]
         lines.append(benchtables.comparison_table(f"run-{build}", rows, quick))
     lines += ["", "## Against the peer kernel", ""]
     lines.append(benchtables.peer_table("run-peer", summary.get("peers", {})))
     return "\n".join(lines) + "\n"
+
+
+def _rounds(summary):
+    info = summary.get("rounds")
+    if not info:
+        return []
+    dropped = info["dropped"]
+    why = "; ".join(f"round {int(r) + 1}: {w}" for r, w in sorted(dropped.items()))
+    return [
+        f"- Load gate: {len(dropped)} of {info['run']} rounds dropped (other "
+        f"processes over {info['max_load']} cores, or a triad bandwidth below "
+        f"{info['triad_min']:.0%} of the median)" + (f": {why}." if why else ".")
+    ]
+
+
+def detectable_text(summary, name):
+    """ "smallest regression it could see": from the summary, or computed
+    from the rows' intervals (records made before it was stored)."""
+    found = summary.get("detectable", {}).get(name)
+    if found is None:
+        values = sorted(
+            benchstats.detectable(r["lo"], r["hi"], summary["delta"])
+            for r in summary["comparisons"].get(name, {}).values()
+            if "lo" in r
+        )
+        if not values:
+            return "smallest detectable regression: none (no interval)"
+        found = {"best": values[0], "median": statistics.median(values)}
+    return (
+        f"smallest regression it could have seen {found['best']:.2f}x "
+        f"(median over benchmarks {found['median']:.2f}x; at even odds)"
+    )
 
 
 def _intervals(rows):

@@ -1,11 +1,14 @@
 """One benchmark run: its samples turned into intervals, verdicts, tables.
 
-`analyse(raw)` takes what kbb.bench recorded ({"meta", "processes"}: one
-record per worker process, with its build, round and samples) and returns
-the run's summary (JSON): per comparison (each patch group and the A/A
-control against pristine) a row per benchmark with the ratio of the wall
-clock, its simultaneous interval and verdict (benchstats), and the ratio
-of the CPU time beside it; the peer table (each build's layer against the
+`analyse(raw)` takes what kbb.bench recorded ({"meta", "processes",
+"rounds"}: one record per worker process, with its build, round and
+samples; what benchload measured around each round) and returns the run's
+summary (JSON): the rounds dropped by the load gate; per comparison (each
+build and the A/A control against pristine, and each group against the
+group it stacks on: "native over bessel") a row per benchmark with the
+paired ratio of the wall clock, its simultaneous interval, verdict and the
+smallest regression it could have seen (benchstats), and the ratio of the
+CPU time beside it; the peer table (each build's layer against the
 backend's own kernel) with the bandwidth each reaches as a fraction of the
 triad; the verdict of the run. `markdown(summary)` is its record.
 """
@@ -15,6 +18,7 @@ import re
 import statistics
 
 from kbb import benchbuilds
+from kbb import benchload
 from kbb import benchstats
 
 PRISTINE, AA = benchbuilds.PRISTINE, benchbuilds.AA
@@ -22,13 +26,17 @@ PEER = re.compile(r"^(\w+) peer\.PeerKernel\.time_forward_backward(\(.*\))$")
 LAYER = "{} layer.BatchNormLayer.time_forward_backward{}"
 
 
-def by_build(processes, clock="wall"):
-    """{build: {"backend name": [samples of each process]}}."""
+def by_build(processes, clock="wall", drop=()):
+    """{build: {"backend name": {round: samples}}}, without the rounds in
+    `drop`."""
     data = {}
     for p in processes:
+        if str(p["round"]) in drop:
+            continue
         for name, values in p["benchmarks"].items():
             key = f"{p['backend']} {name}"
-            data.setdefault(p["build"], {}).setdefault(key, []).append(values[clock])
+            by_round = data.setdefault(p["build"], {}).setdefault(key, {})
+            by_round[str(p["round"])] = values[clock]
     return data
 
 
@@ -45,21 +53,27 @@ def seconds(processes_samples):
     return math.exp(benchstats.statistic(processes_samples))
 
 
+def _paired(before, after):
+    d = benchstats.differences(before, after)
+    return math.exp(statistics.fmean(d)) if d else math.nan
+
+
 def _row(before, after, cpu_before, cpu_after, interval, delta):
     row = {
         "before_s": seconds(before),
         "after_s": seconds(after),
-        "ratio": seconds(after) / seconds(before),
-        "cpu_ratio": seconds(cpu_after) / seconds(cpu_before),
+        "ratio": _paired(before, after),
+        "cpu_ratio": _paired(cpu_before, cpu_after),
         "processes": [len(before), len(after)],
     }
     if interval:
         row.update(lo=interval.lo, hi=interval.hi, verdict=interval.verdict(delta))
+        row["detectable"] = benchstats.detectable(interval.lo, interval.hi, delta)
     return row
 
 
 def families(before, after):
-    """{key: Interval}: one Bonferroni family per backend (the claims are
+    """{key: Interval}: one simultaneous family per backend (the claims are
     per backend: "the fix costs at most X on JAX")."""
     intervals = {}
     for backend in sorted({key.split(" ", 1)[0] for key in after}):
@@ -96,17 +110,27 @@ def _verdict_of(rows, delta):
     return intervals, benchstats.group_verdict(intervals, delta)
 
 
+def smallest(rows):
+    """The smallest regression a comparison could have seen (at even
+    odds, on its best benchmark), and the median over its benchmarks."""
+    values = sorted(r["detectable"] for r in rows.values() if "detectable" in r)
+    if not values:
+        return None
+    return {"best": values[0], "median": statistics.median(values)}
+
+
 def peers(data, cpu, bytes_, triad, delta):
     """{build: {layer key: row}}: each build's layer against the peer
-    kernel (timed in the pristine processes), with the bandwidths."""
+    kernel (timed in the pristine processes of the same rounds), with the
+    bandwidths."""
     pooled, pooled_cpu = {}, {}
     for build in data:
-        for key, processes in data[build].items():
+        for key, rounds in data[build].items():
             match = PEER.match(key)
             if match:
                 layer = LAYER.format(*match.groups())
-                pooled.setdefault(layer, []).extend(processes)
-                pooled_cpu.setdefault(layer, []).extend(cpu[build][key])
+                pooled.setdefault(layer, {}).update(rounds)
+                pooled_cpu.setdefault(layer, {}).update(cpu[build][key])
     out = {}
     for build in data:
         if build == AA:
@@ -129,39 +153,66 @@ def peers(data, cpu, bytes_, triad, delta):
     return out
 
 
-def _ordered(data):
-    """The builds in benchbuilds' order (pristine, the groups), aa last."""
-    order = [*benchbuilds.REFS, AA]
+def _ordered(data, meta):
+    """The builds in the run's order (pristine, the groups), aa last."""
+    order = [PRISTINE, *(b for b in meta.get("commits", {}) if b != AA), AA]
     return {b: data[b] for b in sorted(data, key=lambda b: (order + [b]).index(b))}
 
 
+def pairs(data, meta):
+    """{comparison: (before, after)}: each build against pristine, then
+    each against the build it stacks on (when that is not pristine)."""
+    out = {b: (PRISTINE, b) for b in data if b != PRISTINE}
+    for build, base in meta.get("bases", {}).items():
+        if base not in (None, PRISTINE) and base in data and build in data:
+            out[f"{build} over {base}"] = (base, build)
+    return out
+
+
+def gate(raw):
+    """{round: reason} of the rounds the load gate drops."""
+    max_load = raw["meta"].get("max_load", benchload.MAX_LOAD)
+    return benchload.dropped(raw.get("rounds", {}), max_load)
+
+
 def analyse(raw, delta=benchstats.DELTA, quick=False):
-    processes = raw["processes"]
-    data, cpu = _ordered(by_build(processes)), by_build(processes, "cpu")
+    processes, meta = raw["processes"], raw["meta"]
+    drop = gate(raw)
+    data = _ordered(by_build(processes, drop=drop), meta)
+    cpu = by_build(processes, "cpu", drop)
     triads = [p[k] for p in processes for k in ("triad_gbps", "triad_gbps_after")]
     triad = statistics.median(triads) if triads else None
     summary = {
-        "meta": raw["meta"],
+        "meta": meta,
         "delta": delta,
         "alpha": benchstats.ALPHA,
-        "correction": "Bonferroni",
+        "correction": "max-t bootstrap over paired rounds",
         "triad_gbps": triad,
+        "rounds": {
+            "run": len({str(p["round"]) for p in processes}),
+            "dropped": drop,
+            "max_load": meta.get("max_load", benchload.MAX_LOAD),
+            "triad_min": benchload.TRIAD_MIN,
+        },
+        "pairs": {},
         "comparisons": {},
         "verdicts": {},
+        "detectable": {},
     }
     sizes = model_bytes(processes)
-    for build in data:
-        if build != PRISTINE:
-            rows = comparison(data, cpu, build, delta)
-            for key, row in rows.items():
-                if sizes.get(key) and triad:
-                    row["fraction"] = sizes[key] / row["after_s"] / 1e9 / triad
-            summary["comparisons"][build] = rows
-            intervals, verdict = _verdict_of(rows, delta)
-            summary["verdicts"][build] = verdict
-            if build == AA:
-                summary["aa_outside"] = benchstats.aa_outside(intervals)
-    summary["peers"] = peers(data, cpu, sizes, triad, delta)
+    for name, (before, after) in pairs(data, meta).items():
+        rows = comparison(data, cpu, after, delta, reference=before)
+        for key, row in rows.items():
+            if sizes.get(key) and triad:
+                row["fraction"] = sizes[key] / row["after_s"] / 1e9 / triad
+        summary["pairs"][name] = [before, after]
+        summary["comparisons"][name] = rows
+        intervals, verdict = _verdict_of(rows, delta)
+        summary["verdicts"][name] = verdict
+        summary["detectable"][name] = smallest(rows)
+        if name == AA:
+            summary["aa_outside"] = benchstats.aa_outside(intervals)
+    summary["peers"] = peers(data, cpu, sizes, triad, delta) if PRISTINE in data else {}
     if quick:
         summary["verdict"] = "smoke"
     else:

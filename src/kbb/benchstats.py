@@ -1,37 +1,41 @@
-"""Timing statistics: hierarchical bootstrap intervals and the verdicts.
+"""Timing statistics: paired rounds, joint intervals, verdicts.
 
-The data of one benchmark in one build is a list of processes, each a list
-of samples (seconds, wall clock). Processes are the independent units: a
-process compiles its own programs, lands on its own memory and meets its
-own load, so samples within one are correlated. Hence:
+kbb.bench runs every build of a round in adjacent processes (in an order
+shuffled anew in each round), so a round's builds meet the same load. The
+data of one benchmark in one build is {round: samples} (seconds, wall
+clock), one process per round. Hence:
 
-- the statistic of a build is the mean over its processes of the median
-  of log(sample) within each process;
-- its spread comes from a hierarchical bootstrap (resample the processes
-  with replacement, then the samples within each resampled process), the
-  builds resampled independently;
-- the interval of the log ratio (build / pristine) is the estimate plus or
-  minus t times the standard error. The error is the bootstrap's, each
-  side's variance scaled by P / (P - 1) (the bootstrap of a mean of P
-  values is short by that factor), and t is Student's quantile with
-  P_before + P_after - 2 degrees of freedom, for a two-sided
-  Bonferroni-corrected level 1 - ALPHA / m over the m benchmarks of one
-  comparison (benchreport: of one backend), so that all m intervals hold
-  together with probability
-  1 - ALPHA (simultaneous intervals). With few processes, the normal
-  quantile would hold far less often than it claims (a simulation of 4
-  processes per side: 12 % outside at a nominal 5 %).
+- the statistic of a process is the median of its log samples (the noise
+  within a process enters through it only, not on top of the rounds');
+- the difference of a round is after's statistic minus before's, and the
+  estimate of the log ratio is the mean of these differences over the
+  rounds both sides have; its standard error is their standard deviation
+  over sqrt(R): a paired design (e.g. Box, Hunter & Hunter, Statistics for
+  Experimenters, 2nd ed., 2005, ch. 3);
+- the intervals of the m benchmarks of one comparison and backend hold
+  together (simultaneous, level 1 - ALPHA): a single-step max-t bootstrap
+  over the rounds (resample the rounds, all benchmarks with the same
+  rounds, so their correlation is kept; Westfall & Young, Resampling-Based
+  Multiple Testing, 1993, sect. 2.6; Romano & Wolf, Econometrica 73, 2005)
+  gives the quantile q of the largest standardized deviation. The rounds
+  are few (5 to 20), where a bootstrap quantile is too narrow, so q is
+  taken as a per-benchmark level (2 P(Z > q)), kept between ALPHA / m
+  (Bonferroni, when the benchmarks are independent) and ALPHA (when they
+  are one), and the interval uses Student's quantile of that level with
+  R - 1 degrees of freedom. The bootstrap resamples are studentized (each
+  resample's own standard error), whose tails are Student-like. Below
+  BOOT_ROUNDS rounds, Bonferroni. tests/tooling/test_benchstats.py simulates its
+  coverage and its power.
 
-Verdicts (VERDICTS) of a benchmark, with its interval [lo, hi] of the ratio
-and the tolerance DELTA: `faster` (hi < 1), `no regression` (hi < 1 +
-DELTA), `regression` (lo > 1 + DELTA), else `undecided`. A patch group is
+Verdicts (Interval.verdict) of a benchmark, with its interval [lo, hi] of
+the ratio and the tolerance DELTA: `faster` (hi < 1), `no regression` (hi
+< 1 + DELTA), `regression` (lo > 1 + DELTA), else `undecided`. A group is
 "no regression" when all its benchmarks are faster or no regression, a
-"regression" when one is, else "inconclusive". The A/A control (the
-pristine build again, in processes of its own) must contain 1 in every
-interval; when one does not, the run measured something other than the
-code (load, placement, drift) and its verdict is "inconclusive" whatever
-the groups show. A speed claim (`speedup`) is the lower bound 1 / hi; it
-stands when two independent runs put it above the target (benchagg).
+"regression" when one is, else "inconclusive". The A/A control (pristine
+again, in processes of its own) must contain 1 in every interval, or the
+run is "inconclusive" whatever the groups show. What a run could see:
+`detectable`, the smallest true ratio whose interval would clear 1 + DELTA
+at even odds (the estimate on the truth), from the interval's width.
 """
 
 import math
@@ -40,13 +44,17 @@ import statistics
 from dataclasses import dataclass
 
 ALPHA = 0.05
-# The largest slowdown called "no regression". 5 %: below what a user can
-# notice in a training step, and within reach of a quiet 2-core machine's
-# intervals (their half-width was 1 % to 4 % in interleaved runs of
-# this suite; the run reports the bound it reached).
+# The largest slowdown called "no regression": 5 %, below what a user
+# notices in a training step. Not within reach of a shared 2-core CPU:
+# runs 012 and 013 (the earlier unpaired method) had half-widths of
+# +-43 % to +-74 %; `detectable` states what each run reached.
 DELTA = 0.05
-REPS = 1000
+REPS = 2000
 SEED = 20260
+MIN_ROUNDS = 3  # fewer paired rounds give no interval
+# Fewer rounds than this have too few distinct resamples for the max-t
+# bootstrap (4 rounds: 35): Bonferroni then.
+BOOT_ROUNDS = 8
 
 
 def _betacf(a, b, x):
@@ -87,36 +95,65 @@ def t_tail(t, df):
     return ibeta / 2
 
 
-def critical(m, df, alpha=ALPHA):
-    """Student's quantile of the two-sided Bonferroni level 1 - alpha / m."""
-    tail = alpha / (2 * max(m, 1))
+def t_quantile(level, df):
+    """Student's two-sided quantile: P(|T| > t) = level."""
     lo, hi = 0.0, 1e6
     for _ in range(200):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if t_tail(mid, df) > tail else (lo, mid)
+        lo, hi = (mid, hi) if t_tail(mid, df) > level / 2 else (lo, mid)
     return hi
 
 
-def statistic(processes):
-    """Mean over processes of the median log sample."""
-    return statistics.fmean(
-        statistics.median(math.log(s) for s in samples) for samples in processes
-    )
+def critical(m, df, alpha=ALPHA):
+    """Student's quantile of the two-sided Bonferroni level 1 - alpha / m."""
+    return t_quantile(alpha / max(m, 1), df)
 
 
-def bootstrap(processes, reps=None, rng=None):
-    """The statistic of `reps` hierarchical resamples."""
+def process_statistic(samples):
+    return statistics.median(math.log(s) for s in samples)
+
+
+def statistic(rounds):
+    """Mean over processes (rounds) of the median log sample."""
+    values = rounds.values() if isinstance(rounds, dict) else rounds
+    return statistics.fmean(process_statistic(s) for s in values)
+
+
+def differences(before, after):
+    """[log ratio of each round both sides have], by round."""
+    common = sorted(set(before) & set(after))
+    return [process_statistic(after[r]) - process_statistic(before[r]) for r in common]
+
+
+def _se(diffs):
+    return max(statistics.stdev(diffs), 1e-12) / math.sqrt(len(diffs))
+
+
+def joint_level(diffs, alpha=ALPHA, reps=None, rng=None):
+    """The per-benchmark two-sided level at which the intervals of `diffs`
+    ({name: differences over the same rounds}) hold together with
+    probability 1 - alpha: studentized max-t bootstrap over the rounds,
+    kept between alpha / m and alpha (module doc)."""
+    m = len(diffs)
+    rounds = {len(d) for d in diffs.values()}
+    if m < 2 or len(rounds) != 1:
+        return alpha / max(m, 1)
+    (n,) = rounds
+    if n < BOOT_ROUNDS:
+        return alpha / m
     reps, rng = reps or REPS, rng or random.Random(SEED)
-    logs = [[math.log(s) for s in samples] for samples in processes]
-    out = []
+    means = {k: statistics.fmean(d) for k, d in diffs.items()}
+    maxima = []
     for _ in range(reps):
-        chosen = rng.choices(logs, k=len(logs))
-        out.append(
-            statistics.fmean(
-                statistics.median(rng.choices(p, k=len(p))) for p in chosen
+        idx = [rng.randrange(n) for _ in range(n)]
+        maxima.append(
+            max(
+                abs(statistics.fmean(x := [d[i] for i in idx]) - means[k]) / _se(x)
+                for k, d in diffs.items()
             )
         )
-    return out
+    q = sorted(maxima)[min(reps - 1, int((1 - alpha) * reps))]
+    return min(alpha, max(alpha / m, 2 * t_tail(q, n - 1)))
 
 
 @dataclass(frozen=True)
@@ -126,7 +163,7 @@ class Interval:
     ratio: float
     lo: float
     hi: float
-    se: float  # bootstrap standard error of the log ratio
+    se: float  # standard error of the log ratio
 
     def verdict(self, delta=DELTA):
         if self.hi < 1:
@@ -147,42 +184,27 @@ class Interval:
         return 1 / self.ratio, 1 / self.hi
 
 
-def interval(before, after, m=1, boot_before=None, boot_after=None):
-    """The Interval of after / before (lists of processes of samples), one
-    of m simultaneous intervals."""
-    boot_before = boot_before or bootstrap(before)
-    boot_after = boot_after or bootstrap(after, rng=random.Random(SEED + 1))
-    estimate = statistic(after) - statistic(before)
-    variance = sum(
-        statistics.variance(boot) * len(p) / (len(p) - 1)
-        for boot, p in ((boot_before, before), (boot_after, after))
-    )
-    se = math.sqrt(variance)
-    z = critical(m, len(before) + len(after) - 2)
-    return Interval(
-        math.exp(estimate), math.exp(estimate - z * se), math.exp(estimate + z * se), se
-    )
-
-
-def compare(before, after, reps=None):
-    """{name: Interval} of each benchmark in both {name: processes}, with
-    the Bonferroni level of that many comparisons. A benchmark with fewer
-    than two processes on a side has no interval (None): one process says
-    nothing of the variation between processes."""
-    reps = reps or REPS
+def compare(before, after, reps=None, alpha=ALPHA):
+    """{name: Interval} of each benchmark in both ({name: {round:
+    samples}}), the intervals simultaneous over the names. A benchmark with
+    fewer than MIN_ROUNDS paired rounds has no interval (None)."""
     names = sorted(set(before) & set(after))
-    usable = [n for n in names if len(before[n]) > 1 and len(after[n]) > 1]
+    diffs = {n: differences(before[n], after[n]) for n in names}
+    usable = {n: d for n, d in diffs.items() if len(d) >= MIN_ROUNDS}
+    level = joint_level(usable, alpha, reps) if usable else alpha
     out = {n: None for n in names}
-    for i, name in enumerate(usable):
-        rb, ra = random.Random(SEED + 2 * i), random.Random(SEED + 2 * i + 1)
-        out[name] = interval(
-            before[name],
-            after[name],
-            len(usable),
-            bootstrap(before[name], reps, rb),
-            bootstrap(after[name], reps, ra),
-        )
+    for name, d in usable.items():
+        estimate, se = statistics.fmean(d), _se(d)
+        t = t_quantile(level, len(d) - 1)
+        lo, hi = math.exp(estimate - t * se), math.exp(estimate + t * se)
+        out[name] = Interval(math.exp(estimate), lo, hi, se)
     return out
+
+
+def detectable(lo, hi, delta=DELTA):
+    """The smallest true ratio that an interval as wide as [lo, hi] calls
+    a regression at even odds: (1 + delta) times its half-width factor."""
+    return (1 + delta) * math.sqrt(hi / lo)
 
 
 def group_verdict(intervals, delta=DELTA):
@@ -218,3 +240,12 @@ def bound(intervals):
     the run can state."""
     highs = [iv.hi for iv in intervals.values() if iv]
     return max(highs) if highs else math.nan
+
+
+def power(ratio, sd, rounds, m=1, delta=DELTA, alpha=ALPHA):
+    """About how often a true `ratio` is called a regression, with `sd`
+    the standard deviation of a round's log ratio, `rounds` rounds and m
+    benchmarks (Bonferroni: the joint level is at most that wide)."""
+    t = critical(m, rounds - 1, alpha)
+    z = (math.log(ratio) - math.log(1 + delta)) / (sd / math.sqrt(rounds)) - t
+    return 0.5 * math.erfc(-z / math.sqrt(2))

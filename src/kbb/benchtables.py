@@ -43,7 +43,7 @@ def label(key):
 def branch(build):
     if build == benchbuilds.AA:
         return "aa (pristine again)"
-    return benchbuilds.REFS.get(build, build)
+    return build if build == benchbuilds.PRISTINE else f"group/{build}"
 
 
 def ms(seconds):
@@ -87,7 +87,7 @@ def comparison_table(name, rows, quick=False):
     body = []
     for key in sorted(rows, key=label):
         r = rows[key]
-        verdict = r.get("verdict", "smoke run" if quick else "n/a (< 2 processes)")
+        verdict = r.get("verdict", "smoke run" if quick else "n/a (< 3 rounds)")
         body.append(
             [
                 *label(key),
@@ -126,3 +126,43 @@ def peer_table(name, peers):
             row += [ratio(r), percent(r.get("fraction"))] if r else ["", ""]
         body.append(row)
     return table(name, header, body)
+
+
+def _num(value, fmt="{:.3f}"):
+    return fmt.format(value) if value is not None else "-"
+
+
+def power_table(power, name="power", power_at=1.10):
+    """The mutants' verdicts with the true ratio beside them (markdown)."""
+    rows = []
+    for r in power["rows"]:
+        t = r["true"]
+        true = (
+            f"{t['ratio']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}]" if t else "1 (by design)"
+        )
+        interval = f"[{_num(r['lo'])}, {_num(r['hi'])}]"
+        rows.append(
+            [
+                r["mutant"],
+                " ".join(label(r["benchmark"])[1:3]),
+                true,
+                f"{r['ratio']:.3f} {interval}",
+                r["verdict"],
+                _num(r["detectable"], "{:.2f}x"),
+                _num(r.get("sd")),
+                _num(r.get("power"), "{:.0%}"),
+                f"{r['group']} (expected {r['expect']})",
+            ]
+        )
+    header = [
+        "mutant over bessel",
+        "benchmark",
+        "true ratio, in process [95 %]",
+        "timed ratio [joint interval]",
+        "verdict",
+        "smallest detectable",
+        "paired noise (sd)",
+        f"power at {power_at:.2f}",
+        "group verdict",
+    ]
+    return table(name, header, rows)

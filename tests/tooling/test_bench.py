@@ -34,11 +34,13 @@ SERIES = {"bessel": "1" * 64, "native": "2" * 64}
 STAMP = "<!-- kbb-stamp: keras upto=all series=... pin=... -->"
 
 
-def raw(times=TIMES, rounds=4, seed=0):
+def raw(times=TIMES, rounds=4, seed=0, load=None, bases=None):
     rng = random.Random(seed)
-    processes = []
+    processes, shifts = [], {}
     for r, build, backend in bench.plan(list(times), ["torch"], rounds, seed):
-        shift = rng.lognormvariate(0, 0.01)
+        # Each round meets its own load, the same for all its builds.
+        shift = shifts.setdefault(r, rng.lognormvariate(0, 0.2))
+        shift *= rng.lognormvariate(0, 0.01) * (load or {}).get((r, build), 1)
         benchmarks = {}
         for name, ms in times[build].items():
             wall = [ms / 1e3 * shift * rng.lognormvariate(0, 0.02) for _ in range(20)]
@@ -58,7 +60,14 @@ def raw(times=TIMES, rounds=4, seed=0):
                 "triad_gbps_after": 40.0,
             }
         )
+    rounds_info = {
+        str(r): {"foreign_cores": 0.05, "triad_before": 40.0, "triad_after": 40.0}
+        for r in range(rounds)
+    }
+    for r, _ in load or {}:
+        rounds_info[str(r)]["foreign_cores"] = 1.5
     meta = {
+        "bases": bases or {"bessel": "pristine", "native": "pristine"},
         "series": SERIES,
         "date": "2026-11-30 08:00 UTC",
         "cpu": "Test CPU",
@@ -77,7 +86,7 @@ def raw(times=TIMES, rounds=4, seed=0):
         "minutes": 30.0,
         "commits": {b: f"{i}" * 40 for i, b in enumerate(times)},
     }
-    return {"meta": meta, "processes": processes}
+    return {"meta": meta, "processes": processes, "rounds": rounds_info}
 
 
 def test_plan_shuffles_each_round_and_runs_every_pair_once_per_round():
@@ -88,6 +97,15 @@ def test_plan_shuffles_each_round_and_runs_every_pair_once_per_round():
         rounds[r].append((build, backend))
     assert all(sorted(p) == sorted(rounds[0]) for p in rounds.values())
     assert len(set(map(tuple, rounds.values()))) > 1  # not one fixed order
+    # The builds of one backend run in adjacent processes of the round.
+    for pairs in rounds.values():
+        backends = [k for _, k in pairs]
+        assert backends in (["jax"] * 3 + ["torch"] * 3, ["torch"] * 3 + ["jax"] * 3)
+
+
+def test_one_thread_by_default_on_two_cores():
+    assert bench.default_threads(2) == bench.default_threads(1) == 1
+    assert bench.default_threads(8) == 8
 
 
 def test_worker_env_fixes_every_thread_pool(tmp_path):
@@ -111,13 +129,51 @@ def test_analysis_of_a_quiet_run():
     assert abs(native["cpu_ratio"] - native["ratio"]) < 1e-9
     peer = summary["peers"]["native"][f"torch {LAYER}"]
     assert 1.1 < peer["ratio"] < 1.4  # 5 ms against the kernel's 4
-    assert abs(peer["peer_fraction"] - 51380224 / 0.004 / 1e9 / 40) < 0.01
+    # The rounds shift the level by 20 %: the bandwidth follows.
+    assert abs(peer["peer_fraction"] / (51380224 / 0.004 / 1e9 / 40) - 1) < 0.25
 
 
 def test_a_slower_a_a_copy_makes_the_run_inconclusive():
     times = {**TIMES, "aa": {k: 1.15 * v for k, v in TIMES["aa"].items()}}
     summary = benchreport.analyse(raw(times))
     assert summary["aa_outside"] and summary["verdict"] == "inconclusive"
+
+
+def test_round_to_round_load_cancels_in_the_pairs():
+    # Rounds differ by 20 % (raw: the round's shift), builds by 1 % within
+    # a round: the paired intervals stay narrow.
+    summary = benchreport.analyse(raw(rounds=6))
+    row = summary["comparisons"]["bessel"][f"torch {LAYER}"]
+    assert row["hi"] / row["lo"] < 1.06
+    assert summary["detectable"]["bessel"]["best"] < 1.1
+
+
+def test_a_loaded_round_is_dropped_and_counted():
+    # Round 2's A/A process ran 40 % slower, and others used 1.5 cores.
+    load = {(2, "aa"): 1.4}
+    summary = benchreport.analyse(raw(rounds=6, load=load))
+    assert summary["rounds"]["dropped"] == {"2": "others used 1.50 cores"}
+    assert summary["comparisons"]["aa"][f"torch {LAYER}"]["processes"] == [5, 5]
+    assert not summary["aa_outside"]
+    text = benchrecord.markdown(summary, "Run")
+    assert "Load gate: 1 of 6 rounds dropped" in text
+    # With the gate off, the loaded round widens the A/A intervals.
+    data = raw(rounds=6, load=load)
+    data["meta"]["max_load"] = 99
+    loaded = benchreport.analyse(data)["comparisons"]["aa"][f"torch {LAYER}"]
+    kept = summary["comparisons"]["aa"][f"torch {LAYER}"]
+    assert loaded["hi"] / loaded["lo"] > 1.1 > kept["hi"] / kept["lo"]
+
+
+def test_a_group_is_compared_with_its_base_too():
+    times = {**TIMES, "native": {**TIMES["native"], BLOCK: 60.0}}
+    data = raw(times, bases={"bessel": "pristine", "native": "bessel"})
+    summary = benchreport.analyse(data)
+    assert summary["pairs"]["native over bessel"] == ["bessel", "native"]
+    row = summary["comparisons"]["native over bessel"][f"torch {BLOCK}"]
+    assert 1.15 < row["ratio"] < 1.25 and row["verdict"] == "regression"
+    assert summary["verdicts"]["native over bessel"] == "regression"
+    assert "## group/bessel against group/native" in benchrecord.markdown(summary, "R")
 
 
 def test_a_regression_of_the_fix_is_one():
@@ -211,11 +267,14 @@ def test_asv_runs_the_branches_of_benchbuilds():
     from pathlib import Path
 
     from kbb import benchbuilds
+    from kbb.workspace import Workspace
 
-    text = (Path(__file__).parents[2] / "asv.conf.json").read_text()
+    root = Path(__file__).parents[2]
+    text = (root / "asv.conf.json").read_text()
     config = json.loads(
         "\n".join(
             line for line in text.splitlines() if not line.lstrip().startswith("//")
         )
     )
-    assert config["branches"] == list(benchbuilds.REFS.values())
+    builds = benchbuilds.default_builds(Workspace.find(root))
+    assert config["branches"] == [b.ref for b in builds]

@@ -2,6 +2,7 @@
 
 import copy
 
+from kbb import benchbuilds
 from kbb import benchcount
 
 C = 64
@@ -76,28 +77,86 @@ def test_ops_that_grow_with_the_batch_but_stay_below_c_are_caught():
     ]
 
 
-def test_native_may_replace_full_size_ops_but_not_add_them():
+NATIVE = "fused kernel"
+BUILDS = [
+    benchbuilds.Build("pristine", "pristine"),
+    benchbuilds.Build("bessel", "group/bessel", "pristine"),
+    benchbuilds.Build("native", "group/native", "bessel", NATIVE),
+]
+
+
+def test_a_declared_kernel_change_may_replace_full_size_ops_but_not_add_them():
     def fused(b):
         return [["native_batch_norm", b * 8 * 8 * C], ["mul", C], ["add", C]]
 
-    summary = benchcount.summarize(measured(lambda b: [], fused))
+    summary = benchcount.summarize(measured(lambda b: [], fused), BUILDS)
     assert summary["checks"]["native"]["jax"] == []
 
     def more(b):
         return fused(b) + [["clone", b * 8 * 8 * C]] * 2
 
-    summary = benchcount.summarize(measured(lambda b: [], more))
-    findings = [
-        f"layer/static/N{b} jaxpr: 3 ops of over 64 elements, pristine 2"
-        for b in (8, 16)
+    summary = benchcount.summarize(measured(lambda b: [], more), BUILDS)
+    problems = [
+        f"layer/static/N{b} jaxpr: 3 ops of over 64 elements, bessel 2" for b in (8, 16)
     ]
-    assert summary["checks"]["native"]["jax"] == findings
-    # A finding, recorded in the expected file, is gated exactly as recorded.
+    assert summary["checks"]["native"]["jax"] == problems
+    # Not a finding to record: the gate fails, and so does --update.
+    status, lines = benchcount.gate(copy.deepcopy(summary), summary)
+    assert status == 1 and lines == [f"native jax: {p}" for p in problems]
+
+
+def test_a_declared_kernel_change_may_not_add_bytes(tmp_path):
+    def fused(b):
+        return [["native_batch_norm", b * 8 * 8 * C], ["mul", C], ["add", C]]
+
+    data = measured(lambda b: [], fused)
+    for name, more in (("bessel", 100), ("native", 200)):
+        for case in data[name]["jax"]["cases"].values():
+            case["jaxpr"]["bytes"] = more
+    summary = benchcount.summarize(data, BUILDS)
+    assert summary["checks"]["native"]["jax"] == [
+        f"layer/static/N{b} jaxpr: bytes 200, bessel 100" for b in (8, 16)
+    ]
+
+
+def stacked(extra):
+    """pristine, bessel (one op per channel) and a new group `slow` on it,
+    adding `extra(batch)` records."""
+    data = measured(lambda b: [["mul", C]])
+    cases = {f"layer/static/N{b}": step(b, [["mul", C], *extra(b)]) for b in (8, 16)}
+    data["slow"] = {"jax": record(cases)}
+    return data
+
+
+def test_a_new_group_adding_a_full_size_op_fails_the_gate(tmp_path):
+    builds = [*BUILDS[:2], benchbuilds.Build("slow", "refs/slow", "bessel")]
+    summary = benchcount.summarize(stacked(lambda b: [["mul", b * 8 * 8 * C]]), builds)
+    # Against its base (bessel), not against pristine: one multiply added.
+    assert summary["checks"]["slow"]["jax"][0] == (
+        "layer/static/N8 jaxpr: adds 1 x mul of 32768 elements"
+    )
+    assert summary["checks"]["bessel"]["jax"] == []
+    status, lines = benchcount.gate(copy.deepcopy(summary), summary)
+    assert status == 1 and lines[0].startswith("slow jax: layer/static/N8")
+    # --update refuses to record it, and leaves the expected file alone.
+    path = tmp_path / "expected.json"
+    status, lines = benchcount.update(path, summary)
+    assert status == 1 and "refused" in lines[0] and not path.exists()
+    # Declared as a kernel change it still fails: it removes no full-size op.
+    declared = [*builds[:2], benchbuilds.Build("slow", "refs/slow", "bessel", "x")]
+    summary = benchcount.summarize(
+        stacked(lambda b: [["mul", b * 8 * 8 * C]]), declared
+    )
+    assert benchcount.gate(copy.deepcopy(summary), summary)[0] == 1
+
+
+def test_a_new_group_adding_per_channel_ops_passes_and_is_recorded(tmp_path):
+    builds = [*BUILDS[:2], benchbuilds.Build("slow", "refs/slow", "bessel")]
+    summary = benchcount.summarize(stacked(lambda b: [["add", C]]), builds)
+    assert summary["checks"]["slow"]["jax"] == []
     assert benchcount.gate(copy.deepcopy(summary), summary) == (0, [])
-    expected = copy.deepcopy(summary)
-    expected["checks"]["native"]["jax"] = []
-    status, lines = benchcount.gate(expected, summary)
-    assert status == 1 and lines[0].startswith("checks/native/jax: expected []")
+    path = tmp_path / "expected.json"
+    assert benchcount.update(path, summary)[0] == 0 and path.is_file()
 
 
 def test_the_gate_is_exact():

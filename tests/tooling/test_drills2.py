@@ -181,11 +181,14 @@ def test_a_waiter_says_who_holds_the_lock(toy, monkeypatch):
     assert f"held by pid {holder.pid} (kbb apply toy) since 20" in notes[0]
 
 
+PRISTINE_ONLY = [benchbuilds.Build("pristine", "pristine")]
+
+
 def test_the_benchmarks_build_under_the_lock(toy_series, capsys):
     toy = toy_series
     holder = hold_lock(toy, 1)
     capsys.readouterr()
-    folders = benchbuilds.unpacked(Workspace.find(toy.root), "toy", ["pristine"])
+    folders = benchbuilds.unpacked(Workspace.find(toy.root), "toy", PRISTINE_ONLY)
     assert "waiting for the workspace lock" in capsys.readouterr().err
     assert (folders["pristine"] / "toypkg" / "core.py").is_file()
     holder.wait()
@@ -193,12 +196,12 @@ def test_the_benchmarks_build_under_the_lock(toy_series, capsys):
 
 def test_a_changed_unpacked_build_is_unpacked_again(toy_series, capsys):
     ws = Workspace.find(toy_series.root)
-    folder = benchbuilds.unpacked(ws, "toy", ["pristine"])["pristine"]
+    folder = benchbuilds.unpacked(ws, "toy", PRISTINE_ONLY)["pristine"]
     core = folder / "toypkg" / "core.py"
     first = core.read_bytes()
     core.write_bytes(first[:10])
     capsys.readouterr()
-    assert benchbuilds.unpacked(ws, "toy", ["pristine"])["pristine"] == folder
+    assert benchbuilds.unpacked(ws, "toy", PRISTINE_ONLY)["pristine"] == folder
     assert "differs from its wheel's RECORD" in capsys.readouterr().err
     assert core.read_bytes() == first
 

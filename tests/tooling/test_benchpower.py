@@ -1,0 +1,106 @@
+"""kbb.benchpower's verdicts and kbb.benchindex's smallest detectable
+regression, on fixture summaries (no ML framework, no worker)."""
+
+import json
+from pathlib import Path
+
+from kbb import benchindex
+from kbb import benchpower
+from kbb import benchtables
+
+ROOT = Path(__file__).parents[2]
+KEY = "torch layer.BatchNormLayer.time_forward_backward('511x64', False)"
+
+
+def summary(slow_lo, null_hi=1.03, aa_outside=()):
+    def row(ratio, lo, hi):
+        verdict = "regression" if lo > 1.05 else "no regression" if hi < 1.05 else "x"
+        return {
+            "ratio": ratio,
+            "lo": lo,
+            "hi": hi,
+            "verdict": verdict,
+            "detectable": 1.05 * (hi / lo) ** 0.5,
+            "processes": [3, 3],
+        }
+
+    slow = row(1.12, slow_lo, 1.16)
+    return {
+        "verdicts": {
+            "slow over bessel": slow["verdict"] if slow_lo > 1.05 else "inconclusive",
+            "null over bessel": "no regression" if null_hi < 1.05 else "inconclusive",
+        },
+        "comparisons": {
+            "slow over bessel": {KEY: slow},
+            "null over bessel": {KEY: row(1.0, 0.97, null_hi)},
+        },
+        "aa_outside": list(aa_outside),
+        "pairs": {
+            m: ["bessel", m.split()[0]]
+            for m in ("slow over bessel", "null over bessel")
+        },
+        "rounds": {"dropped": {"2": "load"}},
+    }
+
+
+def raw(slow=1.12):
+    """Three rounds (round 2 dropped): slow over bessel by 1.10, 1.14."""
+    times = {"bessel": [1.0, 1.0, 5.0], "slow": [1.10, 1.14, 1.0], "null": [1, 1, 1]}
+    return {
+        "processes": [
+            {
+                "build": b,
+                "round": r,
+                "backend": "torch",
+                "benchmarks": {KEY[6:]: {"wall": [t[r]] * 3}},
+            }
+            for b, t in times.items()
+            for r in range(3)
+        ]
+    }
+
+
+def test_the_mutants_state_what_they_expect():
+    found = benchpower.mutants(ROOT)
+    assert {n: e for n, (_, e, _) in found.items()} == {
+        "null": "no regression",
+        "slow": "regression",
+    }
+    slow = found["slow"][2].read_text()
+    assert "KBB_SLOW" in slow and "+                    inputs = inputs *" in slow
+
+
+def test_power_holds_when_slow_is_called_and_null_and_a_a_are_clean():
+    found = benchpower.mutants(ROOT)
+    truth = {KEY: {"ratio": 1.11, "lo": 1.09, "hi": 1.13}}
+    power = benchpower.judge(summary(1.08), found, truth, raw())
+    assert power["held"]
+    slow = [r for r in power["rows"] if r["mutant"] == "slow"][0]
+    assert slow["true"]["ratio"] == 1.11 and slow["verdict"] == "regression"
+    # The paired noise of the kept rounds: log 1.10 and log 1.14.
+    assert abs(slow["sd"] - 0.0253) < 1e-3 and 0 <= slow["power"] <= 1
+    text = benchtables.power_table(power)
+    assert "1.110 [1.090, 1.130]" in text and "1 (by design)" in text
+    # Slow not seen, or the A/A control off: it fails.
+    assert not benchpower.judge(summary(1.01), found, truth, raw())["held"]
+    off = summary(1.08, aa_outside=[KEY])
+    assert not benchpower.judge(off, found, truth, raw())["held"]
+
+
+def test_the_smallest_detectable_regression_of_each_kind_of_record(tmp_path):
+    new = {
+        "comparisons": {"bessel": {}},
+        "delta": 0.05,
+        "detectable": {"bessel": {"best": 1.1, "median": 1.2}},
+    }
+    assert benchindex.detectable_cell(new, tmp_path) == "bessel 1.10x (median 1.20x)"
+    # A run recorded before the figure was stored: from its intervals.
+    old = {"comparisons": {"bessel": {"a": {"lo": 0.9, "hi": 1.1}}}, "delta": 0.05}
+    assert benchindex.detectable_cell(old, tmp_path).startswith("bessel 1.16x")
+    (tmp_path / "record.md").write_text("| x | 0.66 [0.40, 1.08] | undecided |\n")
+    assert benchindex.detectable_cell({}, tmp_path).startswith("1.73x")
+    asv = {"verdict": "passed (A/A floor 1.41)"}
+    assert benchindex.detectable_cell(asv, tmp_path / "none").startswith(
+        "A/A floor 1.41"
+    )
+    assert json.dumps(benchindex.detectable_cell({}, tmp_path / "none"))
