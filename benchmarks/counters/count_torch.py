@@ -3,8 +3,9 @@
 Every op that reaches the dispatcher while the case runs (forward and
 backward, and the SGD update of the train step) is one record (op name,
 elements of its largest output tensor); `bytes` is the sum of the bytes of
-every output tensor, what the ops write. PyTorch runs eagerly: the batch
-size is always known.
+every output tensor, what the ops write. A view op (`view`, `permute`, ...)
+writes nothing: it is recorded with 0 elements and no bytes. PyTorch runs
+eagerly: the batch size is always known.
 """
 
 import cases
@@ -21,6 +22,8 @@ class Counter(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         tensors = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+        if func.is_view:
+            tensors = []
         sizes = [t.numel() for t in tensors]
         self.records.append((str(func.overloadpacket.__name__), max(sizes, default=0)))
         self.bytes += sum(t.numel() * t.element_size() for t in tensors)
