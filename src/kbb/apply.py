@@ -14,7 +14,6 @@ from kbb import layouts
 from kbb import log
 from kbb import mirror
 from kbb.checkout import ensure as ensure_checkout
-from kbb.checkout import require_exported
 from kbb.checkout import require_idle
 from kbb.checkout import source_of
 from kbb.checkout import verify
@@ -22,6 +21,7 @@ from kbb.git import config
 from kbb.git import git
 from kbb.git import rev
 from kbb.git import update_refs
+from kbb.keep import require_exported
 from kbb.workspace import Workspace
 
 

@@ -12,7 +12,6 @@ from kbb import files
 from kbb import layouts
 from kbb import log
 from kbb import mirror
-from kbb.checkout import require_exported
 from kbb.checkout import require_idle
 from kbb.checkout import source_of
 from kbb.checkout import verify
@@ -21,6 +20,7 @@ from kbb.git import git
 from kbb.git import is_ancestor
 from kbb.git import rev
 from kbb.git import update_refs
+from kbb.keep import require_exported
 from kbb.series import SOURCES
 from kbb.series import Patch
 from kbb.series import Series
