@@ -232,6 +232,12 @@ class Toy:
     def patches(self):
         return self.root / "patches" / "toy"
 
+    def break_context(self):
+        """Breaks the context of fix/0002 (f9's signature), as a new
+        upstream release would: it no longer applies."""
+        path = self.patches / "fix" / "0002-Change-f9.patch"
+        path.write_text(path.read_text().replace(" def f9(x):", " def f9(y):"))
+
     def kbb(self, *args, expect=0):
         """Runs `kbb --root ROOT ARGS`; returns (stdout, stderr)."""
         self.capsys.readouterr()

@@ -177,8 +177,7 @@ def test_conflict_names_patch_file_and_hunk(toy_series):
     toy.kbb("apply", "toy")
     patched = toy.git("rev-parse", "series")
     # Break the second patch's context, as a new upstream release would.
-    path = toy.patches / "fix" / "0002-Change-f9.patch"
-    path.write_text(path.read_text().replace(" def f9(x):", " def f9(y):"))
+    toy.break_context()
     _, err = toy.kbb("apply", "toy", "--force", expect=2)
     assert (
         "fix/0002-Change-f9.patch does not apply to toypkg==1.0: "

@@ -127,8 +127,7 @@ def test_pristine_must_be_its_tag(toy_series):
 def test_a_failed_apply_never_leaves_head_on_pristine(toy_series):
     toy = toy_series
     toy.git("checkout", "-q", "pristine")
-    path = toy.patches / "fix" / "0002-Change-f9.patch"
-    path.write_text(path.read_text().replace(" def f9(x):", " def f9(y):"))
+    toy.break_context()
     _, err = toy.kbb("apply", "toy", expect=2)
     assert "HEAD is back at" in err and "detached: `git switch -c NAME`" in err
     result = subprocess.run(

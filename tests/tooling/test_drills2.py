@@ -110,8 +110,7 @@ def test_a_failed_apply_goes_back_where_head_was(toy_series):
     toy = toy_series
     toy.kbb("apply", "toy")
     tip = toy.git("rev-parse", "series")
-    path = toy.patches / "fix" / "0002-Change-f9.patch"
-    path.write_text(path.read_text().replace(" def f9(x):", " def f9(y):"))
+    toy.break_context()
     _, err = toy.kbb("apply", "toy", expect=2)
     assert "the checkout is back on branch series, as it was" in errors(err)[0]
     assert toy.git("symbolic-ref", "--short", "HEAD") == "series"

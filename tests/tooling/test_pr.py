@@ -585,8 +585,7 @@ def test_check_applies_in_a_copy(toy_series):
         "patches/toy: applies to toypkg==1.0",
     ]
     assert not toy.checkout.exists()
-    path = toy.patches / "fix" / "0002-Change-f9.patch"
-    path.write_text(path.read_text().replace(" def f9(x):", " def f9(y):"))
+    toy.break_context()
     _, err = toy.kbb("check", "toy", "--applies", expect=2)
     assert "fix/0002-Change-f9.patch does not apply to toypkg==1.0: " in err
     assert "toypkg/core.py, hunk 1 of 1 (@@ -35,7 +35,7 @@)" in err
