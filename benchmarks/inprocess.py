@@ -2,7 +2,7 @@
 
     python benchmarks/inprocess.py OUTPUT.json [--bench REGEX] [--blocks B]
 
-Started by `python -m kbb.benchpower` (`tox -e bench-power`) with the slow
+Started by `python -m kbb.bench.power` (`tox -e bench-power`) with the slow
 mutant's build first on PYTHONPATH (benchmarks/mutants/slow.patch), eager
 PyTorch and the run's threads in the environment. Its extra multiply is
 turned on and off in the running process (the module's KBB_SLOW), so both

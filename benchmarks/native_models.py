@@ -215,7 +215,7 @@ def analyse(processes, alpha=0.05):
     """Per benchmark: the kernel / composed and A/A ratios with simultaneous
     intervals, and the peak memory of each path (median over processes)."""
     sys.path.insert(0, str(ROOT / "src"))
-    from kbb.benchstats import critical
+    from kbb.bench.stats import critical
 
     keys = [(r["model"], r["mode"]) for r in processes[0]]
     m = len(keys)

@@ -3,7 +3,7 @@
     python benchmarks/worker.py OUTPUT.json [--bench REGEX] [--skip REGEX] [--min N]
         [--max N] [--budget S] [--seed K]
 
-Started by src/kbb/bench.py once per build, backend and round, with the
+Started by src/kbb/bench/run.py once per build, backend and round, with the
 build's keras first on PYTHONPATH, KERAS_BACKEND and the thread settings
 in the environment (KBB_BENCH_THREADS, OMP_NUM_THREADS, XLA_FLAGS, ...).
 It fixes the frameworks' thread pools to KBB_BENCH_THREADS, measures the

@@ -23,9 +23,9 @@ import sys
 from pathlib import Path
 
 from kbb import results as results_file
-from kbb.report_upstream import BN_BACKENDS
-from kbb.report_upstream import added
-from kbb.report_upstream import differences
+from kbb.report.upstream import BN_BACKENDS
+from kbb.report.upstream import added
+from kbb.report.upstream import differences
 
 # `grep -rlE 'BatchNormalization|batch_normalization' --include='*_test.py'
 # keras/src` in keras 3.15.1, less keras/src/layers/normalization.

@@ -27,7 +27,7 @@ With $KBB_RESULTS set, the run's counts go to $KBB_RESULTS/$KBB_ENV.json
 that the environment's other test sessions wrote there, with each test's
 outcome ("outcomes": {node id: outcome}) and each failure's message
 ("messages": {node id: its first line}), so that two builds' runs can be
-compared test by test (kbb.report_upstream).
+compared test by test (kbb.report.upstream).
 """
 
 import importlib.util

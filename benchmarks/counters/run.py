@@ -5,7 +5,7 @@
 BACKEND: jax, torch, tensorflow, or tensorflow-onednn (TensorFlow with
 TF_ENABLE_ONEDNN_OPTS=1, set by the caller).
 
-Run by `python -m kbb.benchcount` (`tox -e counters`) once per build and
+Run by `python -m kbb.bench.counters` (`tox -e counters`) once per build and
 backend, with the build's unpacked keras wheel first on PYTHONPATH and
 KERAS_BACKEND=BACKEND. Writes the versions and, per case, each counter
 with its records (op, elements of its largest output).

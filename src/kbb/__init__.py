@@ -1,22 +1,21 @@
 """keras-bn-bessel's tooling: pinned upstreams and their patch series.
 
-The pipeline, one module per job (`kbb --help` lists the commands):
+Packages by job, each importing only from those above it in this list
+(`kbb --help` lists the commands):
 
-- `workspace`: every path of the workspace; `pins`: pins.toml;
-- `git`: git without the user's configuration, with a fixed identity;
-- `series`: the patch series as text (patches/SERIES/);
-- `fetch`: all network and pip code (sdists, clones, the index);
-- `checkout`, `am`, `apply`, `export`: the upstream checkout .upstream/TARGET,
-  its refs, the one `git am` loop; `layouts`, `mirror` and the translators
-  `keras_layout`, `tf_keras_layout`: a series kept in another layout;
-- `build`, `wheelfile`: wheels of a branch, and their install;
-- `results`: the tests' recorded figures and their staleness;
-- `markdown`: tables with names; `report`: docs/analysis.md;
-- `pr`: the upstream pull requests (checks, texts, push);
-- `bench*`: the benchmarks (`benchbuilds` the builds side by side,
-  `benchcount` the exact counters, `bench` the timings, `benchstats`,
-  `benchreport`, `benchtables`, `benchrecord`, `benchagg` their statistics,
-  records and aggregate); `cli`: the `kbb` command.
+- `kbb.cli`: the one command, every job a subcommand;
+- `kbb.study`: what the fix changes for models retrained with it;
+- `kbb.bench`: timings, exact counters, run records, their aggregate;
+  `kbb.mutants`: the tests must catch every plausible wrong fix;
+- `kbb.pr`: the upstream pull requests; `kbb.build`: wheels and installs;
+- `kbb.upstream`: the patch queue on a pinned upstream checkout (fetch,
+  checkout, am, apply, export, mirror, keep);
+- `kbb.workspace`: every path; `kbb.report`: docs/analysis.md;
+- `kbb.pins`, `kbb.results`, `kbb.series`, `kbb.git`, `kbb.layout`: the
+  models (pins, recorded figures, the series as text, git plumbing, pure
+  layout translation);
+- this module (errors and logging), `kbb.markdown` (the one table
+  writer), `kbb.files`, `kbb.lock`, `kbb.wheelfile`.
 """
 
 import re
@@ -44,6 +43,17 @@ def redact(text):
     return text
 
 
-def log(message):
-    """A progress line on stderr, with credentials redacted."""
-    print(f"kbb: {redact(message)}", file=sys.stderr, flush=True)
+_VERBOSITY = [1]
+
+
+def set_verbosity(level):
+    """0: errors only (-q); 1: progress (the default); 2: also details
+    such as each git command (-v)."""
+    _VERBOSITY[0] = level
+
+
+def log(message, level=1):
+    """A line on stderr with the one prefix `kbb: `, credentials redacted;
+    shown when the verbosity is at least `level` (0: always)."""
+    if level <= _VERBOSITY[0]:
+        print(f"kbb: {redact(message)}", file=sys.stderr, flush=True)

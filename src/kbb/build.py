@@ -10,19 +10,19 @@ import tempfile
 from pathlib import Path
 
 from kbb import KbbError
-from kbb import layouts
+from kbb import layout
 from kbb import log
 from kbb import results
 from kbb import wheelfile
-from kbb.checkout import source_of
-from kbb.fetch import pip
-from kbb.fetch import sha256
 from kbb.git import cause
 from kbb.git import config
 from kbb.git import git
 from kbb.git import is_ancestor
 from kbb.git import rev
 from kbb.series import tests_only
+from kbb.upstream.checkout import source_of
+from kbb.upstream.fetch import pip
+from kbb.upstream.fetch import sha256
 
 # In each cached wheel's folder: the wheel's sha256, recorded when built.
 DIGEST = "SHA256SUM"
@@ -46,7 +46,7 @@ def wheel(ws, pin, ref="series"):
     checkout = ws.checkout(pin.target)
     commit = _commit(checkout, ref)
     source = source_of(checkout)
-    problem = layouts.wheel_problem(pin.layout(source))
+    problem = layout.wheel_problem(pin.layout(source))
     if problem:
         raise KbbError(
             f"cannot build a wheel from {checkout}, a {source} checkout: "

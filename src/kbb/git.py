@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from kbb import KbbError
+from kbb import log
 from kbb import redact
 
 BOT = ("keras-bn-bessel", "keras-bn-bessel@users.noreply.github.com")
@@ -69,6 +70,7 @@ def git(*args, cwd=None, check=True, input=None, env=None, user_config=False):
         for key in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE"):
             environment.pop(key)
     environment.update(env or {})
+    log(f"git {' '.join(args)}" + (f" (in {cwd})" if cwd else ""), level=2)
     waited = 0.0
     while True:
         result = subprocess.run(

@@ -35,7 +35,7 @@ class Pin:
     # its own), and the pinned newest upstream that `kbb pr` checks.
     series: str | None = None
     newest: str | None = None
-    # Layout names (see kbb.layouts): how the sdist, the git repository and
+    # Layout names (see kbb.layout): how the sdist, the git repository and
     # the stored patch series lay out the package.
     sdist_layout: str = "same"
     git_layout: str = "same"

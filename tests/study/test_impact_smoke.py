@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_quick_run(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src")])}
     subprocess.run(
-        [sys.executable, "-m", "study", "--quick", "--out", str(tmp_path)],
+        [sys.executable, "-m", "kbb", "study", "--quick", "--out", str(tmp_path)],
         cwd=ROOT,
         env=env,
         check=True,

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from kbb.cli import main as kbb
-from kbb.tf_keras_layout import to_sdist_text
+from kbb.layout.tf_keras import to_sdist_text
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = {

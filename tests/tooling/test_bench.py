@@ -7,12 +7,12 @@ import random
 
 import pytest
 
-from kbb import bench
-from kbb import benchagg
-from kbb import benchrecord
-from kbb import benchreport
-from kbb import benchstats
-from kbb import benchtables
+from kbb.bench import aggregate
+from kbb.bench import record
+from kbb.bench import report
+from kbb.bench import run
+from kbb.bench import stats
+from kbb.bench import tables
 
 LAYER = "layer.BatchNormLayer.time_forward_backward('32x28x28x64', False)"
 PEER = "peer.PeerKernel.time_forward_backward('32x28x28x64', False)"
@@ -27,7 +27,7 @@ TIMES = {  # ms per build: the fix costs nothing, native halves the layer
 
 @pytest.fixture(autouse=True)
 def fewer_resamples(monkeypatch):
-    monkeypatch.setattr(benchstats, "REPS", 300)
+    monkeypatch.setattr(stats, "REPS", 300)
 
 
 SERIES = {"bessel": "1" * 64, "native": "2" * 64}
@@ -37,7 +37,7 @@ STAMP = "<!-- kbb-stamp: keras upto=all series=... pin=... -->"
 def raw(times=TIMES, rounds=4, seed=0, load=None, bases=None):
     rng = random.Random(seed)
     processes, shifts = [], {}
-    for r, build, backend in bench.plan(list(times), ["torch"], rounds, seed):
+    for r, build, backend in run.plan(list(times), ["torch"], rounds, seed):
         # Each round meets its own load, the same for all its builds.
         shift = shifts.setdefault(r, rng.lognormvariate(0, 0.2))
         shift *= rng.lognormvariate(0, 0.01) * (load or {}).get((r, build), 1)
@@ -90,8 +90,8 @@ def raw(times=TIMES, rounds=4, seed=0, load=None, bases=None):
 
 
 def test_plan_shuffles_each_round_and_runs_every_pair_once_per_round():
-    order = bench.plan(["pristine", "bessel", "aa"], ["jax", "torch"], 3, seed=7)
-    assert order == bench.plan(["pristine", "bessel", "aa"], ["jax", "torch"], 3, 7)
+    order = run.plan(["pristine", "bessel", "aa"], ["jax", "torch"], 3, seed=7)
+    assert order == run.plan(["pristine", "bessel", "aa"], ["jax", "torch"], 3, 7)
     rounds = collections.defaultdict(list)
     for r, build, backend in order:
         rounds[r].append((build, backend))
@@ -104,19 +104,19 @@ def test_plan_shuffles_each_round_and_runs_every_pair_once_per_round():
 
 
 def test_one_thread_by_default_on_two_cores():
-    assert bench.default_threads(2) == bench.default_threads(1) == 1
-    assert bench.default_threads(8) == 8
+    assert run.default_threads(2) == run.default_threads(1) == 1
+    assert run.default_threads(8) == 8
 
 
 def test_worker_env_fixes_every_thread_pool(tmp_path):
-    env = bench.worker_env(tmp_path, "jax", 2, quick=False)
+    env = run.worker_env(tmp_path, "jax", 2, quick=False)
     assert env["PYTHONPATH"].split(":")[0] == str(tmp_path)
     assert env["OMP_NUM_THREADS"] == env["TF_NUM_INTRAOP_THREADS"] == "2"
     assert "intra_op_parallelism_threads=2" in env["XLA_FLAGS"]
 
 
 def test_analysis_of_a_quiet_run():
-    summary = benchreport.analyse(raw())
+    summary = report.analyse(raw())
     assert list(summary["comparisons"]) == ["bessel", "native", "aa"]
     assert summary["verdicts"] == {
         "bessel": "no regression",
@@ -135,14 +135,14 @@ def test_analysis_of_a_quiet_run():
 
 def test_a_slower_a_a_copy_makes_the_run_inconclusive():
     times = {**TIMES, "aa": {k: 1.15 * v for k, v in TIMES["aa"].items()}}
-    summary = benchreport.analyse(raw(times))
+    summary = report.analyse(raw(times))
     assert summary["aa_outside"] and summary["verdict"] == "inconclusive"
 
 
 def test_round_to_round_load_cancels_in_the_pairs():
     # Rounds differ by 20 % (raw: the round's shift), builds by 1 % within
     # a round: the paired intervals stay narrow.
-    summary = benchreport.analyse(raw(rounds=6))
+    summary = report.analyse(raw(rounds=6))
     row = summary["comparisons"]["bessel"][f"torch {LAYER}"]
     assert row["hi"] / row["lo"] < 1.06
     assert summary["detectable"]["bessel"]["best"] < 1.1
@@ -151,16 +151,16 @@ def test_round_to_round_load_cancels_in_the_pairs():
 def test_a_loaded_round_is_dropped_and_counted():
     # Round 2's A/A process ran 40 % slower, and others used 1.5 cores.
     load = {(2, "aa"): 1.4}
-    summary = benchreport.analyse(raw(rounds=6, load=load))
+    summary = report.analyse(raw(rounds=6, load=load))
     assert summary["rounds"]["dropped"] == {"2": "others used 1.50 cores"}
     assert summary["comparisons"]["aa"][f"torch {LAYER}"]["processes"] == [5, 5]
     assert not summary["aa_outside"]
-    text = benchrecord.markdown(summary, "Run")
+    text = record.markdown(summary, "Run")
     assert "Load gate: 1 of 6 rounds dropped" in text
     # With the gate off, the loaded round widens the A/A intervals.
     data = raw(rounds=6, load=load)
     data["meta"]["max_load"] = 99
-    loaded = benchreport.analyse(data)["comparisons"]["aa"][f"torch {LAYER}"]
+    loaded = report.analyse(data)["comparisons"]["aa"][f"torch {LAYER}"]
     kept = summary["comparisons"]["aa"][f"torch {LAYER}"]
     assert loaded["hi"] / loaded["lo"] > 1.1 > kept["hi"] / kept["lo"]
 
@@ -168,23 +168,23 @@ def test_a_loaded_round_is_dropped_and_counted():
 def test_a_group_is_compared_with_its_base_too():
     times = {**TIMES, "native": {**TIMES["native"], BLOCK: 60.0}}
     data = raw(times, bases={"bessel": "pristine", "native": "bessel"})
-    summary = benchreport.analyse(data)
+    summary = report.analyse(data)
     assert summary["pairs"]["native over bessel"] == ["bessel", "native"]
     row = summary["comparisons"]["native over bessel"][f"torch {BLOCK}"]
     assert 1.15 < row["ratio"] < 1.25 and row["verdict"] == "regression"
     assert summary["verdicts"]["native over bessel"] == "regression"
-    assert "## group/bessel against group/native" in benchrecord.markdown(summary, "R")
+    assert "## group/bessel against group/native" in record.markdown(summary, "R")
 
 
 def test_a_regression_of_the_fix_is_one():
     times = {**TIMES, "bessel": {**TIMES["bessel"], LAYER: 13.0}}
-    summary = benchreport.analyse(raw(times))
+    summary = report.analyse(raw(times))
     assert summary["verdicts"]["bessel"] == "regression"
     assert summary["verdict"] == "regression"
 
 
 def test_labels():
-    assert benchtables.label(f"tensorflow {LAYER[:-7]}True)") == (
+    assert tables.label(f"tensorflow {LAYER[:-7]}True)") == (
         "tensorflow",
         "layer, forward + backward",
         "32x28x28x64",
@@ -195,7 +195,7 @@ def test_labels():
 def test_records_index_and_aggregate(tmp_path):
     root = tmp_path
     (root / "docs").mkdir()
-    runs = root / benchrecord.RUNS
+    runs = root / record.RUNS
     legacy = runs / "001-2026-11-20"
     legacy.mkdir(parents=True)
     (legacy / "meta.json").write_text(
@@ -210,7 +210,7 @@ def test_records_index_and_aggregate(tmp_path):
 
     # The native group compiles other programs on torch only (its counters
     # differ from group/bessel's there): its rows form table bench-native.
-    counters = root / benchagg.COUNTERS
+    counters = root / aggregate.COUNTERS
     counters.parent.mkdir(parents=True)
     same = {"layer/static/N8": {"aten": {"ops": 10}}}
     counters.write_text(
@@ -231,7 +231,7 @@ def test_records_index_and_aggregate(tmp_path):
     ws.root = root
     for seed in (1, 2):
         data = raw(seed=seed)
-        benchrecord.write_run(ws, data, benchreport.analyse(data), STAMP)
+        record.write_run(ws, data, report.analyse(data), STAMP)
     assert sorted(p.name for p in runs.iterdir()) == [
         "001-2026-11-20",
         "002-2026-11-30",
@@ -259,14 +259,14 @@ def test_records_index_and_aggregate(tmp_path):
     assert doc.rstrip().endswith(STAMP)
     # Runs of other patches than the series' now do not count.
     other = {**SERIES, "native": "3" * 64}
-    doc = benchagg.document(root, other, STAMP)
+    doc = aggregate.document(root, other, STAMP)
     assert "0 of 3 runs count" in doc
 
 
 def test_asv_runs_the_branches_of_benchbuilds():
     from pathlib import Path
 
-    from kbb import benchbuilds
+    from kbb.bench import builds
     from kbb.workspace import Workspace
 
     root = Path(__file__).parents[2]
@@ -276,5 +276,5 @@ def test_asv_runs_the_branches_of_benchbuilds():
             line for line in text.splitlines() if not line.lstrip().startswith("//")
         )
     )
-    builds = benchbuilds.default_builds(Workspace.find(root))
-    assert config["branches"] == [b.ref for b in builds]
+    chain = builds.default_builds(Workspace.find(root))
+    assert config["branches"] == [b.ref for b in chain]

@@ -1,9 +1,9 @@
-"""kbb.benchcount's checks and gate, on fixture records (no ML framework)."""
+"""kbb.bench.counters's checks and gate, on fixture records (no ML framework)."""
 
 import copy
 
-from kbb import benchbuilds
-from kbb import benchcount
+from kbb.bench import builds
+from kbb.bench import counters
 
 C = 64
 
@@ -26,9 +26,9 @@ def step(batch, extra=()):
 
 
 def measured(fix_extra, native_records=None):
-    builds = {"pristine": lambda b: step(b), "bessel": lambda b: step(b, fix_extra(b))}
+    makers = {"pristine": lambda b: step(b), "bessel": lambda b: step(b, fix_extra(b))}
     out = {}
-    for name, make in builds.items():
+    for name, make in makers.items():
         cases = {f"layer/static/N{b}": make(b) for b in (8, 16)}
         out[name] = {"jax": record(cases)}
     if native_records:
@@ -43,35 +43,35 @@ def measured(fix_extra, native_records=None):
 
 
 def test_the_fix_adding_one_op_per_channel_passes():
-    summary = benchcount.summarize(measured(lambda b: [["mul", C]]))
+    summary = counters.summarize(measured(lambda b: [["mul", C]]))
     assert summary["checks"]["bessel"]["jax"] == []
     added = summary["deltas"]["bessel"]["jax"]["layer/static/N8"]["jaxpr"]["added"]
     assert added == [["mul", C, 1]]
-    status, lines = benchcount.gate(copy.deepcopy(summary), summary)
+    status, lines = counters.gate(copy.deepcopy(summary), summary)
     assert (status, lines) == (0, [])
 
 
 def test_an_injected_batch_sized_op_fails_the_linear_check():
     # An op over the whole batch (N x C elements, N = 8 * 8 * batch).
-    summary = benchcount.summarize(
+    summary = counters.summarize(
         measured(lambda b: [["mul", C], ["mul", b * 8 * 8 * C]])
     )
     problems = summary["checks"]["bessel"]["jax"]
     assert "layer/static/N8 jaxpr: adds 1 x mul of 32768 elements" in problems
     assert "layer/static/N16 jaxpr: adds 1 x mul of 65536 elements" in problems
     assert any("adds other ops at" in p for p in problems)
-    status, lines = benchcount.gate(copy.deepcopy(summary), summary)
+    status, lines = counters.gate(copy.deepcopy(summary), summary)
     assert status == 1 and lines == [f"bessel jax: {p}" for p in problems]
 
 
 def test_an_op_of_unknown_size_fails_the_linear_check():
-    summary = benchcount.summarize(measured(lambda b: [["Mul", None]]))
+    summary = counters.summarize(measured(lambda b: [["Mul", None]]))
     assert summary["checks"]["bessel"]["jax"][0].endswith("of None elements")
 
 
 def test_ops_that_grow_with_the_batch_but_stay_below_c_are_caught():
     # At most C elements each, but more of them at the larger batch.
-    summary = benchcount.summarize(measured(lambda b: [["mul", 1]] * (b // 8)))
+    summary = counters.summarize(measured(lambda b: [["mul", 1]] * (b // 8)))
     assert summary["checks"]["bessel"]["jax"] == [
         "layer/static jaxpr: adds other ops at layer/static/N8, layer/static/N16"
     ]
@@ -79,9 +79,9 @@ def test_ops_that_grow_with_the_batch_but_stay_below_c_are_caught():
 
 NATIVE = "fused kernel"
 BUILDS = [
-    benchbuilds.Build("pristine", "pristine"),
-    benchbuilds.Build("bessel", "group/bessel", "pristine"),
-    benchbuilds.Build("native", "group/native", "bessel", NATIVE),
+    builds.Build("pristine", "pristine"),
+    builds.Build("bessel", "group/bessel", "pristine"),
+    builds.Build("native", "group/native", "bessel", NATIVE),
 ]
 
 
@@ -89,19 +89,19 @@ def test_a_declared_kernel_change_may_replace_full_size_ops_but_not_add_them():
     def fused(b):
         return [["native_batch_norm", b * 8 * 8 * C], ["mul", C], ["add", C]]
 
-    summary = benchcount.summarize(measured(lambda b: [], fused), BUILDS)
+    summary = counters.summarize(measured(lambda b: [], fused), BUILDS)
     assert summary["checks"]["native"]["jax"] == []
 
     def more(b):
         return fused(b) + [["clone", b * 8 * 8 * C]] * 2
 
-    summary = benchcount.summarize(measured(lambda b: [], more), BUILDS)
+    summary = counters.summarize(measured(lambda b: [], more), BUILDS)
     problems = [
         f"layer/static/N{b} jaxpr: 3 ops of over 64 elements, bessel 2" for b in (8, 16)
     ]
     assert summary["checks"]["native"]["jax"] == problems
     # Not a finding to record: the gate fails, and so does --update.
-    status, lines = benchcount.gate(copy.deepcopy(summary), summary)
+    status, lines = counters.gate(copy.deepcopy(summary), summary)
     assert status == 1 and lines == [f"native jax: {p}" for p in problems]
 
 
@@ -113,7 +113,7 @@ def test_a_declared_kernel_change_may_not_add_bytes(tmp_path):
     for name, more in (("bessel", 100), ("native", 200)):
         for case in data[name]["jax"]["cases"].values():
             case["jaxpr"]["bytes"] = more
-    summary = benchcount.summarize(data, BUILDS)
+    summary = counters.summarize(data, BUILDS)
     assert summary["checks"]["native"]["jax"] == [
         f"layer/static/N{b} jaxpr: bytes 200, bessel 100" for b in (8, 16)
     ]
@@ -129,42 +129,40 @@ def stacked(extra):
 
 
 def test_a_new_group_adding_a_full_size_op_fails_the_gate(tmp_path):
-    builds = [*BUILDS[:2], benchbuilds.Build("slow", "refs/slow", "bessel")]
-    summary = benchcount.summarize(stacked(lambda b: [["mul", b * 8 * 8 * C]]), builds)
+    chain = [*BUILDS[:2], builds.Build("slow", "refs/slow", "bessel")]
+    summary = counters.summarize(stacked(lambda b: [["mul", b * 8 * 8 * C]]), chain)
     # Against its base (bessel), not against pristine: one multiply added.
     assert summary["checks"]["slow"]["jax"][0] == (
         "layer/static/N8 jaxpr: adds 1 x mul of 32768 elements"
     )
     assert summary["checks"]["bessel"]["jax"] == []
-    status, lines = benchcount.gate(copy.deepcopy(summary), summary)
+    status, lines = counters.gate(copy.deepcopy(summary), summary)
     assert status == 1 and lines[0].startswith("slow jax: layer/static/N8")
     # --update refuses to record it, and leaves the expected file alone.
     path = tmp_path / "expected.json"
-    status, lines = benchcount.update(path, summary)
+    status, lines = counters.update(path, summary)
     assert status == 1 and "refused" in lines[0] and not path.exists()
     # Declared as a kernel change it still fails: it removes no full-size op.
-    declared = [*builds[:2], benchbuilds.Build("slow", "refs/slow", "bessel", "x")]
-    summary = benchcount.summarize(
-        stacked(lambda b: [["mul", b * 8 * 8 * C]]), declared
-    )
-    assert benchcount.gate(copy.deepcopy(summary), summary)[0] == 1
+    declared = [*chain[:2], builds.Build("slow", "refs/slow", "bessel", "x")]
+    summary = counters.summarize(stacked(lambda b: [["mul", b * 8 * 8 * C]]), declared)
+    assert counters.gate(copy.deepcopy(summary), summary)[0] == 1
 
 
 def test_a_new_group_adding_per_channel_ops_passes_and_is_recorded(tmp_path):
-    builds = [*BUILDS[:2], benchbuilds.Build("slow", "refs/slow", "bessel")]
-    summary = benchcount.summarize(stacked(lambda b: [["add", C]]), builds)
+    chain = [*BUILDS[:2], builds.Build("slow", "refs/slow", "bessel")]
+    summary = counters.summarize(stacked(lambda b: [["add", C]]), chain)
     assert summary["checks"]["slow"]["jax"] == []
-    assert benchcount.gate(copy.deepcopy(summary), summary) == (0, [])
+    assert counters.gate(copy.deepcopy(summary), summary) == (0, [])
     path = tmp_path / "expected.json"
-    assert benchcount.update(path, summary)[0] == 0 and path.is_file()
+    assert counters.update(path, summary)[0] == 0 and path.is_file()
 
 
 def test_the_gate_is_exact():
-    summary = benchcount.summarize(measured(lambda b: [["mul", C]]))
+    summary = counters.summarize(measured(lambda b: [["mul", C]]))
     expected = copy.deepcopy(summary)
-    counters = expected["counters"]["bessel"]["jax"]["layer/static/N8"]["jaxpr"]
-    counters["equations"] -= 1  # one op fewer expected than measured
-    status, lines = benchcount.gate(expected, summary)
+    found = expected["counters"]["bessel"]["jax"]["layer/static/N8"]["jaxpr"]
+    found["equations"] -= 1  # one op fewer expected than measured
+    status, lines = counters.gate(expected, summary)
     assert status == 1
     assert lines == [
         "counters/bessel/jax/layer/static/N8/jaxpr/equations: expected 5, measured 6"
@@ -172,10 +170,10 @@ def test_the_gate_is_exact():
 
 
 def test_other_versions_are_named_with_the_mend():
-    summary = benchcount.summarize(measured(lambda b: [["mul", C]]))
+    summary = counters.summarize(measured(lambda b: [["mul", C]]))
     expected = copy.deepcopy(summary)
     expected["versions"] = {"jax": "0.9.0"}
-    status, lines = benchcount.gate(expected, summary)
+    status, lines = counters.gate(expected, summary)
     assert status == 1 and "tox -e counters -- --update" in lines[0]
 
 

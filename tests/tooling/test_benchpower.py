@@ -1,12 +1,12 @@
-"""kbb.benchpower's verdicts and kbb.benchindex's smallest detectable
+"""kbb.bench.power's verdicts and kbb.bench.index's smallest detectable
 regression, on fixture summaries (no ML framework, no worker)."""
 
 import json
 from pathlib import Path
 
-from kbb import benchindex
-from kbb import benchpower
-from kbb import benchtables
+from kbb.bench import index
+from kbb.bench import power
+from kbb.bench import tables
 
 ROOT = Path(__file__).parents[2]
 KEY = "torch layer.BatchNormLayer.time_forward_backward('511x64', False)"
@@ -61,7 +61,7 @@ def raw(slow=1.12):
 
 
 def test_the_mutants_state_what_they_expect():
-    found = benchpower.mutants(ROOT)
+    found = power.mutants(ROOT)
     assert {n: e for n, (_, e, _) in found.items()} == {
         "null": "no regression",
         "slow": "regression",
@@ -71,20 +71,20 @@ def test_the_mutants_state_what_they_expect():
 
 
 def test_power_holds_when_slow_is_called_and_null_and_a_a_are_clean():
-    found = benchpower.mutants(ROOT)
+    found = power.mutants(ROOT)
     truth = {KEY: {"ratio": 1.11, "lo": 1.09, "hi": 1.13}}
-    power = benchpower.judge(summary(1.08), found, truth, raw())
-    assert power["held"]
-    slow = [r for r in power["rows"] if r["mutant"] == "slow"][0]
+    judged = power.judge(summary(1.08), found, truth, raw())
+    assert judged["held"]
+    slow = [r for r in judged["rows"] if r["mutant"] == "slow"][0]
     assert slow["true"]["ratio"] == 1.11 and slow["verdict"] == "regression"
     # The paired noise of the kept rounds: log 1.10 and log 1.14.
     assert abs(slow["sd"] - 0.0253) < 1e-3 and 0 <= slow["power"] <= 1
-    text = benchtables.power_table(power)
+    text = tables.power_table(judged)
     assert "1.110 [1.090, 1.130]" in text and "1 (by design)" in text
     # Slow not seen, or the A/A control off: it fails.
-    assert not benchpower.judge(summary(1.01), found, truth, raw())["held"]
+    assert not power.judge(summary(1.01), found, truth, raw())["held"]
     off = summary(1.08, aa_outside=[KEY])
-    assert not benchpower.judge(off, found, truth, raw())["held"]
+    assert not power.judge(off, found, truth, raw())["held"]
 
 
 def test_the_smallest_detectable_regression_of_each_kind_of_record(tmp_path):
@@ -93,14 +93,12 @@ def test_the_smallest_detectable_regression_of_each_kind_of_record(tmp_path):
         "delta": 0.05,
         "detectable": {"bessel": {"best": 1.1, "median": 1.2}},
     }
-    assert benchindex.detectable_cell(new, tmp_path) == "bessel 1.10x (median 1.20x)"
+    assert index.detectable_cell(new, tmp_path) == "bessel 1.10x (median 1.20x)"
     # A run recorded before the figure was stored: from its intervals.
     old = {"comparisons": {"bessel": {"a": {"lo": 0.9, "hi": 1.1}}}, "delta": 0.05}
-    assert benchindex.detectable_cell(old, tmp_path).startswith("bessel 1.16x")
+    assert index.detectable_cell(old, tmp_path).startswith("bessel 1.16x")
     (tmp_path / "record.md").write_text("| x | 0.66 [0.40, 1.08] | undecided |\n")
-    assert benchindex.detectable_cell({}, tmp_path).startswith("1.73x")
+    assert index.detectable_cell({}, tmp_path).startswith("1.73x")
     asv = {"verdict": "passed (A/A floor 1.41)"}
-    assert benchindex.detectable_cell(asv, tmp_path / "none").startswith(
-        "A/A floor 1.41"
-    )
-    assert json.dumps(benchindex.detectable_cell({}, tmp_path / "none"))
+    assert index.detectable_cell(asv, tmp_path / "none").startswith("A/A floor 1.41")
+    assert json.dumps(index.detectable_cell({}, tmp_path / "none"))

@@ -8,7 +8,7 @@ from conftest import CORE
 from conftest import FILES
 from conftest import PROVENANCE
 from conftest import make_sdist
-from kbb import layouts
+from kbb import layout
 from kbb.series import provenance_missing
 
 
@@ -287,7 +287,7 @@ def test_wheel_versions(toy_series, tmp_path):
 
 def test_wheel_of_an_unbuildable_layout_is_a_clear_error(toy_series, monkeypatch):
     toy = toy_series
-    monkeypatch.setitem(layouts.NO_WHEEL, "toy-git", "no setup here")
+    monkeypatch.setitem(layout.NO_WHEEL, "toy-git", "no setup here")
     toy.write_pins(extra={"git_layout": "toy-git", "series_layout": "toy-git"})
     toy.kbb("clean", "toy")
     toy.kbb("fetch", "toy", "--source", "git")
@@ -326,7 +326,7 @@ class NestedToFlat:
 
 
 def test_translated_layout_round_trips(toy, monkeypatch):
-    monkeypatch.setitem(layouts.TRANSLATORS, ("toy-nested", "toy-flat"), NestedToFlat)
+    monkeypatch.setitem(layout.TRANSLATORS, ("toy-nested", "toy-flat"), NestedToFlat)
     files = {
         ("src/" + name if name.startswith("toypkg/") else name): text
         for name, text in FILES.items()

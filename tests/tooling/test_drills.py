@@ -11,10 +11,10 @@ import pytest
 
 from conftest import PROVENANCE
 from kbb import KbbError
-from kbb import apply
-from kbb import fetch
 from kbb import git
 from kbb import redact
+from kbb.upstream import apply
+from kbb.upstream import fetch
 
 # Drill: `kbb apply` while a git operation is in progress lost the work.
 

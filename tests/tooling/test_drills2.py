@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import PROVENANCE
-from kbb import benchbuilds
 from kbb import git
+from kbb.bench import builds
 from kbb.cli import main
 from kbb.workspace import Workspace
 
@@ -144,7 +144,7 @@ def test_kbb_acts_on_the_clone_you_stand_in(toy, monkeypatch, capsys):
     assert "no pins.toml in" in errors(capsys.readouterr().err)[0]
 
 
-# Drill: a waiter was silent; `python -m kbb.bench` and `kbb.benchcount`
+# Drill: a waiter was silent; `python -m kbb.bench` and `kbb.bench.counters`
 # built and applied without the lock.
 
 
@@ -180,14 +180,14 @@ def test_a_waiter_says_who_holds_the_lock(toy, monkeypatch):
     assert f"held by pid {holder.pid} (kbb apply toy) since 20" in notes[0]
 
 
-PRISTINE_ONLY = [benchbuilds.Build("pristine", "pristine")]
+PRISTINE_ONLY = [builds.Build("pristine", "pristine")]
 
 
 def test_the_benchmarks_build_under_the_lock(toy_series, capsys):
     toy = toy_series
     holder = hold_lock(toy, 1)
     capsys.readouterr()
-    folders = benchbuilds.unpacked(Workspace.find(toy.root), "toy", PRISTINE_ONLY)
+    folders = builds.unpacked(Workspace.find(toy.root), "toy", PRISTINE_ONLY)
     assert "waiting for the workspace lock" in capsys.readouterr().err
     assert (folders["pristine"] / "toypkg" / "core.py").is_file()
     holder.wait()
@@ -195,12 +195,12 @@ def test_the_benchmarks_build_under_the_lock(toy_series, capsys):
 
 def test_a_changed_unpacked_build_is_unpacked_again(toy_series, capsys):
     ws = Workspace.find(toy_series.root)
-    folder = benchbuilds.unpacked(ws, "toy", PRISTINE_ONLY)["pristine"]
+    folder = builds.unpacked(ws, "toy", PRISTINE_ONLY)["pristine"]
     core = folder / "toypkg" / "core.py"
     first = core.read_bytes()
     core.write_bytes(first[:10])
     capsys.readouterr()
-    assert benchbuilds.unpacked(ws, "toy", PRISTINE_ONLY)["pristine"] == folder
+    assert builds.unpacked(ws, "toy", PRISTINE_ONLY)["pristine"] == folder
     assert "differs from its wheel's RECORD" in capsys.readouterr().err
     assert core.read_bytes() == first
 

@@ -10,10 +10,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # study/ is a top-level folder, not a package
 
-from study import config  # noqa: E402
-from study import metrics  # noqa: E402
-from study import render  # noqa: E402
-from study import stats  # noqa: E402
+from kbb.study import config  # noqa: E402
+from kbb.study import metrics  # noqa: E402
+from kbb.study import render  # noqa: E402
+from kbb.study import stats  # noqa: E402
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""keras' layout translation (kbb.keras_layout), on synthetic files: the
+"""keras' layout translation (kbb.layout.keras), on synthetic files: the
 backends' operations in keras/src/backend/NAME/*.py (the 3.15 releases) or
 in .../NAME/ops/*.py (the newest upstream), a series kept in the latter,
 exported from a release checkout and applied to a pinned nightly that
@@ -9,9 +9,9 @@ import pytest
 from conftest import FILES
 from conftest import PROVENANCE
 from kbb import KbbError
-from kbb.keras_layout import FlatToOps
-from kbb.keras_layout import to_flat_text
-from kbb.keras_layout import to_ops_text
+from kbb.layout.keras import FlatToOps
+from kbb.layout.keras import to_flat_text
+from kbb.layout.keras import to_ops_text
 
 # Every spelling that the move rewrote, and look-alikes that it left alone.
 FLAT = '''"""Uses keras.src.backend.jax.nn and backend.nn.relu."""

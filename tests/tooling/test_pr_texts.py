@@ -8,11 +8,11 @@ import dataclasses
 import pytest
 
 from kbb import markdown
-from kbb import report
 from kbb import results
 from kbb.pr import config as pr_config
 from kbb.pr import numbers
 from kbb.pr import texts
+from kbb.report import analysis
 from kbb.series import Series
 
 STAND_INS = ("project", "version", "title", "commits", "files", "tests", "stack")
@@ -53,7 +53,7 @@ def records(implementation, version, backend):
             "n": n,
             "converged": 1.0 if patched else (n - 1) / n,
         }
-        for n in report.CONVERGENCE_N
+        for n in analysis.CONVERGENCE_N
     ]
     return [issue, *converge]
 
@@ -74,7 +74,7 @@ def write_fixture_docs(ws, pin, config, groups):
     """The documents pr.toml's tables name: docs/analysis.md by `kbb
     report`; the others with each of their named tables (a header naming
     it), several in one document where pr.toml names several."""
-    report.write(ws)
+    analysis.write(ws)
     names = {}
     for file, name in config.tables.values():
         names.setdefault(file, []).append(name)

@@ -8,8 +8,8 @@ import pytest
 
 from kbb import KbbError
 from kbb import markdown
-from kbb import report
 from kbb import results
+from kbb.report import analysis
 
 
 def write(ws, env, keras, converged, pin_digest=None):
@@ -36,7 +36,7 @@ def write(ws, env, keras, converged, pin_digest=None):
             "n": n,
             "converged": converged,
         }
-        for n in report.CONVERGENCE_N
+        for n in analysis.CONVERGENCE_N
     ]
     directory = ws.root / "out" / "results"
     results.write(directory, env, entries, {"keras": dataclasses.asdict(build)})
@@ -49,14 +49,14 @@ def row(text, label):
 
 def test_no_results_is_an_error(ws):
     with pytest.raises(KbbError, match="no results"):
-        report.write(ws)
+        analysis.write(ws)
 
 
 def test_missing_and_stale_figures_are_reported(ws):
     pinned = ws.pin("keras").version
     write(ws, "patched", f"{pinned}+bessel1", 0.99887)
     write(ws, "pristine", "3.0.0", 0.49871, pin_digest="0" * 64)
-    path, notes = report.write(ws)
+    path, notes = analysis.write(ws)
     text = path.read_text()
     assert path == ws.root / "docs" / "analysis.md"
     assert "0.9989 | " in row(text, "Keras 3 patched, tensorflow backend")
@@ -64,8 +64,8 @@ def test_missing_and_stale_figures_are_reported(ws):
     assert "stale: measured 3.0.0, built from another pins.toml [keras]" in row(
         text, "`pristine`"
     )
-    assert report.NOT_MEASURED in row(text, "tf-keras patched, non-fused")
-    assert report.NOT_MEASURED in row(text, "Keras 3 patched, jax backend")
+    assert analysis.NOT_MEASURED in row(text, "tf-keras patched, non-fused")
+    assert analysis.NOT_MEASURED in row(text, "Keras 3 patched, jax backend")
     assert "Expected results missing: `pristine-jax`" in text
     assert notes[0].startswith("pristine: stale")
     # The environments are tox.ini's, declared once.
@@ -91,13 +91,13 @@ def test_results_of_another_series_are_stale(ws):
 
 def test_every_table_is_named(ws):
     write(ws, "patched", f"{ws.pin('keras').version}+bessel1", 1.0)
-    path, _ = report.write(ws)
+    path, _ = analysis.write(ws)
     text = path.read_text()
     named = markdown.tables(text)
     assert text.count("\n|---") == len(named)
     assert markdown.header(named["comparison"])[0] == "implementation"
     assert markdown.header(named["reproduction"])[:2] == ["keras", "backend"]
-    assert doctest.testmod(report).failed == 0  # build_label
+    assert doctest.testmod(analysis).failed == 0  # build_label
 
 
 def test_a_document_of_the_fix_stays_current_when_a_later_group_changes(ws):

@@ -1,13 +1,13 @@
 """The tables of docs/analysis.md about Keras' CI matrix and tf_keras parity
-(kbb.report_matrix), rendered from fixture results."""
+(kbb.report.matrix), rendered from fixture results."""
 
 import dataclasses
 
 from kbb import markdown
-from kbb import report
 from kbb import results
 from kbb.pr import config as pr_config
 from kbb.pr import numbers
+from kbb.report import analysis
 
 
 def write(ws, env, patched, records):
@@ -72,7 +72,7 @@ def test_tables(ws):
         "seconds": 54.8,
     }
     write(ws, "integration", True, [integration])
-    text = report.write(ws)[0].read_text()
+    text = analysis.write(ws)[0].read_text()
     assert markdown.header(markdown.tables(text)["tf-keras-parity"]) == [
         "n",
         "n/(n-1)",
@@ -94,7 +94,7 @@ def test_tables(ws):
         "0",
         "0",
     ]
-    assert report.NOT_MEASURED in matrix["`patched-openvino`"]
+    assert analysis.NOT_MEASURED in matrix["`patched-openvino`"]
     assert rows(text, "upstream-integration")[0][4:] == ["passed", "55 s"]
 
 

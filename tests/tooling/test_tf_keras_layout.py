@@ -1,4 +1,4 @@
-"""tf-keras' layout translation (kbb.tf_keras_layout), on synthetic files:
+"""tf-keras' layout translation (kbb.layout.tf_keras), on synthetic files:
 the rewrite of pip_build.py both ways, the paths, and a series kept in the
 repository's layout, exported from an sdist checkout and applied to both."""
 
@@ -9,9 +9,9 @@ from conftest import PROVENANCE
 from conftest import make_git_repo
 from conftest import make_sdist
 from kbb import KbbError
-from kbb.tf_keras_layout import SdistToGit
-from kbb.tf_keras_layout import to_git_text
-from kbb.tf_keras_layout import to_sdist_text
+from kbb.layout.tf_keras import SdistToGit
+from kbb.layout.tf_keras import to_git_text
+from kbb.layout.tf_keras import to_sdist_text
 
 # Every form that pip_build.py's convert_keras_imports rewrites, and lines
 # it leaves alone: protobuf imports, lines that start or end a docstring.

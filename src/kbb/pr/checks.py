@@ -1,5 +1,5 @@
 """The checks of `kbb pr`: the series applied to the pinned release and to
-the newest upstream (kbb.am, in temporary worktrees, so that the checkout's
+the newest upstream (kbb.upstream.am, in temporary worktrees, so that the checkout's
 branches and files stay as they are), and upstream's own formatter and
 linter (pr.toml) on the files each group changes. Each check gives report
 lines and problems."""
@@ -10,15 +10,15 @@ import subprocess
 import sys
 
 from kbb import KbbError
-from kbb import am
-from kbb import layouts
-from kbb import mirror
+from kbb import layout
 from kbb.git import git
 from kbb.git import rev
 from kbb.git import scratch
 from kbb.pr import live
 from kbb.pr import newest as newest_upstream
 from kbb.series import patch_files
+from kbb.upstream import am
+from kbb.upstream import mirror
 
 
 def lint_tools(config):
@@ -126,8 +126,8 @@ def check(ws, pin, checkout, source, config, series, newest_git, offline):
 
     translate = (
         None
-        if pin.layout(source) in layouts.GENERATED
-        else layouts.translator(pin.layout(source), pin.series_layout)
+        if pin.layout(source) in layout.GENERATED
+        else layout.translator(pin.layout(source), pin.series_layout)
     )
     lints, lives = {}, {}
     with scratch(checkout, pristine) as tree:
@@ -178,8 +178,8 @@ def live_lines(run, base, group):
             f"  tests: {env} {state}" + ("" if state == "current" else f": {line}")
             for env, state, line in tests
         ]
-    dead, layout = run.live[base, group]
-    found = f"layout {layout}" if layout else "no keras backend found"
+    dead, spelled = run.live[base, group]
+    found = f"layout {spelled}" if spelled else "no keras backend found"
     if not dead:
         return [f"  live: every changed module is imported ({found})", *said], []
     return said + [

@@ -6,13 +6,13 @@ newest upstream's layout."""
 import dataclasses
 
 from kbb import KbbError
-from kbb import am
-from kbb import fetch
-from kbb import mirror
 from kbb.git import commit_tree
 from kbb.git import git
 from kbb.git import identity_env
 from kbb.git import temporary_dir
+from kbb.upstream import am
+from kbb.upstream import fetch
+from kbb.upstream import mirror
 
 NEWEST_REF = "refs/kbb/newest"
 

@@ -8,7 +8,6 @@ import json
 from kbb import KbbError
 from kbb import log
 from kbb import results
-from kbb.checkout import source_of
 from kbb.git import BOT
 from kbb.git import commit_tree
 from kbb.git import commits
@@ -21,6 +20,7 @@ from kbb.pr import config as pr_config
 from kbb.pr import numbers
 from kbb.pr import texts
 from kbb.series import strip_provenance
+from kbb.upstream.checkout import source_of
 
 
 def identity(checkout):

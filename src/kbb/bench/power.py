@@ -1,0 +1,273 @@
+"""`kbb bench power` (`tox -e bench-power`): can the timing method see a
+known regression?
+
+Benchmark mutants (benchmarks/mutants/NAME.patch, a `Mutant:` line, an
+`Expect:` line, then a diff against group/bessel): each is committed on
+group/bessel as refs/kbb/bench/NAME of the upstream checkout (a fixed
+author and date, as tests/mutants does), built and unpacked like any
+build. `slow` adds one full-size multiply to the training path, `null`
+changes nothing that runs. kbb.bench's paired run then times pristine,
+the A/A control, group/bessel and the mutants (each also against bessel,
+the group it stacks on) on PyTorch at --threads 1, on a few layer
+benchmarks (CASES), for ROUNDS rounds; benchmarks/inprocess.py measures
+the slow mutant's true ratio in one process, its op turned on and off in
+interleaved blocks.
+
+It passes (exit 0) when `slow over bessel` is called a regression, `null
+over bessel` is not, and no A/A interval leaves out 1; 1 when one of
+these fails; 3 when the load gate left fewer than MIN_ROUNDS rounds; 2 on
+an error. The record (benchmarks/runs/NNN-DATE-power/) puts the true
+ratio beside each verdict, with the smallest regression the run could
+have seen; a quick test of the same machinery: `--rounds 3 --no-record`.
+"""
+
+import gzip
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kbb import KbbError
+from kbb import log
+from kbb.bench import builds
+from kbb.bench import load
+from kbb.bench import record
+from kbb.bench import report
+from kbb.bench import run
+from kbb.bench import stats
+from kbb.bench import tables
+from kbb.git import git
+
+MUTANTS = Path("benchmarks") / "mutants"
+INPROCESS = Path("benchmarks") / "inprocess.py"
+# Three eager layer steps: small (511x64: Python overhead), a dense layer
+# of 4M values, and a convolutional map (torch runs eagerly: jit False).
+CASES = (
+    r"^layer\.BatchNormLayer\.time_forward_backward\('(511x64|4096x1024|32x28x28x64)'"
+)
+ROUNDS = 10  # 5 processes each, under 2 min on 2 cores: the run within 20 min
+# Samples per benchmark and process: at 0.2 s (kbb.bench's default) the
+# 50 ms steps got 4 samples, and their medians spread by +-30 % in a quiet
+# window (run 016).
+BUDGET, MIN_SAMPLES = 1.0, 12
+POWER_AT = 1.10  # the regression the method should call with 80 % power
+power_table = tables.power_table  # its former home
+BASE = "group/bessel"
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "kbb bench-power",
+    "GIT_AUTHOR_EMAIL": "bench-power@kbb.invalid",
+    "GIT_COMMITTER_NAME": "kbb bench-power",
+    "GIT_COMMITTER_EMAIL": "bench-power@kbb.invalid",
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+0000",
+    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+0000",
+}
+
+
+def mutants(root):
+    """{name: (what, expected verdict, patch)} of benchmarks/mutants."""
+    out = {}
+    for patch in sorted((Path(root) / MUTANTS).glob("*.patch")):
+        text = patch.read_text()
+        what, expect = (
+            re.search(rf"^{k}: (.+)$", text, re.M) for k in ("Mutant", "Expect")
+        )
+        if not what or not expect:
+            raise KbbError(f"{patch} lacks its `Mutant:` or `Expect:` line")
+        out[patch.stem] = (what[1], expect[1], patch)
+    return out
+
+
+def commit(checkout, name, patch):
+    """Commits `patch` on group/bessel as refs/kbb/bench/NAME; the ref."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**GIT_ENV, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git("read-tree", BASE, cwd=checkout, env=env)
+        git("apply", "--cached", str(patch), cwd=checkout, env=env)
+        tree = git("write-tree", cwd=checkout, env=env).strip()
+        sha = git(
+            "commit-tree",
+            tree,
+            "-p",
+            BASE,
+            cwd=checkout,
+            env=env,
+            input=f"Benchmark mutant {name}\n",
+        ).strip()
+    ref = f"refs/kbb/bench/{name}"
+    git("update-ref", ref, sha, cwd=checkout)
+    return ref
+
+
+def in_process(ws, folder, args):
+    """{key: {ratio, lo, hi}}: the slow mutant's true ratio (inprocess.py)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "truth.json"
+        env = run.worker_env(folder, "torch", args.threads, False)
+        command = [sys.executable, str(ws.root / INPROCESS), str(out)]
+        command += ["--bench", args.bench, "--seed", str(args.seed)]
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        if result.returncode:
+            raise KbbError(f"inprocess.py:\n{result.stderr[-3000:]}")
+        return json.loads(out.read_text())
+
+
+def noise(raw, summary, name):
+    """{key: standard deviation of the rounds' log ratio} of a comparison:
+    the paired noise that sets the power (stats.power)."""
+    before, after = summary["pairs"].get(name, (None, None))
+    data = report.by_build(raw["processes"], drop=summary["rounds"]["dropped"])
+    out = {}
+    for key in data.get(after, {}):
+        d = stats.differences(data[before].get(key, {}), data[after][key])
+        if len(d) > 1:
+            out[key] = statistics.stdev(d)
+    return out
+
+
+def judge(summary, found, truth, raw):
+    """[row] of the power table, and whether every expectation held; each
+    row with its paired noise and the power it gives a 10 % regression."""
+    rows, held = [], True
+    for name, (_what, expect, _) in found.items():
+        key = f"{name} over bessel"
+        verdict = summary["verdicts"].get(key, "not run")
+        ok = (verdict == "regression") == (expect == "regression")
+        held &= ok
+        sds, comparison = noise(raw, summary, key), summary["comparisons"].get(key, {})
+        for bench_key, r in comparison.items():
+            t = truth.get(bench_key) if name == "slow" else None
+            sd, n = sds.get(bench_key), r["processes"][0]
+            power = stats.power(POWER_AT, sd, n, len(comparison)) if sd else None
+            rows.append(
+                {
+                    "mutant": name,
+                    "expect": expect,
+                    "benchmark": bench_key,
+                    "verdict": r.get("verdict", "no interval"),
+                    "ratio": r["ratio"],
+                    "lo": r.get("lo"),
+                    "hi": r.get("hi"),
+                    "detectable": r.get("detectable"),
+                    "true": t,
+                    "sd": sd,
+                    "power": power,
+                    "group": verdict,
+                    "held": ok,
+                }
+            )
+    aa = summary.get("aa_outside")
+    held &= aa == []
+    seen = all(r["lo"] is not None for r in rows) and rows
+    status = "held" if held else "FAILED" if seen else "inconclusive (no interval)"
+    return {"rows": rows, "aa_outside": aa, "held": held, "status": status}
+
+
+def arguments(parser):
+    parser.add_argument(
+        "--rounds", type=int, default=ROUNDS, help="rounds (default %(default)s)"
+    )
+    parser.add_argument(
+        "--bench", default=CASES, help="regex of benchmark names (default: CASES)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=int(time.time()), help="order (default: now)"
+    )
+    parser.add_argument(
+        "--max-load",
+        type=float,
+        default=load.MAX_LOAD,
+        help="drop rounds where others took more cores (default %(default)s)",
+    )
+    parser.add_argument(
+        "--no-record", action="store_true", help="write out/bench/ only"
+    )
+    parser.add_argument(
+        "--again", type=Path, metavar="RUN", help="re-analyse a recorded run"
+    )
+
+
+def run_arguments(args):
+    """The options of the paired timing run (`kbb bench run`)."""
+    common = ["--backends", "torch", "--threads", "1", "--bench", args.bench]
+    common += ["--rounds", str(args.rounds), "--seed", str(args.seed)]
+    common += ["--budget", str(BUDGET), "--min-samples", str(MIN_SAMPLES)]
+    return run.parse([*common, "--max-load", str(args.max_load)])
+
+
+def main(ws, args):
+    run_args = run_arguments(args)
+    if args.again:
+        return again(ws, args.again)
+    started = time.time()
+    found = mutants(ws.root)
+    builds.applied_checkout(ws, "keras")
+    checkout = ws.checkout("keras")
+    spec = ["pristine", "bessel"]
+    spec += [f"{n}={commit(checkout, n, p)}" for n, (_, _, p) in found.items()]
+    selected = builds.select(ws, ",".join(spec))
+    raw, folders = run.collect(ws, run_args, selected)
+    raw["meta"]["kind"] = "power"
+    truth = in_process(ws, folders["slow"], run_args) if "slow" in folders else {}
+    raw["meta"]["minutes_total"] = (time.time() - started) / 60
+    summary = report.analyse(raw, run_args.delta)
+    summary["power"] = judge(summary, found, truth, raw)
+    kept = summary["rounds"]["run"] - len(summary["rounds"]["dropped"])
+    where = write(ws, raw, summary, args.no_record)
+    log(f"wrote {where}")
+    if kept < stats.MIN_ROUNDS:
+        log(f"inconclusive: the load gate left {kept} round(s)")
+        return 3
+    held = summary["power"]["held"]
+    log("bench-power: " + ("the method sees the slow mutant" if held else "FAILED"))
+    return 0 if held else 1
+
+
+def again(ws, folder):
+    """Re-analyses a recorded power run from its samples, in its folder."""
+    raw = json.loads(gzip.open(folder / "raw.json.gz", "rt").read())
+    old = json.loads((folder / "summary.json").read_text())["power"]["rows"]
+    truth = {r["benchmark"]: r["true"] for r in old if r["true"]}
+    summary = report.analyse(raw)
+    summary["power"] = judge(summary, mutants(ws.root), truth, raw)
+    log(f"wrote {write(ws, raw, summary, folder)}")
+    return 0
+
+
+def write(ws, raw, summary, scratch):
+    power = summary["power"]
+    aa = power["aa_outside"]
+    lines = [
+        "## Power: the benchmark mutants (benchmarks/mutants)",
+        "",
+        "Generated by `kbb bench power` (`tox -e bench-power`). "
+        + {"held": "Every expectation held", "FAILED": "An expectation FAILED"}.get(
+            power["status"], "Inconclusive: a comparison has no interval"
+        )
+        + "; A/A control: "
+        + (f"{len(aa)} interval(s) leave out 1 ({', '.join(aa)})" if aa else "clean")
+        + f"; {raw['meta']['minutes_total']:.1f} min in all.",
+        "",
+        tables.power_table(power, power_at=POWER_AT),
+        "",
+    ]
+    if isinstance(scratch, Path):
+        folder = scratch
+    elif scratch:
+        folder = ws.root / record.SCRATCH.parent / "power"
+    else:
+        _, folder = record.new_run(ws, summary["meta"]["date"][:10], "power")
+    record.write_folder(folder, raw, summary)
+    text = (folder / "record.md").read_text().split("\n", 2)
+    title = f"# Power run {folder.name}: {power['status']}"
+    (folder / "record.md").write_text("\n".join([title, text[1], *lines, text[2]]))
+    if not scratch:
+        from kbb.bench import aggregate
+
+        (ws.root / record.RUNS / "README.md").write_text(
+            aggregate.index(ws.root / record.RUNS)
+        )
+    return folder / "record.md"

@@ -1,0 +1,223 @@
+"""One benchmark run: its samples turned into intervals, verdicts, tables.
+
+`analyse(raw)` takes what kbb.bench recorded ({"meta", "processes",
+"rounds"}: one record per worker process, with its build, round and
+samples; what benchload measured around each round) and returns the run's
+summary (JSON): the rounds dropped by the load gate; per comparison (each
+build and the A/A control against pristine, and each group against the
+group it stacks on: "native over bessel") a row per benchmark with the
+paired ratio of the wall clock, its simultaneous interval, verdict and the
+smallest regression it could have seen (benchstats), and the ratio of the
+CPU time beside it; the peer table (each build's layer against the
+backend's own kernel) with the bandwidth each reaches as a fraction of the
+triad; the verdict of the run. `markdown(summary)` is its record.
+"""
+
+import math
+import re
+import statistics
+
+from kbb.bench import builds
+from kbb.bench import load
+from kbb.bench import stats
+
+PRISTINE, AA = builds.PRISTINE, builds.AA
+PEER = re.compile(r"^(\w+) peer\.PeerKernel\.time_forward_backward(\(.*\))$")
+LAYER = "{} layer.BatchNormLayer.time_forward_backward{}"
+
+
+def by_build(processes, clock="wall", drop=()):
+    """{build: {"backend name": {round: samples}}}, without the rounds in
+    `drop`."""
+    data = {}
+    for p in processes:
+        if str(p["round"]) in drop:
+            continue
+        for name, values in p["benchmarks"].items():
+            key = f"{p['backend']} {name}"
+            by_round = data.setdefault(p["build"], {}).setdefault(key, {})
+            by_round[str(p["round"])] = values[clock]
+    return data
+
+
+def model_bytes(processes):
+    return {
+        f"{p['backend']} {name}": v["model_bytes"]
+        for p in processes
+        for name, v in p["benchmarks"].items()
+        if v.get("model_bytes")
+    }
+
+
+def seconds(processes_samples):
+    return math.exp(stats.statistic(processes_samples))
+
+
+def _paired(before, after):
+    d = stats.differences(before, after)
+    return math.exp(statistics.fmean(d)) if d else math.nan
+
+
+def _row(before, after, cpu_before, cpu_after, interval, delta):
+    row = {
+        "before_s": seconds(before),
+        "after_s": seconds(after),
+        "ratio": _paired(before, after),
+        "cpu_ratio": _paired(cpu_before, cpu_after),
+        "processes": [len(before), len(after)],
+    }
+    if interval:
+        row.update(lo=interval.lo, hi=interval.hi, verdict=interval.verdict(delta))
+        row["detectable"] = stats.detectable(interval.lo, interval.hi, delta)
+    return row
+
+
+def families(before, after):
+    """{key: Interval}: one simultaneous family per backend (the claims are
+    per backend: "the fix costs at most X on JAX")."""
+    intervals = {}
+    for backend in sorted({key.split(" ", 1)[0] for key in after}):
+        prefix = backend + " "
+        mine_before = {k: v for k, v in before.items() if k.startswith(prefix)}
+        mine_after = {k: v for k, v in after.items() if k.startswith(prefix)}
+        intervals.update(stats.compare(mine_before, mine_after))
+    return intervals
+
+
+def comparison(data, cpu, build, delta, reference=PRISTINE):
+    """{key: row} of `build` against `reference`."""
+    before, after = data[reference], data[build]
+    intervals = families(before, after)
+    return {
+        key: _row(
+            before[key],
+            after[key],
+            cpu[reference][key],
+            cpu[build][key],
+            interval,
+            delta,
+        )
+        for key, interval in intervals.items()
+    }
+
+
+def _verdict_of(rows, delta):
+    intervals = {
+        k: stats.Interval(r["ratio"], r["lo"], r["hi"], 0)
+        for k, r in rows.items()
+        if "lo" in r
+    }
+    return intervals, stats.group_verdict(intervals, delta)
+
+
+def smallest(rows):
+    """The smallest regression a comparison could have seen (at even
+    odds, on its best benchmark), and the median over its benchmarks."""
+    values = sorted(r["detectable"] for r in rows.values() if "detectable" in r)
+    if not values:
+        return None
+    return {"best": values[0], "median": statistics.median(values)}
+
+
+def peers(data, cpu, bytes_, triad, delta):
+    """{build: {layer key: row}}: each build's layer against the peer
+    kernel (timed in the pristine processes of the same rounds), with the
+    bandwidths."""
+    pooled, pooled_cpu = {}, {}
+    for build in data:
+        for key, rounds in data[build].items():
+            match = PEER.match(key)
+            if match:
+                layer = LAYER.format(*match.groups())
+                pooled.setdefault(layer, {}).update(rounds)
+                pooled_cpu.setdefault(layer, {}).update(cpu[build][key])
+    out = {}
+    for build in data:
+        if build == AA:
+            continue
+        own = {k: v for k, v in data[build].items() if k in pooled}
+        own_cpu = {k: cpu[build][k] for k in own}
+        rows = comparison(
+            {"peer": pooled, build: own},
+            {"peer": pooled_cpu, build: own_cpu},
+            build,
+            delta,
+            reference="peer",
+        )
+        for key, row in rows.items():
+            size = bytes_.get(key)
+            if size and triad:
+                row["peer_fraction"] = size / row["before_s"] / 1e9 / triad
+                row["fraction"] = size / row["after_s"] / 1e9 / triad
+        out[build] = rows
+    return out
+
+
+def _ordered(data, meta):
+    """The builds in the run's order (pristine, the groups), aa last."""
+    order = [PRISTINE, *(b for b in meta.get("commits", {}) if b != AA), AA]
+    return {b: data[b] for b in sorted(data, key=lambda b: (order + [b]).index(b))}
+
+
+def pairs(data, meta):
+    """{comparison: (before, after)}: each build against pristine, then
+    each against the build it stacks on (when that is not pristine)."""
+    out = {b: (PRISTINE, b) for b in data if b != PRISTINE}
+    for build, base in meta.get("bases", {}).items():
+        if base not in (None, PRISTINE) and base in data and build in data:
+            out[f"{build} over {base}"] = (base, build)
+    return out
+
+
+def gate(raw):
+    """{round: reason} of the rounds the load gate drops."""
+    max_load = raw["meta"].get("max_load", load.MAX_LOAD)
+    return load.dropped(raw.get("rounds", {}), max_load)
+
+
+def analyse(raw, delta=stats.DELTA, quick=False):
+    processes, meta = raw["processes"], raw["meta"]
+    drop = gate(raw)
+    data = _ordered(by_build(processes, drop=drop), meta)
+    cpu = by_build(processes, "cpu", drop)
+    triads = [p[k] for p in processes for k in ("triad_gbps", "triad_gbps_after")]
+    triad = statistics.median(triads) if triads else None
+    summary = {
+        "meta": meta,
+        "delta": delta,
+        "alpha": stats.ALPHA,
+        "correction": "max-t bootstrap over paired rounds",
+        "triad_gbps": triad,
+        "rounds": {
+            "run": len({str(p["round"]) for p in processes}),
+            "dropped": drop,
+            "max_load": meta.get("max_load", load.MAX_LOAD),
+            "triad_min": load.TRIAD_MIN,
+        },
+        "pairs": {},
+        "comparisons": {},
+        "verdicts": {},
+        "detectable": {},
+    }
+    sizes = model_bytes(processes)
+    for name, (before, after) in pairs(data, meta).items():
+        rows = comparison(data, cpu, after, delta, reference=before)
+        for key, row in rows.items():
+            if sizes.get(key) and triad:
+                row["fraction"] = sizes[key] / row["after_s"] / 1e9 / triad
+        summary["pairs"][name] = [before, after]
+        summary["comparisons"][name] = rows
+        intervals, verdict = _verdict_of(rows, delta)
+        summary["verdicts"][name] = verdict
+        summary["detectable"][name] = smallest(rows)
+        if name == AA:
+            summary["aa_outside"] = stats.aa_outside(intervals)
+    summary["peers"] = peers(data, cpu, sizes, triad, delta) if PRISTINE in data else {}
+    if quick:
+        summary["verdict"] = "smoke"
+    else:
+        aa_rows = summary["comparisons"].get(AA, {})
+        aa_intervals, _ = _verdict_of(aa_rows, delta)
+        groups = {b: v for b, v in summary["verdicts"].items() if b != AA}
+        summary["verdict"] = stats.run_verdict(aa_intervals, groups)
+    return summary

@@ -1,0 +1,282 @@
+"""docs/analysis.md, generated from measured figures (`kbb report`).
+
+The test environments record their figures in out/results/ENV.json
+(kbb.results). This module computes every number of the analysis, from a
+formula or from a recorded figure, into named tables (kbb.markdown), and
+fills them into the prose of templates/analysis.md. A figure that no file
+holds is shown as "not measured in this run", and a figure of a stale file
+(kbb.results: measured on a build of another series or pin than now) is
+marked "(stale)". The environments read are those `tox -e report` depends
+on (tox.ini).
+"""
+
+import math
+import string
+from pathlib import Path
+
+from kbb import results as results_file
+from kbb.markdown import table
+from kbb.report import evidence
+from kbb.report import matrix
+from kbb.report import upstream
+from kbb.report.data import BACKENDS
+from kbb.report.data import CHANNELS
+from kbb.report.data import CONVERGENCE_N
+from kbb.report.data import MOMENTUM
+from kbb.report.data import NOT_MEASURED
+from kbb.report.data import envs as _envs
+from kbb.report.data import joined as _lines
+from kbb.report.data import load
+from kbb.report.data import per_env
+from kbb.report.data import value as _value
+
+TEMPLATE = Path(__file__).parents[1] / "templates" / "analysis.md"
+
+# The math.
+
+
+def biased_expectation(n):
+    """E[biased batch variance] / sigma^2."""
+    return (n - 1) / n
+
+
+def estimator_variance(n, rule):
+    """Var[batch variance] / sigma^4 for normal data: 2 / (n - 1) for the
+    unbiased estimate, times ((n - 1) / n)^2 for the biased one."""
+    unbiased = 2 / (n - 1)
+    return unbiased if rule == "unbiased" else unbiased * biased_expectation(n) ** 2
+
+
+def moving_mse(n, rule, momentum):
+    """Mean squared error / sigma^4 of the moving variance in its steady
+    state: bias^2 + (1 - m) / (1 + m) * Var[batch variance]."""
+    bias = biased_expectation(n) - 1 if rule == "biased" else 0.0
+    return bias**2 + (1 - momentum) / (1 + momentum) * estimator_variance(n, rule)
+
+
+def convergence_sd(n, rule):
+    """Sampling sd of the mean over channels of a converged moving variance."""
+    var = (1 - MOMENTUM) / (1 + MOMENTUM) * estimator_variance(n, rule)
+    return math.sqrt(var / CHANNELS)
+
+
+# Tables: each a function of the results, each named.
+
+
+def header_values(results):
+    rows = [
+        (
+            f"`{s.env}`",
+            len(s.entries),
+            s.builds,
+            f"stale: {s.stale}" if s.stale else "current",
+        )
+        for s in results.sources
+    ]
+    present = {s.env for s in results.sources}
+    missing = [env for env in results.envs if env not in present]
+    return {
+        "regenerate": f"tox -e {','.join(results.envs)}\ntox -e report",
+        "not_measured": NOT_MEASURED,
+        "results_read": _lines(
+            table("environment | figures | build | status", rows, "results-read")
+        ),
+        "missing_results": (
+            "Expected results missing: "
+            + ", ".join(f"`{env}`" for env in missing)
+            + ".\n"
+            if missing
+            else ""
+        ),
+    }
+
+
+def math_values():
+    rows = [
+        (
+            n,
+            f"{biased_expectation(n):.4f}",
+            f"{estimator_variance(n, 'biased'):.4f}",
+            f"{estimator_variance(n, 'unbiased'):.4f}",
+            f"{moving_mse(n, 'biased', 0.99):.2e}",
+            f"{moving_mse(n, 'unbiased', 0.99):.2e}",
+        )
+        for n in (2, 3, 4, 8, 32, 256)
+    ]
+    head = (
+        "n | E[s_b^2] | Var[s_b^2] | Var[s_u^2] | MSE of v, biased | MSE of v, unbiased"
+    )
+    sd = math.sqrt(0.01 / 1.99 * estimator_variance(2, "unbiased"))
+    return {
+        "math_table": _lines(table(head, rows, "math")),
+        "single_channel_sd": f"{sd:.3f}",
+        "channels": CHANNELS,
+        "momentum": MOMENTUM,
+        "torch_momentum": f"{1 - MOMENTUM:.1f}",
+        "masked": f"{0.25 * 20 / 19:.4f}",
+    }
+
+
+def reproduction_values(results):
+    """The reproduction per build and backend, labelled by keras' version
+    (what a reader upstream knows), not by the environment."""
+    columns = [("backend", None)] + [
+        (key, ".4f")
+        for key in (
+            "moving_variance",
+            "data_variance",
+            "biased_reference",
+            "unbiased_reference",
+        )
+    ]
+    rows = []
+    for env in results.keras_envs:
+        entry = results.first(scenario="issue-8982", env=env)
+        keras = build_label(entry["keras"]) if entry else f"`{env}`"
+        rows += [
+            (keras, *row[1:]) for row in per_env(results, [env], "issue-8982", columns)
+        ]
+    head = (
+        "keras | backend | moving_variance | variance of the data "
+        "| biased rule | unbiased rule"
+    )
+    return {"reproduction_table": _lines(table(head, rows, "reproduction"))}
+
+
+def build_label(version):
+    """keras' version as a reader upstream knows it.
+
+    >>> build_label("3.15.1"), build_label("3.15.1+bessel1")
+    ('3.15.1', '3.15.1 with the fix')
+    """
+    release, _, local = version.partition("+")
+    return f"{release} with the fix" if local else release
+
+
+def _convergence_rows(results):
+    """(label, entries by n) for every implementation of the table."""
+    rows = []
+    for build in ("pristine", "patched"):
+        for backend in BACKENDS:
+            match = {"implementation": "keras3", "build": build, "backend": backend}
+            rows.append((f"Keras 3 {build}, {backend} backend", match))
+    for build in ("pristine", "patched"):
+        for kind, label in (
+            ("fused", "fused (FusedBatchNormV3)"),
+            ("nonfused", "non-fused"),
+        ):
+            match = {"implementation": f"tf-keras-{kind}", "build": build}
+            rows.append((f"tf-keras {build}, {label}", match))
+    rows += [
+        ("PyTorch `torch.nn.BatchNorm2d`", {"implementation": "pytorch"}),
+        ("TF `tf.raw_ops.FusedBatchNormV3`", {"implementation": "tf-fusedbatchnormv3"}),
+    ]
+    return [
+        (
+            label,
+            {
+                n: results.first(scenario="convergence", n=n, **match)
+                for n in CONVERGENCE_N
+            },
+        )
+        for label, match in rows
+    ]
+
+
+def comparison_values(results):
+    rows = []
+    for label, by_n in _convergence_rows(results):
+        cells = [_value(by_n[n], "converged", ".4f") for n in CONVERGENCE_N]
+        rows.append((label, *cells, _envs(by_n.values())))
+    formulas = (
+        (
+            "expected, biased rule: (n - 1) / n",
+            lambda n: f"{biased_expectation(n):.4f}",
+        ),
+        ("expected, unbiased rule", lambda n: "1.0000"),
+        (
+            "sampling sd of a cell, unbiased rule",
+            lambda n: f"{convergence_sd(n, 'unbiased'):.4f}",
+        ),
+    )
+    for label, cell in formulas:
+        rows.append((label, *(cell(n) for n in CONVERGENCE_N), "formula"))
+    head = ("implementation", *(f"n = {n}" for n in CONVERGENCE_N), "measured in")
+    return {"comparison_table": _lines(table(head, rows, "comparison"))}
+
+
+def change_values(results):
+    ns = (2, 3, 4, 8, 16, 32, 128, 1568, 1605632)
+    rows = [
+        (
+            n,
+            f"{n / (n - 1):.4f}",
+            f"{100 / (n - 1):.3g} %",
+            f"{math.sqrt((n - 1) / n):.4f}",
+        )
+        for n in ns
+    ]
+    measured = []
+    for backend in BACKENDS:
+        cells = []
+        for n in CONVERGENCE_N:
+            common = {
+                "scenario": "convergence",
+                "implementation": "keras3",
+                "backend": backend,
+                "n": n,
+            }
+            before = results.first(build="pristine", **common)
+            after = results.first(build="patched", **common)
+            if before and after:
+                stale = " (stale)" if before["stale"] or after["stale"] else ""
+                cells.append(f"{after['converged'] / before['converged']:.4f}{stale}")
+            else:
+                cells.append(NOT_MEASURED)
+        measured.append((f"measured, {backend} backend", *cells))
+    measured.append(("n / (n - 1)", *(f"{n / (n - 1):.4f}" for n in CONVERGENCE_N)))
+    head = "n | moving variance x | change | inference outputs x"
+    return {
+        "change_table": _lines(table(head, rows, "change")),
+        "change_measured_table": _lines(
+            table(
+                ("", *(f"n = {n}" for n in CONVERGENCE_N)), measured, "change-measured"
+            )
+        ),
+    }
+
+
+def render(results):
+    values = {
+        **header_values(results),
+        **math_values(),
+        **reproduction_values(results),
+        **comparison_values(results),
+        **change_values(results),
+        **evidence.parity_values(results),
+        **matrix.parity_values(results),
+        **evidence.distributed_values(results),
+        **evidence.checkpoint_values(results),
+        **matrix.matrix_values(results),
+        **upstream.values(results),
+        **evidence.noticeable_values(results),
+    }
+    text = string.Template(TEMPLATE.read_text()).substitute(values)
+    return text.rstrip() + "\n"
+
+
+def write(ws, results_dir=None, output=None):
+    """Writes the analysis; returns (path, notes about missing or stale data)."""
+    results = load(ws, results_dir or ws.results)
+    stamp = results_file.stamp_line(ws, ws.pin("keras"), results.group)
+    text = render(results) + "\n" + stamp + "\n"
+    path = Path(output or ws.docs / "analysis.md")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    notes = [f"{s.env}: stale, {s.stale}" for s in results.sources if s.stale]
+    missing = sum(
+        line.count(NOT_MEASURED) for line in text.splitlines() if line.startswith("|")
+    )
+    if missing:
+        notes.append(f"{missing} table cells {NOT_MEASURED}")
+    return path, notes

@@ -1,0 +1,184 @@
+"""The tables of docs/analysis.md that tests/evidence measures: parity with
+other implementations, distributed training, checkpoints (see kbb.report)."""
+
+from kbb.markdown import table
+from kbb.report.data import BACKENDS
+from kbb.report.data import NOT_MEASURED
+from kbb.report.data import joined as _lines
+from kbb.report.data import per_env
+from kbb.report.data import value as _value
+
+
+def _max_by(entries, key, group):
+    """{group value: max of entry[key]} over `entries`."""
+    out = {}
+    for entry in entries:
+        out[entry[group]] = max(out.get(entry[group], 0.0), entry[key])
+    return out
+
+
+def _parity_table(results, scenario, counts, name):
+    rows = []
+    for env in results.evidence_envs:
+        for backend in BACKENDS:
+            entries = results.find(scenario=scenario, env=env, backend=backend)
+            worst = _max_by(entries, "max_relative_difference", "n")
+            stale = " (stale)" if entries and entries[0]["stale"] else ""
+            cells = [
+                f"{worst[n]:.1e}{stale}" if n in worst else NOT_MEASURED for n in counts
+            ]
+            rows.append((f"`{env}`", backend, *cells))
+    head = ("environment", "Keras backend", *(f"n = {n}" for n in counts))
+    return _lines(table(head, rows, name))
+
+
+def _agreement_table(results):
+    rows = []
+    for env in results.evidence_envs:
+        entries = results.find(scenario="backend-agreement", env=env)
+        if entries:
+            worst = max(entries, key=lambda e: e["max_relative_difference"])
+            rows.append(
+                (
+                    f"`{env}`",
+                    len(entries),
+                    _value(worst, "max_relative_difference", ".1e"),
+                    worst["case"],
+                )
+            )
+        else:
+            rows.append((f"`{env}`", NOT_MEASURED, NOT_MEASURED, NOT_MEASURED))
+    head = "environment | cases | largest difference | in case"
+    return _lines(table(head, rows, "backend-agreement"))
+
+
+def _one_value_table(results):
+    rows = []
+    for rank in (2, 4):
+        entry = results.first(scenario="one-value-per-channel", rank=rank)
+        pytorch = (
+            entry["pytorch"] + ' ("Expected more than 1 value per channel")'
+            if entry
+            else NOT_MEASURED
+        )
+        fused = (
+            _value(entry, "fused_moving_variance", ".4f")
+            if entry and "fused_moving_variance" in entry
+            else "-"
+        )
+        rows.append(
+            (rank, pytorch, _value(entry, "keras_moving_variance", ".4f"), fused)
+        )
+    head = "rank | PyTorch | Keras moving_variance | FusedBatchNormV3"
+    return _lines(table(head, rows, "one-value-per-channel"))
+
+
+def parity_values(results):
+    device = results.first(scenario="pytorch-parity")
+    return {
+        "pytorch_parity_table": _parity_table(
+            results, "pytorch-parity", (2, 3, 8, 64), "pytorch-parity"
+        ),
+        "fused_parity_table": _parity_table(
+            results, "fused-parity", (2, 3, 8, 64), "fused-parity"
+        ),
+        "parity_device": (
+            f"PyTorch ran on `{device['device']}`, torch {device['torch']}.\n"
+            if device
+            else ""
+        ),
+        "backend_agreement_table": _agreement_table(results),
+        "one_value_table": _one_value_table(results),
+    }
+
+
+def _mirrored_rows(results, env, loop, synchronized):
+    entry = results.first(
+        scenario="mirrored", env=env, loop=loop, synchronized=synchronized
+    )
+    if not entry:
+        return [(f"`{env}`", loop, synchronized, NOT_MEASURED, "", "", "")]
+    stale = " (stale)" if entry["stale"] else ""
+    return [
+        (
+            f"`{env}`",
+            loop,
+            synchronized,
+            index,
+            ", ".join(map(str, replica["count"])),
+            ", ".join(f"{v:.4f}" for v in replica["moving_variance"]) + stale,
+            f"{replica['max_relative_error']:.1e}",
+        )
+        for index, replica in enumerate(entry["replicas"])
+    ]
+
+
+def distributed_values(results):
+    rows = [
+        row
+        for env in results.evidence_envs
+        for loop in ("custom", "fit")
+        for synchronized in (True, False)
+        for row in _mirrored_rows(results, env, loop, synchronized)
+    ]
+    jax_rows = []
+    for env in results.evidence_envs:
+        entry = results.first(scenario="jax-data-parallel", env=env)
+        values = [
+            ", ".join(f"{v:.4f}" for v in entry[key]) if entry else NOT_MEASURED
+            for key in ("single", "distributed")
+        ]
+        jax_rows.append(
+            (
+                f"`{env}`",
+                _value(entry, "devices", "d"),
+                *values,
+                _value(entry, "max_relative_difference", ".1e"),
+            )
+        )
+    head = (
+        "environment | loop | synchronized | replica | count | "
+        "moving_variance (3 channels) | error"
+    )
+    jax_head = "environment | devices | one device | DataParallel | largest difference"
+    return {
+        "mirrored_table": _lines(table(head, rows, "mirrored")),
+        "jax_table": _lines(table(jax_head, jax_rows, "jax-data-parallel")),
+    }
+
+
+def checkpoint_values(results):
+    columns = [
+        ("saved_by", None),
+        ("keras", None),
+        ("max_abs_prediction_difference", ".1e"),
+    ]
+    rows = per_env(results, results.evidence_envs, "checkpoint", columns)
+    head = (
+        "environment | saved by keras | loaded by keras | largest prediction difference"
+    )
+    return {"checkpoints_table": _lines(table(head, rows, "checkpoints"))}
+
+
+def noticeable_values(results):
+    before = results.first(
+        scenario="issue-8982", build="pristine", backend="tensorflow"
+    )
+    after = results.first(scenario="issue-8982", build="patched", backend="tensorflow")
+    if before and after:
+        stale = " (stale)" if before["stale"] or after["stale"] else ""
+        line = (
+            "- Models trained with few values per channel get a larger "
+            "`moving_variance`: in the reproduction above (n = 2) it is "
+            f"{after['moving_variance']:.4f} instead of "
+            f"{before['moving_variance']:.4f} (the data's variance: "
+            f"{after['data_variance']:.4f}){stale}, and inference outputs "
+            "shrink by about sqrt((n - 1) / n) against a model trained with "
+            "pristine Keras, towards the scale the layer had in training."
+        )
+    else:
+        line = (
+            "- Models trained with few values per channel get a larger "
+            f"`moving_variance` (reproduction figures: {NOT_MEASURED})."
+        )
+    return {"noticeable": line}

@@ -1,0 +1,147 @@
+"""The section of docs/analysis.md about upstream's test files that use
+BatchNormalization outside its own folder (tests/upstream_bn.py, `tox -e
+upstream-bn-{pristine,patched,native}`): each build's counts per backend,
+the tests whose outcome differs from pristine keras', and the causes of
+the failures (see kbb.report)."""
+
+from kbb.markdown import table
+from kbb.report.data import NOT_MEASURED
+from kbb.report.data import joined as _lines
+
+BN_BACKENDS = ("tensorflow", "jax", "torch")
+# The builds, by environment: pristine first, the one the others compare with.
+BN_ENVS = ("upstream-bn-pristine", "upstream-bn-patched", "upstream-bn-native")
+COUNTS = ("passed", "failed", "skipped", "error")
+
+
+def differences(before, after):
+    """[(test, outcome before, outcome after)] of two runs' entries
+    (tests/upstream_plugin.py), "absent" for a test that one did not run;
+    a test that only the build has and that passed (the patch's own, see
+    `added`) is not a difference."""
+    old, new = before["outcomes"], after["outcomes"]
+    return [
+        (test, old.get(test, "absent"), new.get(test, "absent"))
+        for test in sorted(old.keys() | new.keys())
+        if old.get(test) != new.get(test) and test not in added(before, after)
+    ]
+
+
+def added(before, after):
+    """The tests that only the build ran, and passed: its patches' new tests."""
+    old, new = before["outcomes"], after["outcomes"]
+    return sorted(t for t, o in new.items() if t not in old and o == "passed")
+
+
+def _entry(results, env, backend):
+    return results.first(scenario="upstream-tests", env=env, backend=backend)
+
+
+def _stale(entry):
+    return " (stale)" if entry["stale"] else ""
+
+
+def _envs(results):
+    """pristine's and the fix's environments, and the native group's if
+    recorded."""
+    native = results.find(scenario="upstream-tests", env=BN_ENVS[2])
+    return BN_ENVS if native else BN_ENVS[:2]
+
+
+def _counts_rows(results, diffs):
+    rows = []
+    for backend in BN_BACKENDS:
+        for env in _envs(results):
+            entry = _entry(results, env, backend)
+            if entry is None:
+                rows.append((backend, f"`{env}`", NOT_MEASURED, "", "", "", "", ""))
+                continue
+            if env == BN_ENVS[0]:
+                against = "(the reference)"
+            elif (backend, env) not in diffs:
+                against = NOT_MEASURED
+            else:
+                count = len(diffs[backend, env])
+                against = f"{count} differ" if count else "identical"
+                more = len(added(_entry(results, BN_ENVS[0], backend), entry))
+                against += f" (+{more} new, passed)" if more else ""
+            cells = (f"{entry[o]}{_stale(entry)}" for o in COUNTS)
+            rows.append((backend, f"`{env}`", f"`{entry['keras']}`", *cells, against))
+    return rows
+
+
+def _difference_lines(diffs):
+    lines = [
+        f"- {backend}, `{env}`: `{test}`: {was} on pristine, {now} there"
+        for (backend, env), found in diffs.items()
+        for test, was, now in found
+    ]
+    if lines:
+        return "\n".join(lines) + "\n"
+    if diffs:
+        compared = sorted({f"`{env}`" for _, env in diffs})
+        backends = [b for b in BN_BACKENDS if any(b == k[0] for k in diffs)]
+        return (
+            f"No test's outcome differs from pristine's ({', '.join(compared)}; "
+            f"{', '.join(backends)}).\n"
+        )
+    return f"Outcomes against pristine's: {NOT_MEASURED}.\n"
+
+
+def _failure_rows(results):
+    """One row per failure message: its tests, and the builds they failed
+    on ("all": every build measured on their backend)."""
+    causes, measured = {}, {}
+    for backend in BN_BACKENDS:
+        for env in _envs(results):
+            entry = _entry(results, env, backend)
+            if entry is None:
+                continue
+            measured.setdefault(backend, set()).add(env)
+            for test, message in entry.get("messages", {}).items():
+                found = causes.setdefault(_cause(message), {})
+                found.setdefault((backend, test), set()).add(env)
+    rows = []
+    for message, found in sorted(causes.items(), key=lambda c: (-len(c[1]), c[0])):
+        tests = {test for _, test in found}
+        files = sorted({t.split("::")[0].removeprefix("keras/src/") for t in tests})
+        backends = [b for b in BN_BACKENDS if any(b == k[0] for k in found)]
+        if all(where == measured[b] for (b, _), where in found.items()):
+            builds = "all"
+        else:
+            builds = ", ".join(sorted({f"`{e}`" for w in found.values() for e in w}))
+        rows.append(
+            (
+                f"`{message}`",
+                len(tests),
+                ", ".join(f"`{f}`" for f in files),
+                ", ".join(backends),
+                builds,
+            )
+        )
+    return rows or [("none", "", "", "", "")]
+
+
+def _cause(message):
+    """A failure message's first sentence, fit for a code span."""
+    return message.split(". ")[0].replace("`", "'")
+
+
+def values(results):
+    diffs = {}
+    for backend in BN_BACKENDS:
+        before = _entry(results, BN_ENVS[0], backend)
+        for env in _envs(results)[1:]:
+            after = _entry(results, env, backend)
+            if before and after:
+                diffs[backend, env] = differences(before, after)
+    head = ("backend", "build", "keras", *COUNTS, "outcomes against pristine")
+    counts = table(head, _counts_rows(results, diffs), "upstream-bn")
+    failures = "cause | tests | files | backends | builds"
+    return {
+        "upstream_bn_table": _lines(counts),
+        "upstream_bn_differences": _difference_lines(diffs),
+        "upstream_bn_failures": _lines(
+            table(failures, _failure_rows(results), "upstream-bn-failures")
+        ),
+    }

@@ -1,0 +1,137 @@
+"""Paired differences over seeds, in plain Python (no numpy, no scipy),
+so that `tox -e tooling` tests them with fixture data.
+
+A pair is one (backend, seed): both builds trained from the same seed. The
+interval is Student's t over the pairs' differences (fix - pristine).
+"""
+
+import math
+import statistics
+
+from kbb.bench.stats import critical
+from kbb.study.config import BUILDS
+
+# Scores of a run (one number each), and per-BN-layer figures.
+METRICS = ("accuracy", "nll", "ece", "agreement", "train_mode_accuracy")
+LAYER_METRICS = (
+    "moment_inference",
+    "moment_inference_train",
+    "moment_training",
+    "abs_inference_train",
+    "abs_training",
+)
+
+
+def t_quantile(p, df):
+    """The p-quantile of Student's t with df degrees of freedom (the
+    benchmarks' Student quantile, kbb.bench.stats, for one comparison)."""
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    return critical(1, df, alpha=2.0 * (1.0 - p))
+
+
+def interval(values, level):
+    """Mean and two-sided t-interval of the mean: a dict mean, low, high,
+    pairs. With one value the interval is unknown (None)."""
+    k = len(values)
+    mean = statistics.fmean(values)
+    if k < 2:
+        return {"mean": mean, "low": None, "high": None, "pairs": k}
+    half = t_quantile(0.5 + level / 2.0, k - 1) * statistics.stdev(values)
+    half /= math.sqrt(k)
+    return {"mean": mean, "low": mean - half, "high": mean + half, "pairs": k}
+
+
+def sign(iv):
+    """Where the interval lies: 'above 0', 'below 0', '0 inside', or
+    'identical' (every difference 0)."""
+    if iv["low"] is None:
+        return "one pair"
+    if iv["low"] == iv["high"] == 0:
+        return "identical"
+    if iv["low"] > 0:
+        return "above 0"
+    if iv["high"] < 0:
+        return "below 0"
+    return "0 inside"
+
+
+def _mean_layers(rows):
+    """Per-layer means of a list of per-layer lists."""
+    return [statistics.fmean(col) for col in zip(*rows, strict=True)]
+
+
+def summarize(results, by):
+    """One row per group of runs (`by`: keys of a run, e.g. ("model",
+    "batch_size")), in the runs' order: each build's means, and the paired
+    differences fix - pristine of accuracy, nll and ece with their
+    t-intervals over the pairs (backend, seed) of the group."""
+    old, new = BUILDS
+    level = results["settings"]["interval"]
+    groups = {}
+    for run in results["runs"]:
+        group = groups.setdefault(tuple(run[k] for k in by), {})
+        group.setdefault((run["backend"], run["seed"]), {})[run["build"]] = run
+    rows = []
+    for key, pairs in groups.items():
+        pairs = [p for p in pairs.values() if old in p and new in p]
+        if not pairs:
+            continue
+        row = dict(zip(by, key, strict=True))
+        row["n"] = pairs[0][new]["n"]
+        row["pairs"] = len(pairs)
+        for metric in METRICS:
+            row[metric] = {
+                b: statistics.fmean(p[b][metric] for p in pairs) for b in BUILDS
+            }
+            diffs = [p[new][metric] - p[old][metric] for p in pairs]
+            row["d_" + metric] = interval(diffs, level)
+        for metric in LAYER_METRICS:
+            row[metric] = {
+                b: _mean_layers([p[b][metric] for p in pairs]) for b in BUILDS
+            }
+        row["variance_ratio"] = _mean_layers(
+            [
+                [
+                    f / o
+                    for f, o in zip(
+                        p[new]["moving_variance_mean"],
+                        p[old]["moving_variance_mean"],
+                        strict=True,
+                    )
+                ]
+                for p in pairs
+            ]
+        )
+        row["bessel"] = [n / (n - 1) for n in row["n"]]
+        rows.append(row)
+    return rows
+
+
+def pairing_summary(results):
+    """Per backend: pairs compared, how many ended with bit-identical
+    trainable weights, the largest absolute difference, and how many pairs
+    gave the same training-mode figures (which never read the moving
+    statistics)."""
+    old, new = BUILDS
+    out = {}
+    for item in results["pairing"]:
+        row = out.setdefault(
+            item["backend"],
+            {"pairs": 0, "identical": 0, "max_abs_diff": 0.0, "same_training": 0},
+        )
+        row["pairs"] += 1
+        row["identical"] += item["max_abs_diff"] == 0
+        row["max_abs_diff"] = max(row["max_abs_diff"], item["max_abs_diff"])
+    keys = ("backend", "model", "batch_size", "seed")
+    runs = {}
+    for run in results["runs"]:
+        runs.setdefault(tuple(run[k] for k in keys), {})[run["build"]] = run
+    for pair in runs.values():
+        if old in pair and new in pair:
+            same = all(
+                pair[old][k] == pair[new][k]
+                for k in ("train_mode_accuracy", "moment_training", "abs_training")
+            )
+            out[pair[new]["backend"]]["same_training"] += same
+    return out

@@ -1,5 +1,0 @@
-import sys
-
-from study.run import main
-
-sys.exit(main())
