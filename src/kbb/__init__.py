@@ -21,6 +21,10 @@ Packages by job, each importing only from those above it in this list
 import re
 import sys
 
+# The Keras backends the workspace builds, tests and measures (keras'
+# backend packages are kbb.layout.keras.BACKEND_PACKAGES).
+BACKENDS = ("tensorflow", "jax", "torch")
+
 
 class KbbError(Exception):
     """A failure reported to the user as one line, without a traceback."""

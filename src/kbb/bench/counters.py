@@ -42,7 +42,7 @@ from kbb.bench import record
 # "tensorflow-onednn": TensorFlow with its oneDNN optimizations on (on by
 # default on CPUs with AVX512-VNNI and newer), where the native group uses
 # FusedBatchNormV3; "tensorflow" has them off.
-BACKENDS = ("tensorflow", "tensorflow-onednn", "jax", "torch")
+CONFIGS = ("tensorflow", "tensorflow-onednn", "jax", "torch")
 EXPECTED = Path("benchmarks") / "counters" / "expected.json"
 WORKER = Path("benchmarks") / "counters" / "run.py"
 UPDATE = "tox -e counters -- --update"
@@ -197,7 +197,7 @@ def arguments(parser):
     )
     parser.add_argument(
         "--backends",
-        default=",".join(BACKENDS),
+        default=",".join(CONFIGS),
         help="which backends to count (default: %(default)s)",
     )
     parser.add_argument("--keep", type=Path, help="keep the workers' records here")
@@ -217,7 +217,7 @@ def main(ws, args):
         if status:
             return status
     expected = json.loads(path.read_text()) if path.is_file() else {}
-    if set(backends) != set(BACKENDS):
+    if set(backends) != set(CONFIGS):
         for part in ("counters", "deltas", "checks"):
             for by_backend in expected.get(part, {}).values():
                 for b in set(by_backend) - set(backends):

@@ -37,6 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from kbb import BACKENDS
 from kbb import KbbError
 from kbb import log
 from kbb import results
@@ -45,8 +46,8 @@ from kbb.bench import load
 from kbb.bench import record
 from kbb.bench import report
 from kbb.bench import stats
+from kbb.bench import threads_env
 
-BACKENDS = ("tensorflow", "jax", "torch")
 WORKER = Path("benchmarks") / "worker.py"
 # Rounds: the units of the intervals (Student's quantile with ROUNDS - 1
 # degrees of freedom). 5 keeps a full run of the four builds near 40 min
@@ -73,15 +74,7 @@ def worker_env(folder, backend, threads, quick):
         "KERAS_BACKEND": backend,
         "KBB_BENCH_THREADS": str(threads),
         "KBB_BENCH_QUICK": "1" if quick else "0",
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-        "OPENBLAS_NUM_THREADS": str(threads),
-        "TF_NUM_INTRAOP_THREADS": str(threads),
-        "TF_NUM_INTEROP_THREADS": "1",
-        "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=true "
-        f"intra_op_parallelism_threads={threads}",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "PYTHONHASHSEED": "0",
+        **threads_env(threads),
         # Device synchronization and memory statistics (benchmarks/keras3).
         "KBB_BENCH_GPU": "1" if shutil.which("nvidia-smi") else "",
     }

@@ -29,10 +29,10 @@ import re
 
 from kbb import KbbError
 
-BACKENDS = ("jax", "numpy", "openvino", "tensorflow", "torch")
+BACKEND_PACKAGES = ("jax", "numpy", "openvino", "tensorflow", "torch")
 MODULES = ("core", "image", "linalg", "math", "nn", "numpy")
 
-_NAME = "|".join(BACKENDS)
+_NAME = "|".join(BACKEND_PACKAGES)
 _MOD = "|".join(MODULES)
 _MODULE_PATH = re.compile(rf"keras/src/backend/({_NAME})/(ops/)?({_MOD})\.py")
 _OPS_FOLDER = re.compile(rf"keras/src/backend/({_NAME})/ops/.*")

@@ -5,10 +5,10 @@ A missing or stale result is marked in the texts, never left out."""
 
 import dataclasses
 
+from kbb import BACKENDS
 from kbb import results
 from kbb.markdown import table
 
-_BACKENDS = ("tensorflow", "jax", "torch")
 _ISSUE_FIGURES = (
     "moving_variance",
     "biased_reference",
@@ -54,7 +54,7 @@ def collect(ws, pin, config):
 
 def _column(version, backend):
     """Sorts the pinned release before the patched one, then by backend."""
-    rank = _BACKENDS.index(backend) if backend in _BACKENDS else len(_BACKENDS)
+    rank = BACKENDS.index(backend) if backend in BACKENDS else len(BACKENDS)
     return "+" in str(version), rank, str(backend)
 
 

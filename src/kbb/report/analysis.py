@@ -14,12 +14,12 @@ import math
 import string
 from pathlib import Path
 
+from kbb import BACKENDS
 from kbb import results as results_file
 from kbb.markdown import table
 from kbb.report import evidence
 from kbb.report import matrix
 from kbb.report import upstream
-from kbb.report.data import BACKENDS
 from kbb.report.data import CHANNELS
 from kbb.report.data import CONVERGENCE_N
 from kbb.report.data import MOMENTUM

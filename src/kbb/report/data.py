@@ -8,7 +8,6 @@ from kbb import KbbError
 from kbb import results as results_file
 
 NOT_MEASURED = "not measured in this run"
-BACKENDS = ("tensorflow", "jax", "torch")
 CONVERGENCE_N = (2, 3, 4, 8, 32)
 # The convergence scenario (tests/keras): momentum, channels.
 MOMENTUM, CHANNELS = 0.9, 1024

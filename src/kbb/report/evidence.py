@@ -1,8 +1,8 @@
 """The tables of docs/analysis.md that tests/evidence measures: parity with
 other implementations, distributed training, checkpoints (see kbb.report)."""
 
+from kbb import BACKENDS
 from kbb.markdown import table
-from kbb.report.data import BACKENDS
 from kbb.report.data import NOT_MEASURED
 from kbb.report.data import joined as _lines
 from kbb.report.data import per_env

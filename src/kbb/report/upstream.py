@@ -4,11 +4,12 @@ upstream-bn-{pristine,patched,native}`): each build's counts per backend,
 the tests whose outcome differs from pristine keras', and the causes of
 the failures (see kbb.report)."""
 
+from kbb import BACKENDS
 from kbb.markdown import table
 from kbb.report.data import NOT_MEASURED
 from kbb.report.data import joined as _lines
 
-BN_BACKENDS = ("tensorflow", "jax", "torch")
+BN_BACKENDS = BACKENDS  # the backends upstream-bn runs on
 # The builds, by environment: pristine first, the one the others compare with.
 BN_ENVS = ("upstream-bn-pristine", "upstream-bn-patched", "upstream-bn-native")
 COUNTS = ("passed", "failed", "skipped", "error")

@@ -9,11 +9,11 @@ from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import replace
 
+from kbb import BACKENDS
+
 # Label -> branch of .upstream/keras that `python -m kbb wheel keras --ref`
 # builds: the release as shipped, and the fix alone (what the wheel ships).
 BUILDS = {"pristine": "pristine", "fix": "group/bessel"}
-
-BACKENDS = ("tensorflow", "jax", "torch")
 
 
 @dataclass(frozen=True)
