@@ -29,14 +29,27 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-HERE = ROOT / "tests" / "mutants"
-START = time.monotonic()
+from kbb import KbbError
+from kbb import build
+from kbb import log
+from kbb.git import commit_tree
+from kbb.git import git
+from kbb.git import identity_env
+from kbb.markdown import table
+from kbb.upstream import apply
+from kbb.upstream import checkout as upstream_checkout
+
+BASE = "group/bessel"
+# A fixed identity and date: a mutant's commit, and so its cached wheel,
+# only changes when the patch or group/bessel does.
+IDENTITY = identity_env(
+    ("kbb mutants", "mutants@kbb.invalid"), "2026-01-01T00:00:00+0000"
+)
+ORDER = ("tensorflow", "torch", "jax")  # most tests that apply, fastest start
 
 
 @dataclass
@@ -44,7 +57,7 @@ class Target:
     name: str
     tests: list
     upstream_tests: str | None = None
-    kbb_args: list = field(default_factory=list)
+    source: str | None = None
     env: dict = field(default_factory=dict)
 
 
@@ -57,20 +70,9 @@ TARGETS = {
     "tf-keras": Target(
         "tf-keras",
         ["tests/tf_keras/test_moving_variance.py"],
-        kbb_args=["--source", "sdist"],
+        source="sdist",
         env={"TF_USE_LEGACY_KERAS": "1"},
     ),
-}
-BASE = "group/bessel"
-# A fixed identity and date: a mutant's commit, and so its cached wheel, only
-# changes when the patch or group/bessel does.
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "kbb mutants",
-    "GIT_AUTHOR_EMAIL": "mutants@kbb.invalid",
-    "GIT_COMMITTER_NAME": "kbb mutants",
-    "GIT_COMMITTER_EMAIL": "mutants@kbb.invalid",
-    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+0000",
-    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+0000",
 }
 
 
@@ -92,86 +94,37 @@ class Outcome:
     caught: bool = False
 
 
-def log(message):
-    print(f"mutants [{time.monotonic() - START:6.0f} s] {message}", flush=True)
+def commit_patch(checkout, base, patch, ref, message, env=IDENTITY):
+    """Commits `patch` on `base` as `ref`, in a temporary index (the
+    checkout's files and branches stay as they are); returns the commit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        index = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+        git("read-tree", base, cwd=checkout, env=index)
+        git("apply", "--cached", str(patch), cwd=checkout, env=index)
+        tree = git("write-tree", cwd=checkout, env=index).strip()
+    sha = commit_tree(checkout, tree, [base], message, env)
+    git("update-ref", ref, sha, cwd=checkout)
+    return sha
 
 
-def fail(message):
-    print(f"mutants: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def run(command, env=None, cwd=ROOT):
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-
-
-def kbb(target, *args):
-    """Runs `python -m kbb` and returns the last line it printed."""
-    command = [sys.executable, "-m", "kbb", args[0], target.name, *args[1:]]
-    result = run(command + target.kbb_args)
-    if result.returncode:
-        fail(f"{' '.join(command)} failed: {result.stderr.strip()[-1500:]}")
-    return result.stdout.strip().splitlines()[-1]
-
-
-def git(checkout, *args, env=None, stdin=None):
-    result = subprocess.run(
-        ["git", *args],
-        cwd=checkout,
-        env={**os.environ, **GIT_ENV, **(env or {})},
-        input=stdin,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode:
-        fail(f"git {' '.join(args)} in {checkout}: {result.stderr.strip()}")
-    return result.stdout.strip()
-
-
-def load_mutants(target, selected):
+def load_mutants(ws, target, selected):
+    """The mutants of `target` whose name contains one of `selected`."""
     mutants = []
-    for patch in sorted((HERE / target.name).glob("*.patch")):
+    folder = ws.root / "tests" / "mutants" / target.name
+    for patch in sorted(folder.glob("*.patch")):
         text = patch.read_text()
         summary = re.search(r"^Mutant: (.+)$", text, re.M)
         backends = re.search(r"^Backends: (.+)$", text, re.M)
         first = re.search(r"^First: (.+)$", text, re.M)
         if not summary or not backends:
-            fail(f"{patch} lacks its `Mutant:` or `Backends:` line")
+            raise KbbError(f"{patch} lacks its `Mutant:` or `Backends:` line")
         if not selected or any(s in patch.stem for s in selected):
+            backends = sorted(backends[1].split(), key=ORDER.index)
+            first = first[1] if first else ""
             mutants.append(
-                Mutant(
-                    target.name,
-                    patch.stem,
-                    summary[1],
-                    sorted(backends[1].split(), key=order),
-                    patch,
-                    first[1] if first else "",
-                )
+                Mutant(target.name, patch.stem, summary[1], backends, patch, first)
             )
     return mutants
-
-
-def commit(checkout, base, mutant):
-    """Commits the mutant's patch on `base`; returns the commit."""
-    with tempfile.TemporaryDirectory() as tmp:
-        index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        git(checkout, "read-tree", base, env=index)
-        git(checkout, "apply", "--cached", str(mutant.patch), env=index)
-        tree = git(checkout, "write-tree", env=index)
-    message = f"Mutant {mutant.name}: {mutant.summary}\n"
-    sha = git(checkout, "commit-tree", tree, "-p", base, stdin=message)
-    git(checkout, "update-ref", f"refs/kbb/mutants/{mutant.name}", sha)
-    return sha
-
-
-def install(target, ref):
-    """Builds (or reuses) and installs the wheel of `ref`; returns it."""
-    wheel = kbb(target, "wheel", "--ref", ref)
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps"]
-    result = run(pip + ["--force-reinstall", "--disable-pip-version-check", wheel])
-    if result.returncode:
-        fail(f"pip install {wheel} failed: {result.stderr.strip()[-1500:]}")
-    return Path(wheel).name
 
 
 def pytest_command(target, tree):
@@ -187,57 +140,65 @@ def pytest_command(target, tree):
     return command
 
 
-def run_tests(target, tree, backend, first=""):
+def run_tests(ws, target, tree, backend, first=""):
     """(pytest's exit code, the ids of the tests that failed)."""
     env = {**os.environ, **target.env, "KERAS_BACKEND": backend}
     env.update(KBB_EXPECT="patched", KBB_FIRST=first)
     env.pop("KBB_RESULTS", None)  # the figures of the real builds stay
-    paths = [ROOT / "src", ROOT / "tests", HERE]
+    paths = [ws.root / "src", ws.root / "tests", ws.root / "tests" / "mutants"]
     env["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths)
-    result = run(pytest_command(target, tree), env=env)
+    command = pytest_command(target, tree)
+    result = subprocess.run(
+        command, cwd=ws.root, env=env, capture_output=True, text=True
+    )
     failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", result.stdout, re.M)
     if result.returncode not in (0, 1):
         tail = (result.stdout + result.stderr).strip()[-3000:]
-        fail(f"pytest exited with {result.returncode} on {backend}:\n{tail}")
+        raise KbbError(f"pytest exited with {result.returncode} on {backend}:\n{tail}")
     return result.returncode, [f.split("::", 1)[-1] for f in failed]
 
 
-def prepare(target, ref, tmp):
-    """Installs the build of `ref`; returns the tree of its files."""
-    name = install(target, ref)
+def prepare(ws, pin, ref, tmp):
+    """Installs the build of `ref`; returns its wheel's name and the tree of
+    its files (for upstream's tests)."""
+    apply.ensure_applied(ws, pin, ref)
+    name = build.install(ws, pin, ref).name
     tree = Path(tmp) / "tree"
-    if target.upstream_tests:
-        kbb(target, "tree", "--ref", ref, "--dest", str(tree))
+    if TARGETS[pin.target].upstream_tests:
+        build.tree(ws, pin, ref, tree)
     return name, tree
 
 
-def check_fix(target, backends, checked):
+def check_fix(ws, pin, backends, checked):
     """The fix itself must pass the tests that the mutants are run with, on
     each backend before a mutant is: `checked` holds those already run."""
     with tempfile.TemporaryDirectory() as tmp:
-        name, tree = prepare(target, BASE, tmp)
+        name, tree = prepare(ws, pin, BASE, tmp)
         for backend in backends:
-            log(f"{target.name}: the fix ({name}) on {backend}")
-            code, failed = run_tests(target, tree, backend)
+            log(f"{pin.target}: the fix ({name}) on {backend}")
+            code, failed = run_tests(ws, TARGETS[pin.target], tree, backend)
             if code:
-                fail(
+                raise KbbError(
                     f"the fix itself fails on {backend}: {', '.join(failed)}; "
                     "every mutant would look caught (run the patched env)"
                 )
             checked.add(backend)
 
 
-def test_mutant(target, checkout, mutant, every_backend, checked):
+def test_mutant(ws, pin, mutant, every_backend, checked):
     outcome = Outcome(mutant)
-    sha = commit(checkout, BASE, mutant)
+    ref = f"refs/kbb/mutants/{mutant.name}"
+    message = f"Mutant {mutant.name}: {mutant.summary}\n"
+    sha = commit_patch(ws.checkout(pin.target), BASE, mutant.patch, ref, message)
     with tempfile.TemporaryDirectory() as tmp:
-        name, tree = prepare(target, sha, tmp)
+        name, tree = prepare(ws, pin, sha, tmp)
         for backend in mutant.backends:
             if backend not in checked:
-                check_fix(target, [backend], checked)
-                name, tree = prepare(target, sha, tmp)
-            log(f"{target.name}: {mutant.name} ({name}) on {backend}")
-            code, failed = run_tests(target, tree, backend, mutant.first)
+                check_fix(ws, pin, [backend], checked)
+                name, tree = prepare(ws, pin, sha, tmp)
+            log(f"{pin.target}: {mutant.name} ({name}) on {backend}")
+            target = TARGETS[pin.target]
+            code, failed = run_tests(ws, target, tree, backend, mutant.first)
             outcome.backends.append(backend)
             if code:
                 outcome.caught = True
@@ -247,19 +208,18 @@ def test_mutant(target, checkout, mutant, every_backend, checked):
     return outcome
 
 
-def table(outcomes):
-    lines = [
-        "| mutant | backends run | tests that failed | caught |",
-        "|---|---|---|---|",
+def outcomes_table(outcomes):
+    rows = [
+        [
+            f"{o.mutant.target}/{o.mutant.name}: {o.mutant.summary}",
+            ", ".join(o.backends),
+            "<br>".join(o.failed) or "none",
+            "yes" if o.caught else "**NO**",
+        ]
+        for o in outcomes
     ]
-    for o in outcomes:
-        failed = "<br>".join(o.failed) or "none"
-        lines.append(
-            f"| {o.mutant.target}/{o.mutant.name}: {o.mutant.summary} "
-            f"| {', '.join(o.backends)} "
-            f"| {failed} | {'yes' if o.caught else '**NO**'} |"
-        )
-    return "\n".join(lines)
+    header = "mutant | backends run | tests that failed | caught"
+    return "\n".join(table(header, rows)).rstrip("\n")
 
 
 def arguments(parser):
@@ -279,30 +239,23 @@ def arguments(parser):
 def main(ws, args):
     outcomes = []
     for name in args.target or sorted(TARGETS):
-        target = TARGETS[name]
-        mutants = load_mutants(target, args.mutant)
+        mutants = load_mutants(ws, TARGETS[name], args.mutant)
         if not mutants:
             continue
-        checkout = kbb(target, "fetch")
+        pin = ws.pin(name)
+        upstream_checkout.ensure(ws, pin, TARGETS[name].source)
         checked = set()
         # The backend each mutant is run on first; the others when needed.
-        firsts = sorted({m.backends[0] for m in mutants}, key=order)
-        check_fix(target, firsts, checked)
+        firsts = sorted({m.backends[0] for m in mutants}, key=ORDER.index)
+        check_fix(ws, pin, firsts, checked)
         for mutant in mutants:
-            outcomes.append(
-                test_mutant(target, checkout, mutant, args.every_backend, checked)
-            )
+            outcomes.append(test_mutant(ws, pin, mutant, args.every_backend, checked))
     if not outcomes:
-        fail("no mutant matches --target/--mutant")
-    print(table(outcomes))
+        raise KbbError("no mutant matches --target/--mutant: see tests/mutants/")
+    print(outcomes_table(outcomes))
     survivors = [f"{o.mutant.target}/{o.mutant.name}" for o in outcomes if not o.caught]
     log(f"{len(outcomes) - len(survivors)} of {len(outcomes)} mutants caught")
     if survivors:
-        print(f"mutants: survived: {', '.join(survivors)}", file=sys.stderr)
+        log(f"survived: {', '.join(survivors)}", level=0)
         return 1
     return 0
-
-
-def order(backend):
-    """TensorFlow first: it has the most tests that apply and starts fast."""
-    return ["tensorflow", "torch", "jax"].index(backend)

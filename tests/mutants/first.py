@@ -1,4 +1,4 @@
-"""pytest plugin of tests/mutants/run.py: runs first, within each test file,
+"""pytest plugin of `kbb mutants` (kbb.mutants): runs first, within each test file,
 the tests named in $KBB_FIRST (a mutant's `First:` line). It only saves
 time: with `-x` a run stops at its first failure, and a mutant that these
 tests miss still meets every other test."""
