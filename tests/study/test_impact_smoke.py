@@ -1,4 +1,4 @@
-"""`python -m study --quick` end to end (tox -e impact-quick): both wheels
+"""`kbb study --quick` end to end (tox -e impact-quick): both wheels
 built and unpacked, a worker per build and backend, the results, the page
 and the plot. A smoke test: its grid is too small for its numbers to mean
 anything, except what holds at any size, checked here."""

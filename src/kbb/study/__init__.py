@@ -4,5 +4,5 @@ trained on scikit-learn's bundled data sets, paired by seed (docs/impact.md).
 Modules by job: `config` (every setting), `data` (data sets and models),
 `worker` (trains in one build and one backend), `metrics` and `stats`
 (pure Python: scores, paired intervals, aggregation), `render` (the page
-and the plot), `run` (`python -m study`: builds, workers, results, page).
+and the plot), `run` (`kbb study`: builds, workers, results, page).
 """

@@ -11,8 +11,8 @@ from dataclasses import replace
 
 from kbb import BACKENDS
 
-# Label -> branch of .upstream/keras that `python -m kbb wheel keras --ref`
-# builds: the release as shipped, and the fix alone (what the wheel ships).
+# Label -> branch of .upstream/keras, built as `kbb wheel keras --ref` builds
+# it: the release as shipped, and the fix alone (what the wheel ships).
 BUILDS = {"pristine": "pristine", "fix": "group/bessel"}
 
 
@@ -27,11 +27,12 @@ class Model:
     train_size: int  # a multiple of 32: no partial batch in any run
 
     def epochs(self, batch_size):
-        return self.epochs_at_2 * batch_size // 2
+        """Epochs at `batch_size`: the same optimizer steps at every size.
 
-    def steps(self, batch_size):
-        """Optimizer steps of a run: the same at every batch size."""
-        return self.epochs(batch_size) * self.train_size // batch_size
+        >>> [WINE.epochs(b) * WINE.train_size // b for b in (2, 4, 32)]
+        [64, 64, 64]
+        """
+        return self.epochs_at_2 * batch_size // 2
 
 
 # Every run makes the same number of optimizer steps (about 650; epochs grow
@@ -82,10 +83,4 @@ class Settings:
 
 
 FULL = Settings()
-QUICK = replace(
-    FULL,
-    batch_sizes=(2, 32),
-    seeds=(0, 1),
-    models=(WINE,),
-    probe_size=32,
-)
+QUICK = replace(FULL, batch_sizes=(2, 32), seeds=(0, 1), models=(WINE,), probe_size=32)

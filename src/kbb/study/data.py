@@ -13,20 +13,11 @@ def load(model):
     from sklearn import datasets
     from sklearn.model_selection import train_test_split
 
-    loader = {
-        "wine": datasets.load_wine,
-        "breast_cancer": datasets.load_breast_cancer,
-        "digits": datasets.load_digits,
-    }[model.dataset]
-    bunch = loader()
+    bunch = getattr(datasets, f"load_{model.dataset}")()
     x = bunch.data.astype("float32")
     y = bunch.target.astype("int32")
     x_train, x_test, y_train, y_test = train_test_split(
-        x,
-        y,
-        train_size=model.train_size,
-        stratify=y,
-        random_state=SPLIT_SEED,
+        x, y, train_size=model.train_size, stratify=y, random_state=SPLIT_SEED
     )
     if model.dataset == "digits":  # 16 grey levels; constant border pixels
         x_train, x_test = x_train / 16.0, x_test / 16.0

@@ -14,12 +14,21 @@ def argmax(row):
 
 
 def accuracy(probs, labels):
+    """Fraction of samples whose top class is the label.
+
+    >>> accuracy([[0.9, 0.1], [0.4, 0.6]], [0, 0])
+    0.5
+    """
     hits = sum(argmax(p) == y for p, y in zip(probs, labels, strict=True))
     return hits / len(labels)
 
 
 def nll(probs, labels):
-    """Mean negative log-probability of the true class (nats)."""
+    """Mean negative log-probability of the true class (nats).
+
+    >>> round(nll([[0.5, 0.5], [1.0, 0.0]], [1, 0]), 4)  # log(2) / 2
+    0.3466
+    """
     total = sum(
         -math.log(max(p[y], PROB_FLOOR)) for p, y in zip(probs, labels, strict=True)
     )
@@ -29,7 +38,11 @@ def nll(probs, labels):
 def ece(probs, labels, bins):
     """Expected calibration error: predictions grouped by their confidence
     (the top probability) into `bins` equal-width bins of [0, 1]; the mean
-    over predictions of |accuracy - mean confidence| of their bin."""
+    over predictions of |accuracy - mean confidence| of their bin.
+
+    >>> ece([[0.9, 0.1], [0.2, 0.8]], [0, 0], bins=10)  # (0.1 + 0.8) / 2
+    0.45
+    """
     groups = [[0, 0.0, 0.0] for _ in range(bins)]  # count, hits, confidence
     for p, y in zip(probs, labels, strict=True):
         top = argmax(p)

@@ -1,239 +1,183 @@
-"""`kbb study` (`tox -e impact`): builds both wheels, trains in worker processes (one
-per build, backend and model), checks the pairing, records the results and
-renders the page. `--quick`: the smoke run's small grid, under out/.
+"""`kbb study` (`tox -e impact`): builds both wheels, trains in worker
+processes (one per build, backend and model), checks the pairing, records
+the results and renders the page. `--quick`: the smoke run's small grid,
+under out/.
 
 Worker outputs are kept under out/impact*/runs/KEY/ (KEY: a hash of the
-settings and the wheels), so an interrupted run resumes where it stopped.
+settings, the wheels and the code that trains), so an interrupted run
+resumes where it stopped.
 """
 
 import hashlib
+import itertools
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
-import zipfile
+from concurrent import futures
 from importlib import metadata
 from pathlib import Path
 
+from kbb import KbbError
+from kbb import build
+from kbb import log
+from kbb.bench import builds as bench_builds
+from kbb.bench import threads_env
+from kbb.results import series_digest
 from kbb.study import config
 from kbb.study import render
 
-ROOT = Path(__file__).resolve().parents[3]
-HERE = Path(__file__).resolve().parent
-FULL_PATHS = {
-    "results": ROOT / "study" / "results" / "impact.json",
-    "page": ROOT / "docs" / "impact.md",
-    "plot": ROOT / "docs" / "impact.png",
-    "work": ROOT / "out" / "impact",
-}
-FRAMEWORKS = (
-    "tensorflow-cpu",
-    "jax",
-    "jaxlib",
-    "torch",
-    "scikit-learn",
-    "numpy",
-    "matplotlib",
-)
-# One thread per worker: small models, 2 shared cores; also the same
-# reduction order in every run.
-THREADS = {
-    "OMP_NUM_THREADS": "1",
-    "TF_NUM_INTRAOP_THREADS": "1",
-    "TF_NUM_INTEROP_THREADS": "1",
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "PYTHONHASHSEED": "0",
-}
+HERE = Path(__file__).parent
+FRAMEWORKS = "tensorflow-cpu jax jaxlib torch scikit-learn numpy matplotlib".split()
 
 
-def quick_paths(base):
-    return {
-        "results": base / "impact.json",
-        "page": base / "impact.md",
-        "plot": base / "impact.png",
-        "work": base,
-    }
+def paths(ws, args):
+    """(results, page, plot, work folder): the recorded study's, or those
+    of a --quick run, all in --out (out/impact-quick)."""
+    if args.quick:
+        base = args.out or ws.root / "out" / "impact-quick"
+        return base / "impact.json", base / "impact.md", base / "impact.png", base
+    results = ws.root / "study" / "results" / "impact.json"
+    work = ws.root / "out" / "impact"
+    return results, ws.docs / "impact.md", ws.docs / "impact.png", work
 
 
-def build_wheels(work):
-    """Builds each build's wheel with kbb and unpacks it: {label: info}."""
+def wheels(ws):
+    """{label: build} of config.BUILDS: each wheel built (cached), unpacked
+    as the benchmarks' are, with the digests kbb stamps documents with."""
+    chosen = [bench_builds.Build(label, ref) for label, ref in config.BUILDS.items()]
+    folders = bench_builds.unpacked(ws, "keras", chosen)
+    made = bench_builds.commits(ws, "keras", chosen)
+    pin = ws.pin("keras")
     builds = {}
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     for label, ref in config.BUILDS.items():
-        print(f"study: building the {label} wheel (--ref {ref})", flush=True)
-        done = subprocess.run(
-            [sys.executable, "-m", "kbb", "wheel", "keras", "--ref", ref],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode:
-            sys.exit(
-                f"study: `kbb wheel keras --ref {ref}` failed:\n{done.stderr.strip()}"
-            )
-        wheel = Path(done.stdout.split()[-1])
-        target = work / "builds" / label
-        with zipfile.ZipFile(wheel) as files:
-            version = next(
-                n.split("/")[0][len("keras-") : -len(".dist-info")]
-                for n in files.namelist()
-                if n.endswith(".dist-info/METADATA")
-            )
-            if not (target / "keras").is_dir():
-                files.extractall(target)
-        sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        wheel = build.wheel(ws, pin, made[label])
+        group = ref.removeprefix("group/") if ref.startswith("group/") else None
         builds[label] = {
             "ref": ref,
-            "keras": version,
-            "wheel_sha256": sha,
-            "path": target,
-            **digests(ref),
+            "keras": wheel.name.split("-")[1],
+            "group": group,
+            "series": series_digest(ws, pin, group) if group else None,
+            "pin": pin.digest(),
+            "wheel_sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(),
+            "path": folders[label],
         }
     return builds
-
-
-def digests(ref):
-    """What a build of `ref` is made of: the digests of the patches up to
-    its group (none for the pristine release) and of the pin, as kbb stamps
-    generated documents with them."""
-    from kbb import results
-    from kbb.workspace import Workspace
-
-    ws = Workspace.find(ROOT)
-    pin = ws.pin("keras")
-    group = ref.removeprefix("group/") if ref.startswith("group/") else None
-    series = results.series_digest(ws, pin, group) if group else None
-    return {"group": group, "series": series, "pin": pin.digest()}
 
 
 def run_key(settings, builds):
     """Names the folder of worker outputs: the settings, the wheels and the
     code that trains and measures."""
-    code = [
-        (HERE / f"{name}.py").read_text()
-        for name in ("config", "data", "metrics", "worker")
-    ]
-    text = json.dumps(
-        [
-            settings.as_dict(),
-            {k: b["wheel_sha256"] for k, b in builds.items()},
-            code,
-        ],
-        sort_keys=True,
-    )
+    code = [(HERE / f"{m}.py").read_text() for m in ("config", "data", "metrics")]
+    code.append((HERE / "worker.py").read_text())
+    wheels = {k: b["wheel_sha256"] for k, b in builds.items()}
+    text = json.dumps([settings.as_dict(), wheels, code], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def jobs(settings):
-    return [
-        (label, backend, model.name)
-        for model in settings.models
-        for backend in settings.backends
-        for label in config.BUILDS
-    ]
+def run_workers(commands, folder, jobs):
+    """Runs `commands` ({name: (argv, env)}), `jobs` at a time, each one's
+    output in folder/NAME.log. When one fails, those not started are
+    cancelled and those running terminated, then KbbError is raised."""
+    running, stop, guard = set(), threading.Event(), threading.Lock()
+    started = time.monotonic()
 
-
-def start(job, builds, folder, quick):
-    label, backend, model = job
-    out = folder / f"{label}-{backend}-{model}.json"
-    env = {
-        **os.environ,
-        **THREADS,
-        "KERAS_BACKEND": backend,
-        "KERAS_HOME": str(folder.parents[1] / "keras-home"),
-        "PYTHONPATH": os.pathsep.join([str(builds[label]["path"]), str(ROOT / "src")]),
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "kbb.study.worker",
-        model,
-        str(out),
-        "--expect-version",
-        builds[label]["keras"],
-    ]
-    log = open(folder / f"{out.stem}.log", "w")
-    proc = subprocess.Popen(
-        cmd + ["--quick"] * quick,
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    return proc, log, out
-
-
-def run_workers(settings, builds, folder, quick, parallel):
-    """Runs every job not yet done in `folder`, `parallel` at a time."""
-    todo = [j for j in jobs(settings) if not (folder / f"{'-'.join(j)}.json").exists()]
-    total, running, started = len(todo), [], time.monotonic()
-    print(f"study: {total} worker runs to do in {folder}", flush=True)
-    while todo or running:
-        while todo and len(running) < parallel:
-            job = todo.pop(0)
-            running.append((job, *start(job, builds, folder, quick), time.monotonic()))
-        time.sleep(1)
-        for item in list(running):
-            job, proc, log, out, t0 = item
-            if proc.poll() is None:
-                continue
-            running.remove(item)
-            log.close()
-            if proc.returncode:
-                tail = log.name and Path(log.name).read_text()[-2000:]
-                sys.exit(
-                    f"study: worker {' '.join(job)} failed (log {log.name}):\n{tail}"
+    def work(name):
+        with guard:
+            if stop.is_set():
+                return None
+            argv, env = commands[name]
+            with open(folder / f"{name}.log", "w") as out:
+                proc = subprocess.Popen(argv, env=env, stdout=out, stderr=out)
+            running.add(proc)
+        t0 = time.monotonic()
+        code = proc.wait()
+        with guard:
+            running.discard(proc)
+            if code and not stop.is_set():
+                stop.set()  # before another job starts
+                logged = (folder / f"{name}.log").read_text().strip().splitlines()
+                raise KbbError(
+                    f"worker {name} failed (exit {code}): "
+                    f"{logged[-1] if logged else 'no output'}; see "
+                    f"{folder / name}.log, mend it and rerun (finished workers "
+                    "are kept)"
                 )
-            done = total - len(todo) - len(running)
-            print(
-                f"study: [{done}/{total}] {' '.join(job)}: "
-                f"{time.monotonic() - t0:.0f} s (total "
-                f"{(time.monotonic() - started) / 60:.1f} min)",
-                flush=True,
+        return time.monotonic() - t0
+
+    pool = futures.ThreadPoolExecutor(jobs)
+    try:
+        pending = {pool.submit(work, name): name for name in commands}
+        for count, done in enumerate(futures.as_completed(pending), 1):
+            seconds = done.result()
+            if seconds is None:  # not started: another one failed
+                continue
+            log(
+                f"[{count}/{len(commands)}] {pending[done]}: {seconds:.0f} s "
+                f"(total {(time.monotonic() - started) / 60:.1f} min)"
             )
+    finally:  # done, failed or interrupted: nothing left running
+        with guard:
+            stop.set()
+            for proc in running:
+                proc.terminate()
+        pool.shutdown(cancel_futures=True)
+
+
+def train(ws, settings, builds, work, quick, jobs):
+    """Runs the workers not yet done in work/runs/KEY/; returns that folder."""
+    folder = work / "runs" / run_key(settings, builds)
+    folder.mkdir(parents=True, exist_ok=True)
+    commands = {}
+    grid = itertools.product(settings.models, settings.backends, builds.items())
+    for model, backend, (label, b) in grid:  # model by model
+        name = f"{label}-{backend}-{model.name}"
+        if (folder / f"{name}.json").exists():
+            continue
+        env = {
+            **os.environ,
+            **threads_env(1),  # small models, shared cores; one reduction order
+            "KERAS_BACKEND": backend,
+            "KERAS_HOME": str(work / "keras-home"),
+            "PYTHONPATH": bench_builds.pythonpath(b["path"], [ws.root / "src"]),
+        }
+        out = str(folder / f"{name}.json")
+        argv = [sys.executable, "-m", "kbb.study.worker", model.name, out]
+        argv += ["--expect-version", b["keras"]] + ["--quick"] * quick
+        commands[name] = argv, env
+    log(f"{len(commands)} worker runs to do in {folder}")
+    run_workers(commands, folder, jobs)
+    return folder
 
 
 def collect(settings, builds, folder):
-    """Reads the workers' records and compares their final weights."""
-    runs, pairing, seconds = [], [], 0.0
-    for label, backend, model in jobs(settings):
-        info = json.loads((folder / f"{label}-{backend}-{model}.json").read_text())
-        if info["keras"] != builds[label]["keras"]:
-            sys.exit(f"study: {label} ran keras {info['keras']}")
-        seconds += info["seconds"]
-        for record in info["records"]:
-            runs.append({"build": label, "backend": backend, **record})
+    """The workers' runs, the pairing check (the largest absolute difference
+    of the two builds' final weights, per model, backend, batch size and
+    seed) and the workers' minutes."""
     import numpy as np
 
-    labels = list(config.BUILDS)
-    for model in settings.models:
-        for backend in settings.backends:
-            arrays = [
-                np.load(folder / f"{label}-{backend}-{model.name}.npz")
-                for label in labels
-            ]
-            for bs in settings.batch_sizes:
-                for seed in settings.seeds:
-                    keys = [k for k in arrays[0].files if k.startswith(f"{bs}-{seed}-")]
-                    diff = max(
-                        float(np.max(np.abs(arrays[0][k] - arrays[1][k]))) for k in keys
-                    )
-                    pairing.append(
-                        {
-                            "model": model.name,
-                            "backend": backend,
-                            "batch_size": bs,
-                            "seed": seed,
-                            "max_abs_diff": diff,
-                        }
-                    )
+    runs, pairing, seconds = [], [], 0.0
+    for model, backend in itertools.product(settings.models, settings.backends):
+        weights = []
+        for label in builds:  # the worker checked its keras (--expect-version)
+            name = f"{label}-{backend}-{model.name}"
+            info = json.loads((folder / f"{name}.json").read_text())
+            seconds += info["seconds"]
+            runs += [{"build": label, "backend": backend, **r} for r in info["records"]]
+            weights.append(np.load(folder / f"{name}.npz"))
+        old, new = weights
+        for size, seed in itertools.product(settings.batch_sizes, settings.seeds):
+            keys = [k for k in old.files if k.startswith(f"{size}-{seed}-")]
+            diff = max(float(np.max(np.abs(old[k] - new[k]))) for k in keys)
+            where = {"model": model.name, "backend": backend, "batch_size": size}
+            pairing.append({**where, "seed": seed, "max_abs_diff": diff})
     return runs, pairing, seconds / 60
 
 
 def versions():
+    """The versions of Python and of the frameworks (None: not installed)."""
     found = {"python": sys.version.split()[0]}
     for name in FRAMEWORKS:
         try:
@@ -244,6 +188,11 @@ def versions():
 
 
 def _round(value):
+    """`value` with every float to 6 significant digits.
+
+    >>> _round({"a": [0.1234567, 2], "b": "x"})
+    {'a': [0.123457, 2], 'b': 'x'}
+    """
     if isinstance(value, float):
         return float(f"{value:.6g}")
     if isinstance(value, list):
@@ -257,42 +206,30 @@ def write_results(path, results):
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_round(results), separators=(",", ":"))
     # One run per line: small diffs when regenerated.
-    path.write_text(
-        text.replace(',{"build"', ',\n{"build"').replace(',{"model"', ',\n{"model"')
-        + "\n"
-    )
+    for first in ('{"build"', '{"model"'):
+        text = text.replace("," + first, ",\n" + first)
+    path.write_text(text + "\n")
 
 
 def arguments(parser):
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke run: small grid, writes under out/"
-    )
-    parser.add_argument(
-        "--out", type=Path, help="folder of a --quick run (out/impact-quick)"
-    )
-    parser.add_argument(
-        "--jobs", type=int, default=1, help="workers at a time (default 1)"
-    )
-    parser.add_argument(
-        "--render-only",
-        action="store_true",
-        help="rewrite the page and plot from the results",
-    )
+    add = parser.add_argument
+    add("--quick", action="store_true", help="smoke run: small grid, under out/")
+    add("--out", type=Path, help="folder of a --quick run (out/impact-quick)")
+    add("--jobs", type=int, default=1, help="workers at a time (default 1)")
+    add("--render-only", action="store_true", help="rewrite the page and the plot")
 
 
 def main(ws, args):
+    if args.out and not args.quick:
+        raise KbbError("--out is the folder of a --quick run: add --quick")
+    if args.jobs < 1:
+        raise KbbError(f"--jobs {args.jobs}: give 1 or more workers at a time")
     settings = config.QUICK if args.quick else config.FULL
-    paths = (
-        quick_paths(args.out or ROOT / "out" / "impact-quick")
-        if args.quick
-        else FULL_PATHS
-    )
+    results_file, page, plot, work = paths(ws, args)
     if not args.render_only:
         started = time.monotonic()
-        builds = build_wheels(paths["work"])
-        folder = paths["work"] / "runs" / run_key(settings, builds)
-        folder.mkdir(parents=True, exist_ok=True)
-        run_workers(settings, builds, folder, args.quick, args.jobs)
+        builds = wheels(ws)
+        folder = train(ws, settings, builds, work, args.quick, args.jobs)
         runs, pairing, worker_minutes = collect(settings, builds, folder)
         results = {
             "settings": settings.as_dict(),
@@ -309,9 +246,10 @@ def main(ws, args):
             "runs": runs,
             "pairing": pairing,
         }
-        write_results(paths["results"], results)
-        print(f"study: wrote {paths['results']}")
-    results = json.loads(paths["results"].read_text())
-    render.write(results, paths["page"], paths["plot"])
-    print(f"study: wrote {paths['page']} and {paths['plot']}")
+        write_results(results_file, results)
+        log(f"wrote {results_file}")
+    if not results_file.is_file():
+        raise KbbError(f"no results in {results_file}: run without --render-only")
+    render.write(json.loads(results_file.read_text()), page, plot)
+    log(f"wrote {page} and {plot}")
     return 0

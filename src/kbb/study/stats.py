@@ -6,7 +6,8 @@ interval is Student's t over the pairs' differences (fix - pristine).
 """
 
 import math
-import statistics
+from statistics import fmean
+from statistics import stdev
 
 from kbb.bench.stats import critical
 from kbb.study.config import BUILDS
@@ -20,6 +21,8 @@ LAYER_METRICS = (
     "abs_inference_train",
     "abs_training",
 )
+# What training mode gives, which never reads the moving statistics.
+TRAINING_MODE = ("train_mode_accuracy", "moment_training", "abs_training")
 
 
 def t_quantile(p, df):
@@ -32,19 +35,29 @@ def t_quantile(p, df):
 
 def interval(values, level):
     """Mean and two-sided t-interval of the mean: a dict mean, low, high,
-    pairs. With one value the interval is unknown (None)."""
+    pairs. With one value the interval is unknown (None).
+
+    >>> round(interval([1.0, 3.0], 0.95)["high"], 3)  # 2 + t(1) * sd / sqrt(2)
+    14.706
+    >>> interval([0.5], 0.95)
+    {'mean': 0.5, 'low': None, 'high': None, 'pairs': 1}
+    """
     k = len(values)
-    mean = statistics.fmean(values)
+    mean = fmean(values)
     if k < 2:
         return {"mean": mean, "low": None, "high": None, "pairs": k}
-    half = t_quantile(0.5 + level / 2.0, k - 1) * statistics.stdev(values)
+    half = t_quantile(0.5 + level / 2.0, k - 1) * stdev(values)
     half /= math.sqrt(k)
     return {"mean": mean, "low": mean - half, "high": mean + half, "pairs": k}
 
 
 def sign(iv):
-    """Where the interval lies: 'above 0', 'below 0', '0 inside', or
-    'identical' (every difference 0)."""
+    """Where the interval lies: 'above 0', 'below 0', '0 inside',
+    'identical' (every difference 0), or 'one pair' (no interval).
+
+    >>> sign(interval([1.0, 1.1, 0.9], 0.95)), sign(interval([-1, 1], 0.95))
+    ('above 0', '0 inside')
+    """
     if iv["low"] is None:
         return "one pair"
     if iv["low"] == iv["high"] == 0:
@@ -57,8 +70,25 @@ def sign(iv):
 
 
 def _mean_layers(rows):
-    """Per-layer means of a list of per-layer lists."""
-    return [statistics.fmean(col) for col in zip(*rows, strict=True)]
+    """Per-layer means of a list of per-layer lists.
+
+    >>> _mean_layers([[1.0, 2.0], [3.0, 6.0]])
+    [2.0, 4.0]
+    """
+    return [fmean(col) for col in zip(*rows, strict=True)]
+
+
+def _pairs(results, by):
+    """{values of `by`: [{build: run} of each pair (backend, seed) that both
+    builds ran]}, in the runs' order."""
+    groups = {}
+    for run in results["runs"]:
+        group = groups.setdefault(tuple(run[k] for k in by), {})
+        group.setdefault((run["backend"], run["seed"]), {})[run["build"]] = run
+    return {
+        key: [p for p in pairs.values() if all(b in p for b in BUILDS)]
+        for key, pairs in groups.items()
+    }
 
 
 def summarize(results, by):
@@ -68,41 +98,24 @@ def summarize(results, by):
     t-intervals over the pairs (backend, seed) of the group."""
     old, new = BUILDS
     level = results["settings"]["interval"]
-    groups = {}
-    for run in results["runs"]:
-        group = groups.setdefault(tuple(run[k] for k in by), {})
-        group.setdefault((run["backend"], run["seed"]), {})[run["build"]] = run
     rows = []
-    for key, pairs in groups.items():
-        pairs = [p for p in pairs.values() if old in p and new in p]
+    for key, pairs in _pairs(results, by).items():
         if not pairs:
             continue
         row = dict(zip(by, key, strict=True))
         row["n"] = pairs[0][new]["n"]
         row["pairs"] = len(pairs)
         for metric in METRICS:
-            row[metric] = {
-                b: statistics.fmean(p[b][metric] for p in pairs) for b in BUILDS
-            }
+            row[metric] = {b: fmean(p[b][metric] for p in pairs) for b in BUILDS}
             diffs = [p[new][metric] - p[old][metric] for p in pairs]
             row["d_" + metric] = interval(diffs, level)
         for metric in LAYER_METRICS:
             row[metric] = {
                 b: _mean_layers([p[b][metric] for p in pairs]) for b in BUILDS
             }
-        row["variance_ratio"] = _mean_layers(
-            [
-                [
-                    f / o
-                    for f, o in zip(
-                        p[new]["moving_variance_mean"],
-                        p[old]["moving_variance_mean"],
-                        strict=True,
-                    )
-                ]
-                for p in pairs
-            ]
-        )
+        moving = [[p[b]["moving_variance_mean"] for b in (new, old)] for p in pairs]
+        ratios = [[f / o for f, o in zip(*m, strict=True)] for m in moving]
+        row["variance_ratio"] = _mean_layers(ratios)
         row["bessel"] = [n / (n - 1) for n in row["n"]]
         rows.append(row)
     return rows
@@ -116,22 +129,13 @@ def pairing_summary(results):
     old, new = BUILDS
     out = {}
     for item in results["pairing"]:
-        row = out.setdefault(
-            item["backend"],
-            {"pairs": 0, "identical": 0, "max_abs_diff": 0.0, "same_training": 0},
-        )
+        empty = {"pairs": 0, "identical": 0, "max_abs_diff": 0.0, "same_training": 0}
+        row = out.setdefault(item["backend"], empty)
         row["pairs"] += 1
         row["identical"] += item["max_abs_diff"] == 0
         row["max_abs_diff"] = max(row["max_abs_diff"], item["max_abs_diff"])
-    keys = ("backend", "model", "batch_size", "seed")
-    runs = {}
-    for run in results["runs"]:
-        runs.setdefault(tuple(run[k] for k in keys), {})[run["build"]] = run
-    for pair in runs.values():
-        if old in pair and new in pair:
-            same = all(
-                pair[old][k] == pair[new][k]
-                for k in ("train_mode_accuracy", "moment_training", "abs_training")
-            )
-            out[pair[new]["backend"]]["same_training"] += same
+    for pairs in _pairs(results, ("model", "batch_size")).values():
+        for p in pairs:
+            same = all(p[old][k] == p[new][k] for k in TRAINING_MODE)
+            out[p[new]["backend"]]["same_training"] += same
     return out

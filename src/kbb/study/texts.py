@@ -1,50 +1,4 @@
-"""The page's fixed text: its template, the reading guide and how to
-regenerate it (study/render.py fills them in)."""
-
-REGENERATE = """\
-```sh
-tox -e impact                 # trains every run, writes {results},
-                              # docs/impact.md and docs/impact.png
-tox -e impact -- --render-only   # only rewrites the page and the plot
-tox -e impact-quick           # smoke test: a small grid under a temporary folder
-```
-
-`tox -e impact` builds the two wheels with `python -m kbb wheel keras
---ref REF` (`study/config.py` names the refs), unpacks each, and runs one
-worker process per build, backend and model with the unpacked wheel first on
-`PYTHONPATH` (`study/worker.py`). The workers' outputs stay under
-`out/impact/runs/` (a run that stops resumes there; `--jobs 2` runs two
-workers at a time). `study/results/impact.json` is the only input of this
-page and of the plot, and is committed with them."""
-
-
-READING = """\
-How to read it:
-
-- **A factor close to 1 changes nothing.** With n values per channel the
-  two builds' inference outputs differ by the factor sqrt(n/(n - 1)) before
-  gamma; in the conv net n is the batch size times the pixels of a feature
-  map (64 for the first BN layer, 16 for the second, after pooling), so at
-  batch size 2 the factor is 1.004 and 1.016, and smaller above.
-- **At n = 2 neither rule reproduces what training saw.** In training mode a
-  channel of a batch of two values normalizes to -1 and +1 exactly (less
-  epsilon's share): the layers after it learn on a two-point code, with
-  E[abs z] = E[z²] = 1. At inference z is spread out instead. The fix gives
-  the first BN layer the mean square of training (E[z²] near 1), and so a
-  smaller mean absolute value (0.80 for a normal z); after the ReLU the
-  next layer's inputs are smaller than in training, and so on to the
-  logits: predictions become less confident. The old rule halves the
-  variance: E[z²] near 2, a mean absolute value near 1 (1.13 for a normal
-  z), larger logits, more confident predictions. Which one scores better is
-  an empirical matter, not a consequence of the estimate being unbiased; the
-  table gives both layers' values, and the NLL and ECE columns show which
-  way the confidence moved. The same mechanism acts, weaker, at n = 4 and
-  8 (factors 1.15 and 1.07).
-- **The comparison isolates the moving-variance rule.** Both builds train
-  the same weights (pairing check), so every difference is the
-  inference-time effect of the moving variance; training-mode predictions,
-  which do not read it, are the same in both builds.
-"""
+"""The page's fixed text: its template (render.py fills it in)."""
 
 PAGE = """\
 # What the fix changes on real data
@@ -71,7 +25,6 @@ difference shown" means the interval holds 0.
 
 ## Scores, per model and batch size (pairs pooled over the {count} backends)
 
-<!-- table: impact -->
 {scores}
 
 ![paired differences and second moments]({plot})
@@ -91,7 +44,32 @@ normalized values are about sqrt(n/(n - 1)) times the fix's: 1.41 at n = 2,
 column compares the class predicted in training mode (a subset of the test
 split, in batches of the run's size) with inference mode's.
 
-{reading}
+How to read it:
+
+- **A factor close to 1 changes nothing.** With n values per channel the
+  two builds' inference outputs differ by the factor sqrt(n/(n - 1)) before
+  gamma; in the conv net n is the batch size times the pixels of a feature
+  map (64 for the first BN layer, 16 for the second, after pooling), so at
+  batch size 2 the factor is 1.004 and 1.016, and smaller above.
+- **At n = 2 neither rule reproduces what training saw.** In training mode a
+  channel of a batch of two values normalizes to -1 and +1 exactly (less
+  epsilon's share): the layers after it learn on a two-point code, with
+  E[abs z] = E[z²] = 1. At inference z is spread out instead. The fix gives
+  the first BN layer the mean square of training (E[z²] near 1), and so a
+  smaller mean absolute value (0.80 for a normal z); after the ReLU the
+  next layer's inputs are smaller than in training, and so on to the
+  logits: predictions become less confident. The old rule halves the
+  variance: E[z²] near 2, a mean absolute value near 1 (1.13 for a normal
+  z), larger logits, more confident predictions. Which one scores better is
+  an empirical matter, not a consequence of the estimate being unbiased; the
+  table gives both layers' values, and the NLL and ECE columns show which
+  way the confidence moved. The same mechanism acts, weaker, at n = 4 and
+  8 (factors 1.15 and 1.07).
+- **The comparison isolates the moving-variance rule.** Both builds train
+  the same weights (pairing check), so every difference is the
+  inference-time effect of the moving variance; training-mode predictions,
+  which do not read it, are the same in both builds.
+
 
 {mechanism}
 
@@ -105,7 +83,20 @@ split, in batches of the run's size) with inference mode's.
 
 ## Regenerate
 
-{regenerate}
+```sh
+tox -e impact                 # trains every run, writes {results},
+                              # docs/impact.md and docs/impact.png
+tox -e impact -- --render-only   # only rewrites the page and the plot
+tox -e impact-quick           # smoke test: a small grid under a temporary folder
+```
+
+`tox -e impact` builds the two wheels with `python -m kbb wheel keras
+--ref REF` (`study/config.py` names the refs), unpacks each, and runs one
+worker process per build, backend and model with the unpacked wheel first on
+`PYTHONPATH` (`study/worker.py`). The workers' outputs stay under
+`out/impact/runs/` (a run that stops resumes there; `--jobs 2` runs two
+workers at a time). `study/results/impact.json` is the only input of this
+page and of the plot, and is committed with them.
 
 The recorded run's workers took {worker_minutes} minutes of wall clock
 together ({jobs} at a time, on 2 CPU cores shared with other work).

@@ -1,17 +1,20 @@
 """Trains one model in one build and one backend, for every batch size and
-seed of the settings: `python -m study.worker MODEL OUT.json`.
+seed of the settings: `python -m kbb.study.worker MODEL OUT.json`.
 
-The caller (study/run.py) puts the build's unpacked wheel first on
+The caller (kbb.study.run) puts the build's unpacked wheel first on
 PYTHONPATH and sets KERAS_BACKEND; this module checks both. It writes the
 runs' records to OUT.json and their final trainable weights to OUT.npz
-(for the pairing check).
+(for the pairing check); OUT.json last, whole or not at all: a worker
+that stopped leaves none, and a resumed run starts it again.
 """
 
 import argparse
+import itertools
 import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -20,24 +23,17 @@ from kbb.study import data
 from kbb.study import metrics
 
 
-def _fail(message):
-    sys.exit(f"study.worker: {message}")
-
-
 def _load_keras(expect_version):
     import keras
 
-    if keras.version() != expect_version:
-        _fail(
-            f"keras {keras.version()} imported, {expect_version} expected: "
-            "put the build's unpacked wheel first on PYTHONPATH"
+    found = (keras.version(), keras.backend.backend())
+    if found != (expect_version, os.environ.get("KERAS_BACKEND")):
+        sys.exit(
+            f"kbb.study.worker: keras {found[0]} on {found[1]} imported, not "
+            f"{expect_version} on $KERAS_BACKEND: put the build's unpacked wheel "
+            "first on PYTHONPATH"
         )
-    if keras.backend.backend() != os.environ.get("KERAS_BACKEND"):
-        _fail(
-            f"backend {keras.backend.backend()}, KERAS_BACKEND says "
-            f"{os.environ.get('KERAS_BACKEND')}"
-        )
-    if keras.backend.backend() == "torch":
+    if found[1] == "torch":
         import torch
 
         torch.set_num_threads(1)
@@ -48,10 +44,12 @@ def _numpy(keras, value):
     return keras.ops.convert_to_numpy(value)
 
 
-def _z_stats(x, mean, var, eps):
+def _z_stats(x, eps, moving=None):
     """(mean of z**2, mean of |z|) over every value, z = (x - mean) /
     sqrt(var + eps): the BN layer's normalized output, before gamma and
-    beta."""
+    beta, with the `moving` (mean, variance), else the batch's own."""
+    axes = tuple(range(x.ndim - 1))
+    mean, var = moving or (x.mean(axis=axes), x.var(axis=axes))
     z = (x - mean) / np.sqrt(var + eps)
     return float(np.mean(z * z)), float(np.mean(np.abs(z)))
 
@@ -66,11 +64,7 @@ def _training_mode(keras, probe, x, order, batch_size, eps):
         batch = x[order[start : start + batch_size]]
         values = [_numpy(keras, v) for v in probe(batch, training=True)]
         outputs.append(values[-1])
-        row = []
-        for v in values[:-1]:
-            axes = tuple(range(v.ndim - 1))
-            row.append(_z_stats(v, v.mean(axis=axes), v.var(axis=axes), eps))
-        stats.append(row)
+        stats.append([_z_stats(v, eps) for v in values[:-1]])
     return np.concatenate(outputs), np.mean(stats, axis=0).tolist()
 
 
@@ -85,12 +79,8 @@ def _train(keras, model_cfg, split, batch_size, seed, settings):
     x_train, y_train, _, _, classes = split
     keras.utils.set_random_seed(seed)
     model = data.build(model_cfg, x_train.shape[1:], classes, settings)
-    optimizer = keras.optimizers.get(
-        {
-            "class_name": settings.optimizer,
-            "config": {"learning_rate": settings.learning_rate},
-        }
-    )
+    rate = {"learning_rate": settings.learning_rate}
+    optimizer = keras.optimizers.get({"class_name": settings.optimizer, "config": rate})
     model.compile(
         optimizer=optimizer,
         loss="sparse_categorical_crossentropy",
@@ -100,15 +90,9 @@ def _train(keras, model_cfg, split, batch_size, seed, settings):
     order = np.concatenate(
         [rng.permutation(len(x_train)) for _ in range(model_cfg.epochs(batch_size))]
     )
+    x, y = x_train[order], y_train[order]
     started = time.perf_counter()
-    model.fit(
-        x_train[order],
-        y_train[order],
-        batch_size=batch_size,
-        epochs=1,
-        shuffle=False,
-        verbose=0,
-    )
+    model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
     return model, time.perf_counter() - started
 
 
@@ -119,10 +103,7 @@ def _inference(keras, probe, bns, x, eps):
     moving = [
         (_numpy(keras, b.moving_mean), _numpy(keras, b.moving_variance)) for b in bns
     ]
-    stats = [
-        _z_stats(v, m, var, eps)
-        for v, (m, var) in zip(values[:-1], moving, strict=True)
-    ]
+    stats = [_z_stats(v, eps, m) for v, m in zip(values[:-1], moving, strict=True)]
     return values[-1], stats, [var for _, var in moving]
 
 
@@ -131,11 +112,7 @@ def run_one(keras, model_cfg, split, batch_size, seed, settings):
     x_train, _, x_test, y_test, _ = split
     model, seconds = _train(keras, model_cfg, split, batch_size, seed, settings)
     weights = [_numpy(keras, w) for w in model.trainable_weights]
-    bns = [
-        layer
-        for layer in model.layers
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
+    bns = [x for x in model.layers if isinstance(x, keras.layers.BatchNormalization)]
     probe = keras.Model(model.input, [b.input for b in bns] + [model.output])
     eps = settings.epsilon
     # Seeded subsets for the training-mode passes (batches of batch_size):
@@ -155,6 +132,7 @@ def run_one(keras, model_cfg, split, batch_size, seed, settings):
     labels = y_test.tolist()
     probs = probs.astype(float).tolist()
     train_probs = train_probs[:size].astype(float).tolist()
+    probe_labels = [labels[i] for i in subset]
     return {
         "model": model_cfg.name,
         "batch_size": batch_size,
@@ -163,9 +141,7 @@ def run_one(keras, model_cfg, split, batch_size, seed, settings):
         "accuracy": metrics.accuracy(probs, labels),
         "nll": metrics.nll(probs, labels),
         "ece": metrics.ece(probs, labels, settings.ece_bins),
-        "train_mode_accuracy": metrics.accuracy(
-            train_probs, [labels[i] for i in subset]
-        ),
+        "train_mode_accuracy": metrics.accuracy(train_probs, probe_labels),
         "agreement": metrics.agreement([probs[i] for i in subset], train_probs),
         # Per BN layer: mean z**2 at inference on the test split and on
         # training samples, and in training mode on the same samples; mean
@@ -181,7 +157,7 @@ def run_one(keras, model_cfg, split, batch_size, seed, settings):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m study.worker")
+    parser = argparse.ArgumentParser(prog="python -m kbb.study.worker")
     parser.add_argument("model")
     parser.add_argument("out")
     parser.add_argument("--expect-version", required=True)
@@ -193,30 +169,26 @@ def main(argv=None):
     keras = _load_keras(args.expect_version)
     split = data.load(model_cfg)
     records, arrays = [], {}
-    for batch_size in settings.batch_sizes:
-        for seed in settings.seeds:
-            record, weights = run_one(
-                keras, model_cfg, split, batch_size, seed, settings
-            )
-            records.append(record)
-            for i, w in enumerate(weights):
-                arrays[f"{batch_size}-{seed}-{i}"] = w
-            print(
-                f"  {model_cfg.name} batch {batch_size} seed {seed}: "
-                f"accuracy {record['accuracy']:.3f}, "
-                f"{record['fit_seconds']:.0f} s",
-                flush=True,
-            )
-    np.savez(args.out[: -len(".json")] + ".npz", **arrays)
+    for batch_size, seed in itertools.product(settings.batch_sizes, settings.seeds):
+        record, weights = run_one(keras, model_cfg, split, batch_size, seed, settings)
+        records.append(record)
+        arrays.update({f"{batch_size}-{seed}-{i}": w for i, w in enumerate(weights)})
+        print(
+            f"  {model_cfg.name} batch {batch_size} seed {seed}: accuracy "
+            f"{record['accuracy']:.3f}, {record['fit_seconds']:.0f} s",
+            flush=True,
+        )
+    out = Path(args.out)
+    np.savez(out.with_suffix(".npz"), **arrays)
     info = {
         "keras": keras.version(),
         "backend": keras.backend.backend(),
         "keras_file": keras.__file__,
         "records": records,
+        "seconds": round(time.perf_counter() - started, 1),
     }
-    info["seconds"] = round(time.perf_counter() - started, 1)
-    with open(args.out, "w") as f:
-        json.dump(info, f)
+    out.with_suffix(".part").write_text(json.dumps(info))
+    out.with_suffix(".part").replace(out)
 
 
 if __name__ == "__main__":
