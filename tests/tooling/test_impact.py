@@ -1,19 +1,14 @@
-"""The impact study's scores, statistics and page (study/), on fixture
+"""The impact study's scores, statistics and page (kbb.study), on fixture
 results: plain Python, no ML framework, no numpy."""
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))  # study/ is a top-level folder, not a package
-
-from kbb.study import config  # noqa: E402
-from kbb.study import metrics  # noqa: E402
-from kbb.study import render  # noqa: E402
-from kbb.study import stats  # noqa: E402
+from kbb.study import config
+from kbb.study import metrics
+from kbb.study import render
+from kbb.study import stats
 
 
 @pytest.mark.parametrize(

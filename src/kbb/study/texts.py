@@ -90,10 +90,10 @@ tox -e impact -- --render-only   # only rewrites the page and the plot
 tox -e impact-quick           # smoke test: a small grid under a temporary folder
 ```
 
-`tox -e impact` builds the two wheels with `python -m kbb wheel keras
---ref REF` (`study/config.py` names the refs), unpacks each, and runs one
-worker process per build, backend and model with the unpacked wheel first on
-`PYTHONPATH` (`study/worker.py`). The workers' outputs stay under
+`tox -e impact` (`kbb study`) builds the two wheels of the refs that
+`src/kbb/study/config.py` names, unpacks each, and runs one worker process
+per build, backend and model with the unpacked wheel first on `PYTHONPATH`
+(`src/kbb/study/worker.py`). The workers' outputs stay under
 `out/impact/runs/` (a run that stops resumes there; `--jobs 2` runs two
 workers at a time). `study/results/impact.json` is the only input of this
 page and of the plot, and is committed with them.
