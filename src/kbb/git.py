@@ -136,6 +136,15 @@ def config(repo, key):
     return git("config", key, cwd=repo, check=False).stdout.strip()
 
 
+def config_keys(repo):
+    """{key: value} of the config keys kbb.* of `repo`."""
+    found = git(
+        "config", "--local", "-z", "--get-regexp", r"^kbb\.", cwd=repo, check=False
+    )
+    out = found.stdout
+    return dict((e.split("\n", 1) + [""])[:2] for e in out.split("\0") if e)
+
+
 def rev(repo, ref):
     """The commit id of `ref`, or None if there is no such ref."""
     result = git(

@@ -9,11 +9,13 @@ import json
 import re
 import tomllib
 
+from packaging.version import InvalidVersion
+from packaging.version import Version
+
 from kbb import KbbError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SHA1 = re.compile(r"[0-9a-f]{40}")
-_LOCAL = re.compile(r"[a-z0-9]+(\.[a-z0-9]+)*")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,10 +107,14 @@ def _check_values(table, where):
         raise KbbError(f"{where} sdist-sha256 is not 64 hex digits")
     if "git-commit" in table and not _SHA1.fullmatch(table["git-commit"]):
         raise KbbError(f"{where} git-commit is not 40 hex digits")
-    if not _LOCAL.fullmatch(table["local-version"]):
+    try:
+        local = Version(f"{table['version']}+{table['local-version']}").local
+    except InvalidVersion:
+        local = None
+    if local != table["local-version"]:
         raise KbbError(
-            f"{where} local-version must be a PEP 440 local version label "
-            "(lower-case letters, digits and dots)"
+            f"{where} version and local-version must make a PEP 440 version "
+            "VERSION+LOCAL (local-version: lower-case letters, digits and dots)"
         )
 
 

@@ -123,6 +123,20 @@ def staleness(ws, result, pin):
     return None
 
 
+def stale_builds(ws, result):
+    """{target: why `result` is stale for it, None if current} of each build
+    it measured; {None: why} for a file that cannot be read."""
+    if result.problem:
+        return {None: staleness(ws, result, None)}
+    pins = ws.pins()
+    return {
+        target: staleness(ws, result, pins[target])
+        if target in pins
+        else f"{target} is no longer pinned: rerun `tox -e {result.env}`"
+        for target in result.builds
+    }
+
+
 def series_digest(ws, pin, group=None):
     """The digest of the series of `pin` (up to `group`), or None when there
     is no such series or group."""
@@ -163,6 +177,11 @@ def stamp_of(target, group, series, pin):
     """The stamp line of recorded digests (`series`: up to `group`, or of
     all groups when `group` is None; `pin`: of the pins.toml table)."""
     return _STAMP.format(target=target, upto=group or "all", series=series, pin=pin)
+
+
+def stamped(text):
+    """The targets whose stamp a generated document carries."""
+    return [target for target, _ in _STAMPED.findall(text)]
 
 
 def doc_staleness(ws, path, pin):

@@ -9,6 +9,8 @@ import importlib.metadata
 import subprocess
 import sys
 
+from packaging.requirements import Requirement
+
 from kbb import KbbError
 from kbb import layout
 from kbb.git import git
@@ -25,12 +27,13 @@ def lint_tools(config):
     """'ruff 0.9.2, ...': the installed lint tools, checked against pr.toml."""
     found = []
     for requirement in config.lint_requires:
-        name, _, wanted = requirement.partition("==")
+        name = Requirement(requirement).name
         try:
             version = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             version = None
-        if version is None or wanted and version != wanted:
+        wanted = Requirement(requirement).specifier
+        if version is None or not wanted.contains(version, prereleases=True):
             raise KbbError(
                 f"pr/{config.directory.name}/pr.toml lints with {requirement}, "
                 f"but {sys.executable} has {version or 'none'}: run `tox -e pr`, "

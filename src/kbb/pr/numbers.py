@@ -5,6 +5,8 @@ A missing or stale result is marked in the texts, never left out."""
 
 import dataclasses
 
+from packaging.version import Version
+
 from kbb import BACKENDS
 from kbb import results
 from kbb.markdown import table
@@ -55,7 +57,7 @@ def collect(ws, pin, config):
 def _column(version, backend):
     """Sorts the pinned release before the patched one, then by backend."""
     rank = BACKENDS.index(backend) if backend in BACKENDS else len(BACKENDS)
-    return "+" in str(version), rank, str(backend)
+    return Version(str(version)).local is not None, rank, str(backend)
 
 
 def _issue_table(records, pin, config):

@@ -14,6 +14,8 @@ import math
 import string
 from pathlib import Path
 
+from packaging.version import Version
+
 from kbb import BACKENDS
 from kbb import results as results_file
 from kbb.markdown import table
@@ -149,8 +151,8 @@ def build_label(version):
     >>> build_label("3.15.1"), build_label("3.15.1+bessel1")
     ('3.15.1', '3.15.1 with the fix')
     """
-    release, _, local = version.partition("+")
-    return f"{release} with the fix" if local else release
+    parsed = Version(version)
+    return f"{parsed.public} with the fix" if parsed.local else parsed.public
 
 
 def _convergence_rows(results):

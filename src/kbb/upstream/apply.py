@@ -41,6 +41,18 @@ def is_current(ws, pin, ref="series"):
     return ref in ("pristine", *(f"group/{g}" for g in series.upto(upto).groups))
 
 
+def applied(ws, pin):
+    """How the checkout stands against the pin and the series, in words."""
+    checkout = ws.checkout(pin.target)
+    verify(checkout, pin)
+    if rev(checkout, "refs/heads/series") is None:
+        return f"the series is not applied (`kbb apply {pin.target}`)"
+    if config(checkout, "kbb.series") != ws.series(pin).digest():
+        return f"applied from another patches/{pin.series}/ than now"
+    upto = config(checkout, "kbb.upto")
+    return f"applied up to group {upto} only" if upto else "the series applied"
+
+
 def ensure_applied(ws, pin, ref="series"):
     """Applies the series unless branch series is current. A series branch
     with commits not yet exported is used as it is, so that a contributor

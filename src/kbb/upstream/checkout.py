@@ -39,6 +39,12 @@ def source_of(checkout):
     return config(checkout, "kbb.source")
 
 
+def made_from(pin, source):
+    """What a checkout of `pin` from `source` is made from (config kbb.pin):
+    the sdist's sha256, or the tag's commit."""
+    return pin.sdist_sha256 if source == "sdist" else pin.git_commit
+
+
 def ensure(ws, pin, source=None, git_url=None):
     """The checkout of `pin`, made once (sdist by default); an existing one
     is verified against the pin."""
@@ -74,13 +80,12 @@ def _make(ws, pin, source, git_url, dest):
         git("add", "-A", cwd=dest)
         message = f"{pin.project} {pin.version} (PyPI sdist, sha256 {pin.sdist_sha256})"
         git("commit", "-q", "-m", message, cwd=dest, env=identity_env(date=date))
-        made_from = pin.sdist_sha256
     else:
         commit = fetch.clone_tag(pin, git_url or pin.git_url, dest)
         git("reset", "-q", "--hard", commit, cwd=dest)
-        made_from = pin.git_commit
     git("tag", pin.pristine_tag, cwd=dest)
-    for key, value in (("target", pin.target), ("source", source), ("pin", made_from)):
+    pinned = made_from(pin, source)
+    for key, value in (("target", pin.target), ("source", source), ("pin", pinned)):
         git("config", f"kbb.{key}", value, cwd=dest)
     (dest / ".git" / "info").mkdir(exist_ok=True)
     (dest / ".git" / "info" / "exclude").write_text(_EXCLUDES)
@@ -89,14 +94,13 @@ def _make(ws, pin, source, git_url, dest):
 def verify(checkout, pin, source=None):
     """Refuses a checkout of another source or release than asked, one made
     by an older kbb, and one whose branch pristine moved off its tag."""
-    made_from = source_of(checkout)
-    if source and made_from != source:
+    found = source_of(checkout)
+    if source and found != source:
         raise KbbError(
-            f"{checkout} was made from the {made_from or 'unknown'} source; "
+            f"{checkout} was made from the {found or 'unknown'} source; "
             f"run `kbb clean {pin.target}` first to use the {source} source"
         )
-    expected = pin.sdist_sha256 if made_from == "sdist" else pin.git_commit
-    if config(checkout, "kbb.pin") != expected:
+    if config(checkout, "kbb.pin") != made_from(pin, found):
         raise KbbError(
             f"{checkout} holds another release than pins.toml pins "
             f"({pin.spec}); export any work, then `kbb clean {pin.target}`"

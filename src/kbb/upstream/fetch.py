@@ -6,6 +6,7 @@ proxies)."""
 
 import hashlib
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -136,12 +137,13 @@ def _pip_download(spec, directory):
 
 def newest_version(project):
     """The newest version of `project` on the package index (pre-releases
-    too), asked with pip. Raises Unreachable when pip fails."""
-    result = pip("index", "versions", "--pre", project, limit=timeout())
-    match = re.search(rf"^{re.escape(project)} \((\S+)\)$", result.stdout, re.M)
-    if result.returncode or not match:
+    too), asked with pip (25.1 or later). Raises Unreachable when pip fails."""
+    result = pip("index", "versions", "--json", "--pre", project, limit=timeout())
+    if "no such option: --json" in result.stderr:
+        raise Unreachable("pip has no `index versions --json`: upgrade pip to 25.1")
+    if result.returncode:
         raise Unreachable(cause(result.stderr))
-    return match.group(1)
+    return json.loads(result.stdout)["latest"]
 
 
 def unpack(archive, dest):
