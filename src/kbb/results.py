@@ -175,7 +175,13 @@ def stamp_line(ws, pin, group=None):
 
 def stamp_of(target, group, series, pin):
     """The stamp line of recorded digests (`series`: up to `group`, or of
-    all groups when `group` is None; `pin`: of the pins.toml table)."""
+    all groups when `group` is None; `pin`: of the pins.toml table).
+
+    >>> stamp_of("keras", None, "5e71e5", "915")
+    '<!-- kbb-stamp: keras upto=all series=5e71e5 pin=915 -->'
+    >>> stamped(stamp_of("keras", "bessel", "5e71e5", "915"))
+    ['keras']
+    """
     return _STAMP.format(target=target, upto=group or "all", series=series, pin=pin)
 
 
