@@ -122,10 +122,8 @@ def prepare(ws, pin, groups=None, newest_git=None, offline=False):
     unknown = sorted(set(groups) - set(series.groups))
     if unknown:
         raise KbbError(f"no group {', '.join(unknown)} in patches/{pin.series}/")
-    if rev(checkout, "refs/heads/series") not in (
-        None,
-        rev(checkout, "refs/kbb/applied"),
-    ):
+    tip = rev(checkout, "refs/heads/series")
+    if tip not in (None, rev(checkout, "refs/kbb/applied")):
         log(
             f"branch series has commits not in patches/{pin.series}/: the pull "
             "requests are made from patches/ (`kbb export` them to include them)"
@@ -190,13 +188,8 @@ def _branch(ws, pin, checkout, run, group, state, author):
     where it applies there, else on the pinned release, without the
     workspace's headers, authored by the user. Returns report lines."""
     newest, attempt = run.newest, run.newest_attempt
-    on_newest = (
-        attempt is not None
-        and newest.branch
-        and group in attempt.tips
-        and not attempt.omitted
-        and not attempt.unchecked
-    )
+    on_newest = attempt is not None and newest.branch and group in attempt.tips
+    on_newest = on_newest and not attempt.omitted and not attempt.unchecked
     attempt = attempt if on_newest else run.pinned
     commit = rewrite(checkout, attempt.base, attempt.tips[group], author)
     git("branch", "-f", f"pr/{group}", commit, cwd=checkout)

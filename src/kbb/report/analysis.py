@@ -30,6 +30,7 @@ from kbb.report.data import envs as _envs
 from kbb.report.data import joined as _lines
 from kbb.report.data import load
 from kbb.report.data import per_env
+from kbb.report.data import stale
 from kbb.report.data import value as _value
 
 TEMPLATE = Path(__file__).parents[1] / "templates" / "analysis.md"
@@ -76,20 +77,13 @@ def header_values(results):
         for s in results.sources
     ]
     present = {s.env for s in results.sources}
-    missing = [env for env in results.envs if env not in present]
+    missing = ", ".join(f"`{env}`" for env in results.envs if env not in present)
+    head = "environment | figures | build | status"
     return {
         "regenerate": f"tox -e {','.join(results.envs)}\ntox -e report",
         "not_measured": NOT_MEASURED,
-        "results_read": _lines(
-            table("environment | figures | build | status", rows, "results-read")
-        ),
-        "missing_results": (
-            "Expected results missing: "
-            + ", ".join(f"`{env}`" for env in missing)
-            + ".\n"
-            if missing
-            else ""
-        ),
+        "results_read": _lines(table(head, rows, "results-read")),
+        "missing_results": f"Expected results missing: {missing}.\n" if missing else "",
     }
 
 
@@ -122,15 +116,13 @@ def math_values():
 def reproduction_values(results):
     """The reproduction per build and backend, labelled by keras' version
     (what a reader upstream knows), not by the environment."""
-    columns = [("backend", None)] + [
-        (key, ".4f")
-        for key in (
-            "moving_variance",
-            "data_variance",
-            "biased_reference",
-            "unbiased_reference",
-        )
-    ]
+    keys = (
+        "moving_variance",
+        "data_variance",
+        "biased_reference",
+        "unbiased_reference",
+    )
+    columns = [("backend", None)] + [(key, ".4f") for key in keys]
     rows = []
     for env in results.keras_envs:
         entry = results.first(scenario="issue-8982", env=env)
@@ -162,25 +154,18 @@ def _convergence_rows(results):
         for backend in BACKENDS:
             match = {"implementation": "keras3", "build": build, "backend": backend}
             rows.append((f"Keras 3 {build}, {backend} backend", match))
+    kinds = {"fused": "fused (FusedBatchNormV3)", "nonfused": "non-fused"}
     for build in ("pristine", "patched"):
-        for kind, label in (
-            ("fused", "fused (FusedBatchNormV3)"),
-            ("nonfused", "non-fused"),
-        ):
+        for kind, label in kinds.items():
             match = {"implementation": f"tf-keras-{kind}", "build": build}
             rows.append((f"tf-keras {build}, {label}", match))
     rows += [
         ("PyTorch `torch.nn.BatchNorm2d`", {"implementation": "pytorch"}),
         ("TF `tf.raw_ops.FusedBatchNormV3`", {"implementation": "tf-fusedbatchnormv3"}),
     ]
+    first = results.first
     return [
-        (
-            label,
-            {
-                n: results.first(scenario="convergence", n=n, **match)
-                for n in CONVERGENCE_N
-            },
-        )
+        (label, {n: first(scenario="convergence", n=n, **match) for n in CONVERGENCE_N})
         for label, match in rows
     ]
 
@@ -191,18 +176,15 @@ def comparison_values(results):
         cells = [_value(by_n[n], "converged", ".4f") for n in CONVERGENCE_N]
         rows.append((label, *cells, _envs(by_n.values())))
     formulas = (
-        (
-            "expected, biased rule: (n - 1) / n",
-            lambda n: f"{biased_expectation(n):.4f}",
-        ),
-        ("expected, unbiased rule", lambda n: "1.0000"),
+        ("expected, biased rule: (n - 1) / n", biased_expectation),
+        ("expected, unbiased rule", lambda n: 1.0),
         (
             "sampling sd of a cell, unbiased rule",
-            lambda n: f"{convergence_sd(n, 'unbiased'):.4f}",
+            lambda n: convergence_sd(n, "unbiased"),
         ),
     )
     for label, cell in formulas:
-        rows.append((label, *(cell(n) for n in CONVERGENCE_N), "formula"))
+        rows.append((label, *(f"{cell(n):.4f}" for n in CONVERGENCE_N), "formula"))
     head = ("implementation", *(f"n = {n}" for n in CONVERGENCE_N), "measured in")
     return {"comparison_table": _lines(table(head, rows, "comparison"))}
 
@@ -219,32 +201,24 @@ def change_values(results):
         for n in ns
     ]
     measured = []
+    common = {"scenario": "convergence", "implementation": "keras3"}
     for backend in BACKENDS:
         cells = []
         for n in CONVERGENCE_N:
-            common = {
-                "scenario": "convergence",
-                "implementation": "keras3",
-                "backend": backend,
-                "n": n,
-            }
-            before = results.first(build="pristine", **common)
-            after = results.first(build="patched", **common)
+            before = results.first(build="pristine", backend=backend, n=n, **common)
+            after = results.first(build="patched", backend=backend, n=n, **common)
             if before and after:
-                stale = " (stale)" if before["stale"] or after["stale"] else ""
-                cells.append(f"{after['converged'] / before['converged']:.4f}{stale}")
+                ratio = after["converged"] / before["converged"]
+                cells.append(f"{ratio:.4f}{stale(before, after)}")
             else:
                 cells.append(NOT_MEASURED)
         measured.append((f"measured, {backend} backend", *cells))
     measured.append(("n / (n - 1)", *(f"{n / (n - 1):.4f}" for n in CONVERGENCE_N)))
     head = "n | moving variance x | change | inference outputs x"
+    columns = ("", *(f"n = {n}" for n in CONVERGENCE_N))
     return {
         "change_table": _lines(table(head, rows, "change")),
-        "change_measured_table": _lines(
-            table(
-                ("", *(f"n = {n}" for n in CONVERGENCE_N)), measured, "change-measured"
-            )
-        ),
+        "change_measured_table": _lines(table(columns, measured, "change-measured")),
     }
 
 

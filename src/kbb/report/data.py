@@ -120,11 +120,13 @@ def _last_group(ws, files):
     return max(found, key=groups.index) if found else None
 
 
+def stale(*entries):
+    """ " (stale)" after a figure computed from a stale entry."""
+    return " (stale)" if any(entry["stale"] for entry in entries) else ""
+
+
 def value(entry, key, spec):
-    if entry is None:
-        return NOT_MEASURED
-    text = format(entry[key], spec)
-    return text + " (stale)" if entry["stale"] else text
+    return NOT_MEASURED if entry is None else format(entry[key], spec) + stale(entry)
 
 
 def envs(entries):
