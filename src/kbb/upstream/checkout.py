@@ -1,19 +1,9 @@
-"""The upstream checkout `.upstream/TARGET`, a git repository:
-
-- branch `pristine` and tag `pristine-VERSION`: the pinned release as
-  shipped, from the PyPI sdist (one commit) or the upstream repository;
-- branch `group/NAME` for each patch group, stacked in series order, and
-  branch `series`: every group applied (the branch a contributor edits);
-- ref `refs/kbb/applied`: what `series` was when the series was last
-  applied or exported, so that nothing unexported is ever discarded;
-- refs `refs/kbb/backup/STAMP/NAME`: what `--force` kept (kbb.upstream.keep)
-  of a branch, a detached HEAD or a stash that the series did not hold;
-- config `kbb.*`: the target, source and pin it was made from, the digest
-  of the series applied (`kbb.series`), the group it was applied up to
-  (`kbb.upto`) and how many test-file hunks it left out (`kbb.omitted`).
-
-This module makes and verifies checkouts, guards them, and cleans up.
-"""
+"""The upstream checkout `.upstream/TARGET`, a git repository: branch
+`pristine` and tag `pristine-VERSION` (the pinned release as shipped, from
+the PyPI sdist or the upstream repository), `group/NAME` for each patch
+group and `series` (every group); the refs `refs/kbb/*` and the config
+`kbb.*` that kbb keeps there are listed in docs/workflow.md (`kbb status`
+shows them). This module makes and verifies checkouts, and cleans up."""
 
 import shutil
 from pathlib import Path
@@ -105,16 +95,13 @@ def verify(checkout, pin, source=None):
             f"{checkout} holds another release than pins.toml pins "
             f"({pin.spec}); export any work, then `kbb clean {pin.target}`"
         )
-    pristine, tag = (
-        rev(checkout, "refs/heads/pristine"),
-        rev(checkout, pin.pristine_tag),
-    )
+    pristine = rev(checkout, "refs/heads/pristine")
     if pristine is None:
         raise KbbError(
             f"{checkout} has no branch pristine (an older kbb made it, with "
             f"branch upstream): export any work, then `kbb clean {pin.target}`"
         )
-    if pristine != tag:
+    if pristine != rev(checkout, pin.pristine_tag):
         raise KbbError(
             f"branch pristine of {checkout} is not tag {pin.pristine_tag}, the "
             f"release as shipped: move your commits off it, then `git -C "
@@ -154,11 +141,8 @@ def leftovers(checkout):
     if not git_dir.is_dir():
         return found
     for registered in sorted((git_dir / "worktrees").glob("*")):
-        where = (
-            (registered / "gitdir").read_text()
-            if (registered / "gitdir").is_file()
-            else ""
-        )
+        gitdir = registered / "gitdir"
+        where = gitdir.read_text() if gitdir.is_file() else ""
         if where.startswith(str(parent / prefix)) or not where:
             found.append(registered)
     found += [git_dir / n for n in ("index.lock", "HEAD.lock", "packed-refs.lock")]
@@ -206,13 +190,10 @@ def interrupted(ws, targets):
         left = [ws.shown(path) for path in leftovers(checkout)]
         operation = checkout.exists() and in_progress(checkout)
         if left or operation:
+            left += [f"{operation} in {ws.shown(checkout)}"] if operation else []
             lines.append(
-                f"{target}: left behind "
-                + ", ".join(
-                    left
-                    + ([f"{operation} in {ws.shown(checkout)}"] if operation else [])
-                )
-                + f"; `kbb clean {target} --leftovers` removes them"
+                f"{target}: left behind {', '.join(left)}; `kbb clean {target} "
+                "--leftovers` removes them"
             )
         elif checkout.exists() and rev(checkout, "HEAD") and not on_branch(checkout):
             lines.append(
