@@ -66,9 +66,7 @@ def git(*args, cwd=None, check=True, input=None, env=None, user_config=False):
     environment = {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
     if not user_config:
         environment.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
-        environment.update(identity_env())
-        for key in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE"):
-            environment.pop(key)
+        environment.update(i for i in identity_env().items() if "DATE" not in i[0])
     environment.update(env or {})
     log(f"git {' '.join(args)}" + (f" (in {cwd})" if cwd else ""), level=2)
     waited = 0.0
@@ -96,15 +94,11 @@ def git(*args, cwd=None, check=True, input=None, env=None, user_config=False):
         time.sleep(0.1)
         waited += 0.1
     if check and locked:
-        raise KbbError(
-            f"git {args[0]} failed: {lock} exists"
-            + (
-                f", held by {holder}: let it finish, then rerun"
-                if holder
-                else ", left by a git process that ended: `kbb clean TARGET "
-                "--leftovers` removes it"
-            )
-        )
+        said = f", held by {holder}: let it finish, then rerun"
+        if not holder:
+            said = ", left by a git process that ended: `kbb clean TARGET --leftovers`"
+            said += " removes it"
+        raise KbbError(f"git {args[0]} failed: {lock} exists{said}")
     if check and result.returncode:
         raise KbbError(f"git {args[0]} failed: {cause(stderr)}")
     return result if not check else result.stdout
@@ -138,10 +132,8 @@ def config(repo, key):
 
 def config_keys(repo):
     """{key: value} of the config keys kbb.* of `repo`."""
-    found = git(
-        "config", "--local", "-z", "--get-regexp", r"^kbb\.", cwd=repo, check=False
-    )
-    out = found.stdout
+    args = ("config", "--local", "-z", "--get-regexp", r"^kbb\.")
+    out = git(*args, cwd=repo, check=False).stdout
     return dict((e.split("\n", 1) + [""])[:2] for e in out.split("\0") if e)
 
 
@@ -193,10 +185,10 @@ def update_refs(repo, updates):
 def in_progress(repo):
     """What git operation is in progress in `repo`'s worktree, or None."""
     git_dir = Path(repo) / git("rev-parse", "--git-dir", cwd=repo).strip()
-    for marker, what in IN_PROGRESS.items():
-        if (git_dir / marker).exists():
-            return what
-    return None
+    found = (
+        what for marker, what in IN_PROGRESS.items() if (git_dir / marker).exists()
+    )
+    return next(found, None)
 
 
 def meta(repo, commit):
@@ -204,8 +196,7 @@ def meta(repo, commit):
     out = git(
         "log", "-1", "--format=%an%x00%ae%x00%ad%x00%B", "--date=raw", commit, cwd=repo
     )
-    name, email, date, message = out.split("\0", 3)
-    return name, email, date, message
+    return tuple(out.split("\0", 3))
 
 
 def commit_tree(repo, tree, parents, message, env):

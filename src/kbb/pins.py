@@ -69,23 +69,19 @@ _KEYS = (*_REQUIRED, *_GIT, "series", "newest", *_LAYOUTS)
 
 
 def _type_problem(key, value):
-    if key in _LISTS:
-        if isinstance(value, list) and all(isinstance(i, str) for i in value):
-            return None
-        return "a list of strings"
-    return None if isinstance(value, str) else "a string"
+    if key not in _LISTS:
+        return None if isinstance(value, str) else "a string"
+    strings = isinstance(value, list) and all(isinstance(i, str) for i in value)
+    return None if strings else "a list of strings"
 
 
 def _check_keys(table, where):
-    unknown = sorted(set(table) - set(_KEYS))
-    missing = [key for key in _REQUIRED if key not in table]
-    if unknown or missing:
-        raise KbbError(
-            f"{where} "
-            + (f"lacks {', '.join(missing)}" if missing else "")
-            + ("; " if unknown and missing else "")
-            + (f"has unknown keys {', '.join(unknown)}" if unknown else "")
-        )
+    unknown = ", ".join(sorted(set(table) - set(_KEYS)))
+    missing = ", ".join(key for key in _REQUIRED if key not in table)
+    found = [f"lacks {missing}"] * bool(missing)
+    found += [f"has unknown keys {unknown}"] * bool(unknown)
+    if found:
+        raise KbbError(f"{where} {'; '.join(found)}")
     for key, value in table.items():
         what = _type_problem(key, value)
         if what:

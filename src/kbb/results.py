@@ -99,27 +99,23 @@ def load_all(directory):
 
 def staleness(ws, result, pin):
     """Why `result` is stale for the target of `pin`, or None if current."""
-    rerun = f"rerun `tox -e {result.env}`"
+    why = _why(ws, result, pin)
+    return why and f"{ws.shown(result.path)} {why}: rerun `tox -e {result.env}`"
+
+
+def _why(ws, result, pin):
     if result.problem:
-        return f"{ws.shown(result.path)} {result.problem}: {rerun}"
+        return result.problem
     build = result.builds.get(pin.target)
     if build is None:
-        return f"{ws.shown(result.path)} measured no build of {pin.target}: {rerun}"
+        return f"measured no build of {pin.target}"
+    measured = f"measured {build.version}, "
     if build.pin != pin.digest():
-        return (
-            f"{ws.shown(result.path)} measured {build.version}, built from "
-            f"another pins.toml [{pin.target}] than now: {rerun}"
-        )
+        return measured + f"built from another pins.toml [{pin.target}] than now"
     if build.unexported:
-        return (
-            f"{ws.shown(result.path)} measured {build.version}, a build with "
-            f"commits not exported to patches/{pin.series}/: {rerun}"
-        )
+        return measured + f"a build with commits not exported to patches/{pin.series}/"
     if build.series is not None and build.series != series_digest(ws, pin, build.group):
-        return (
-            f"{ws.shown(result.path)} measured {build.version}, built from "
-            f"another patches/{pin.series}/ than now: {rerun}"
-        )
+        return measured + f"built from another patches/{pin.series}/ than now"
     return None
 
 

@@ -57,15 +57,6 @@ def parse_line(line):
     return name, only
 
 
-def _check_wheres(path, patches, wheres):
-    for patch in patches:
-        if patch.only is not None and patch.only not in wheres:
-            raise KbbError(
-                f"{path}: {patch.name} has only={patch.only}, which is neither "
-                f"a source nor a target of pins.toml ({', '.join(wheres)})"
-            )
-
-
 class Series:
     """patches/SERIES/series: patch groups, each a folder, in order."""
 
@@ -101,8 +92,13 @@ class Series:
                 )
             lines[patch.name] = number
             patches.append(patch)
-        if wheres is not None:
-            _check_wheres(path, patches, (*SOURCES, *wheres))
+        wheres = None if wheres is None else (*SOURCES, *wheres)
+        for patch in patches:
+            if wheres is not None and patch.only not in (None, *wheres):
+                raise KbbError(
+                    f"{path}: {patch.name} has only={patch.only}, which is neither "
+                    f"a source nor a target of pins.toml ({', '.join(wheres)})"
+                )
         series = cls(directory, header, patches)
         series._check_groups(path)
         return series
@@ -175,23 +171,15 @@ def provenance_missing(text):
     ['Forwarded']
     """
     message = text.split("\n---\n", 1)[0]
-    return [
-        key
-        for key in PROVENANCE
-        if not re.search(rf"^{key}: \S", message, re.MULTILINE)
-    ]
+    return [k for k in PROVENANCE if not re.search(rf"^{k}: \S", message, re.M)]
 
 
 def unparsable(patch):
     """Why git cannot parse the text of a patch (cut short, corrupt, no
     diff), in one line with the mend, or None. Applies nothing."""
     result = git("apply", "--numstat", "-", input=patch, check=False)
-    if result.returncode:
-        return (
-            f"{cause(result.stderr)} (the file is cut short or damaged: restore "
-            "it from git, or export it again)"
-        )
-    return None
+    mend = "the file is cut short or damaged: restore it from git, or export it again"
+    return f"{cause(result.stderr)} ({mend})" if result.returncode else None
 
 
 def strip_provenance(message):

@@ -6,6 +6,7 @@ keeps in each checkout, its git config `kbb.*` and refs `refs/kbb/*`
 (docs/workflow.md). It reads only: it takes no lock and writes nothing."""
 
 import json
+from collections import Counter
 
 from kbb import KbbError
 from kbb import results
@@ -88,9 +89,7 @@ def _checkout(ws, pin):
     head = git("symbolic-ref", "-q", "--short", "HEAD", cwd=path, check=False)
     changed = git("--no-optional-locks", "status", "--porcelain", cwd=path)
     refs = git("for-each-ref", "--format=%(refname)", "refs/kbb/", cwd=path)
-    kinds = {}
-    for ref in refs.split():
-        kinds[ref.split("/")[2]] = kinds.get(ref.split("/")[2], 0) + 1
+    kinds = Counter(ref.split("/")[2] for ref in refs.split())
     try:
         applied_as = applied(ws, pin)
     except KbbError as e:
@@ -107,7 +106,7 @@ def _checkout(ws, pin):
         "uncommitted": len(changed.splitlines()),
         "unexported": keep.unexported(path),
         "config": config_keys(path),
-        "refs": kinds,
+        "refs": dict(kinds),
     }
 
 
