@@ -20,6 +20,7 @@ from kbb.upstream import keep
 from kbb.upstream.apply import applied
 from kbb.upstream.checkout import made_from
 from kbb.upstream.checkout import source_of
+from kbb.upstream.checkout import verify
 
 
 def arguments(parser):
@@ -91,9 +92,13 @@ def _checkout(ws, pin):
     refs = git("for-each-ref", "--format=%(refname)", "refs/kbb/", cwd=path)
     kinds = Counter(ref.split("/")[2] for ref in refs.split())
     try:
-        applied_as = applied(ws, pin)
+        verify(path, pin)
+        upto = applied(ws, pin)
+        said = f"applied up to group {upto} only" if upto else "the series applied"
+        if upto is None:
+            said = f"not patches/{pin.series}/ as it is now (`kbb apply {pin.target}`)"
     except KbbError as e:
-        applied_as = str(e)
+        said = str(e)
     source = source_of(path)
     return {
         "path": ws.shown(path),
@@ -101,7 +106,7 @@ def _checkout(ws, pin):
         "made_from": config(path, "kbb.pin"),
         "pinned": config(path, "kbb.pin") == made_from(pin, source),
         "head": head.stdout.strip() or f"detached at {(rev(path, 'HEAD') or '')[:12]}",
-        "applied": applied_as,
+        "applied": said,
         "in_progress": in_progress(path),
         "uncommitted": len(changed.splitlines()),
         "unexported": keep.unexported(path),

@@ -129,22 +129,13 @@ def _ready(ws, pin, checkout, groups):
 
 def push(ws, pin, remote, groups=None):
     checkout = ws.checkout(pin.target)
-    series = ws.series(pin)
-    ready = _ready(ws, pin, checkout, groups or series.groups)
-    url = (
-        git("remote", "get-url", remote, cwd=checkout, check=False).stdout.strip()
-        or remote
-    )
+    ready = _ready(ws, pin, checkout, groups or ws.series(pin).groups)
+    url = git("remote", "get-url", remote, cwd=checkout, check=False).stdout.strip()
+    url = url or remote
     fork = (github(url) or "YOUR-GITHUB-USER/").split("/")[0]
     for group, folder, state in ready:
-        result = git(
-            "push",
-            remote,
-            f"{state['commit']}:refs/heads/pr/{group}",
-            cwd=checkout,
-            check=False,
-            user_config=True,
-        )
+        ref = f"{state['commit']}:refs/heads/pr/{group}"
+        result = git("push", remote, ref, cwd=checkout, check=False, user_config=True)
         if result.returncode:
             raise KbbError(
                 f"git push {redact(remote)} pr/{group} failed: "
