@@ -208,12 +208,8 @@ def commit_tree(repo, tree, parents, message, env):
 def read_blobs(repo, ids):
     """{id: bytes} of the blobs `ids`, read by one `git cat-file --batch`."""
     unique = list(dict.fromkeys(ids))
-    output = git(
-        "cat-file",
-        "--batch",
-        cwd=repo,
-        input="".join(i + "\n" for i in unique).encode(),
-    )
+    asked = "".join(i + "\n" for i in unique).encode()
+    output = git("cat-file", "--batch", cwd=repo, input=asked)
     blobs, position = {}, 0
     for blob in unique:
         end = output.index(b"\n", position)
@@ -228,19 +224,11 @@ def write_blobs(repo, datas):
     if not datas:
         return []
     with tempfile.TemporaryDirectory() as tmp:
-        paths = []
+        paths = "".join(f"{Path(tmp) / str(n)}\n" for n in range(len(datas)))
         for number, data in enumerate(datas):
-            paths.append(Path(tmp) / str(number))
-            paths[-1].write_bytes(data)
-        output = git(
-            "hash-object",
-            "-w",
-            "--no-filters",
-            "--stdin-paths",
-            cwd=repo,
-            input="".join(f"{path}\n" for path in paths),
-        )
-    return output.split()
+            (Path(tmp) / str(number)).write_bytes(data)
+        options = ("-w", "--no-filters", "--stdin-paths")
+        return git("hash-object", *options, cwd=repo, input=paths).split()
 
 
 def write_tree(repo, entries):
