@@ -12,10 +12,7 @@ from kbb import results
 from kbb.markdown import table
 
 _ISSUE_FIGURES = (
-    "moving_variance",
-    "biased_reference",
-    "unbiased_reference",
-    "data_variance",
+    "moving_variance biased_reference unbiased_reference data_variance".split()
 )
 
 
@@ -62,12 +59,9 @@ def _issue_table(records, pin, config):
     key, order = config.version_key, config.implementations
     several = len(order) > 1
     head = [pin.project, "backend"] + (["implementation"] if several else [])
-    head += [
-        "`moving_variance`",
-        "biased rule",
-        "unbiased rule",
-        "variance of the data",
-    ]
+    head += "`moving_variance`,biased rule,unbiased rule,variance of the data".split(
+        ","
+    )
     rows = []
     for r in sorted(
         records,

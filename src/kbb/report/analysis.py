@@ -67,15 +67,10 @@ def convergence_sd(n, rule):
 
 
 def header_values(results):
-    rows = [
-        (
-            f"`{s.env}`",
-            len(s.entries),
-            s.builds,
-            f"stale: {s.stale}" if s.stale else "current",
-        )
-        for s in results.sources
-    ]
+    rows = []
+    for s in results.sources:
+        state = f"stale: {s.stale}" if s.stale else "current"
+        rows.append((f"`{s.env}`", len(s.entries), s.builds, state))
     present = {s.env for s in results.sources}
     missing = ", ".join(f"`{env}`" for env in results.envs if env not in present)
     head = "environment | figures | build | status"
@@ -88,17 +83,13 @@ def header_values(results):
 
 
 def math_values():
-    rows = [
-        (
-            n,
-            f"{biased_expectation(n):.4f}",
-            f"{estimator_variance(n, 'biased'):.4f}",
-            f"{estimator_variance(n, 'unbiased'):.4f}",
-            f"{moving_mse(n, 'biased', 0.99):.2e}",
-            f"{moving_mse(n, 'unbiased', 0.99):.2e}",
+    rows, rules = [], ("biased", "unbiased")
+    for n in (2, 3, 4, 8, 32, 256):
+        variances = [biased_expectation(n), *(estimator_variance(n, r) for r in rules)]
+        errors = [moving_mse(n, rule, 0.99) for rule in rules]
+        rows.append(
+            (n, *(f"{v:.4f}" for v in variances), *(f"{e:.2e}" for e in errors))
         )
-        for n in (2, 3, 4, 8, 32, 256)
-    ]
     head = (
         "n | E[s_b^2] | Var[s_b^2] | Var[s_u^2] | MSE of v, biased | MSE of v, unbiased"
     )
@@ -116,12 +107,7 @@ def math_values():
 def reproduction_values(results):
     """The reproduction per build and backend, labelled by keras' version
     (what a reader upstream knows), not by the environment."""
-    keys = (
-        "moving_variance",
-        "data_variance",
-        "biased_reference",
-        "unbiased_reference",
-    )
+    keys = "moving_variance data_variance biased_reference unbiased_reference".split()
     columns = [("backend", None)] + [(key, ".4f") for key in keys]
     rows = []
     for env in results.keras_envs:
@@ -190,16 +176,12 @@ def comparison_values(results):
 
 
 def change_values(results):
-    ns = (2, 3, 4, 8, 16, 32, 128, 1568, 1605632)
-    rows = [
-        (
-            n,
-            f"{n / (n - 1):.4f}",
-            f"{100 / (n - 1):.3g} %",
-            f"{math.sqrt((n - 1) / n):.4f}",
+    rows = []
+    for n in (2, 3, 4, 8, 16, 32, 128, 1568, 1605632):
+        shrink = math.sqrt((n - 1) / n)
+        rows.append(
+            (n, f"{n / (n - 1):.4f}", f"{100 / (n - 1):.3g} %", f"{shrink:.4f}")
         )
-        for n in ns
-    ]
     measured = []
     common = {"scenario": "convergence", "implementation": "keras3"}
     for backend in BACKENDS:

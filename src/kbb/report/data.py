@@ -95,15 +95,10 @@ def load(ws, directory):
             f"no results in {directory}: run the test environments first "
             f"(tox -e {','.join(envs)})"
         )
-    sources = [
-        Source(
-            env,
-            f.records,
-            ", ".join(sorted(b.version for b in f.builds.values())) or "unstamped",
-            _stale(ws, f),
-        )
-        for env, f in found.items()
-    ]
+    sources = []
+    for env, f in found.items():
+        versions = ", ".join(sorted(b.version for b in f.builds.values()))
+        sources.append(Source(env, f.records, versions or "unstamped", _stale(ws, f)))
     return Results(sources, envs, _last_group(ws, found.values()))
 
 

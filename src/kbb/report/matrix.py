@@ -47,20 +47,15 @@ def matrix_values(results):
 
 
 def _integration_table(results):
-    rows = [
-        (
-            f"`{entry['test']}`" + _data(entry),
-            entry["backend"],
-            f"`{entry['keras']}`",
+    rows = []
+    for env in INTEGRATION_ENVS:
+        for e in results.find(scenario="upstream-integration", env=env):
             # A --git-url names a folder or mirror of the machine that ran.
-            "the pinned git-url" if entry["git_url"] == "pinned" else "`--git-url`",
-            ("passed" if entry["exitstatus"] == 0 else f"exit {entry['exitstatus']}")
-            + stale(entry),
-            f"{entry['seconds']:.0f} s",
-        )
-        for env in INTEGRATION_ENVS
-        for entry in results.find(scenario="upstream-integration", env=env)
-    ]
+            url = "the pinned git-url" if e["git_url"] == "pinned" else "`--git-url`"
+            status = "passed" if e["exitstatus"] == 0 else f"exit {e['exitstatus']}"
+            test, keras = f"`{e['test']}`" + _data(e), f"`{e['keras']}`"
+            time = f"{e['seconds']:.0f} s"
+            rows.append((test, e["backend"], keras, url, status + stale(e), time))
     if not rows:
         rows.append((NOT_MEASURED, "", "", "", "", ""))
     head = "script | backend | keras | repository | result | time"

@@ -27,13 +27,8 @@ from kbb.upstream.checkout import verify
 from kbb.upstream.keep import require_exported
 
 FORMAT_PATCH = (
-    "format-patch",
-    "--no-numbered",
-    "--zero-commit",
-    "--no-signature",
-    "--full-index",
-    "--no-renames",
-)
+    "format-patch --no-numbered --zero-commit --no-signature --full-index --no-renames"
+).split()
 
 
 def _require_whole(checkout, pin):
