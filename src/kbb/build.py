@@ -46,7 +46,7 @@ def wheel(ws, pin, ref="series"):
     checkout = ws.checkout(pin.target)
     commit = _commit(checkout, ref)
     source = source_of(checkout)
-    problem = layout.wheel_problem(pin.layout(source))
+    problem = layout.NO_WHEEL.get(pin.layout(source))
     if problem:
         raise KbbError(
             f"cannot build a wheel from {checkout}, a {source} checkout: "
@@ -100,15 +100,8 @@ def _aside(ws, cache, why):
 
 
 def _pip_wheel(src, out, epoch, ref):
-    result = pip(
-        "wheel",
-        "--no-deps",
-        "-q",
-        "-w",
-        str(out),
-        str(src),
-        env={"SOURCE_DATE_EPOCH": epoch},
-    )
+    env = {"SOURCE_DATE_EPOCH": epoch}
+    result = pip("wheel", "--no-deps", "-q", "-w", str(out), str(src), env=env)
     wheels = sorted(out.glob("*.whl"))
     if result.returncode or len(wheels) != 1:
         raise KbbError(f"pip wheel failed for {ref}: {cause(result.stderr)}")
@@ -177,7 +170,8 @@ def stamp(ws, pin, ref):
     exported = applied is not None and is_ancestor(checkout, commit, applied)
     series = ws.series(pin)
     current = config(checkout, "kbb.series") == series.digest()
-    group = _group_of(checkout, series, commit)
+    branches = {rev(checkout, f"refs/heads/group/{g}"): g for g in series.groups}
+    group = branches.get(commit)  # the last group whose branch is at `commit`
     pristine = version == pin.version
     known = exported and current and group is not None
     return results.Build(
@@ -190,14 +184,6 @@ def stamp(ws, pin, ref):
         pin=pin.digest(),
         group=None if pristine else group,
     )
-
-
-def _group_of(checkout, series, commit):
-    """The group whose branch is at `commit`, or None."""
-    for group in reversed(series.groups):
-        if rev(checkout, f"refs/heads/group/{group}") == commit:
-            return group
-    return None
 
 
 def install(ws, pin, ref, no_deps=True):

@@ -66,9 +66,7 @@ def git(*args, cwd=None, check=True, input=None, env=None, user_config=False):
     environment = {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
     if not user_config:
         environment.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
-        environment.update(identity_env())
-        for key in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE"):
-            environment.pop(key)
+        environment.update(i for i in identity_env().items() if "DATE" not in i[0])
     environment.update(env or {})
     log(f"git {' '.join(args)}" + (f" (in {cwd})" if cwd else ""), level=2)
     waited = 0.0
@@ -96,15 +94,11 @@ def git(*args, cwd=None, check=True, input=None, env=None, user_config=False):
         time.sleep(0.1)
         waited += 0.1
     if check and locked:
-        raise KbbError(
-            f"git {args[0]} failed: {lock} exists"
-            + (
-                f", held by {holder}: let it finish, then rerun"
-                if holder
-                else ", left by a git process that ended: `kbb clean TARGET "
-                "--leftovers` removes it"
-            )
-        )
+        said = f", held by {holder}: let it finish, then rerun"
+        if not holder:
+            said = ", left by a git process that ended: `kbb clean TARGET --leftovers`"
+            said += " removes it"
+        raise KbbError(f"git {args[0]} failed: {lock} exists{said}")
     if check and result.returncode:
         raise KbbError(f"git {args[0]} failed: {cause(stderr)}")
     return result if not check else result.stdout
@@ -134,6 +128,13 @@ def lock_holder(lock):
 def config(repo, key):
     """The value of `kbb.KEY`-style config `key` in `repo`, or ""."""
     return git("config", key, cwd=repo, check=False).stdout.strip()
+
+
+def config_keys(repo):
+    """{key: value} of the config keys kbb.* of `repo`."""
+    args = ("config", "--local", "-z", "--get-regexp", r"^kbb\.")
+    out = git(*args, cwd=repo, check=False).stdout
+    return dict((e.split("\n", 1) + [""])[:2] for e in out.split("\0") if e)
 
 
 def rev(repo, ref):
@@ -184,10 +185,10 @@ def update_refs(repo, updates):
 def in_progress(repo):
     """What git operation is in progress in `repo`'s worktree, or None."""
     git_dir = Path(repo) / git("rev-parse", "--git-dir", cwd=repo).strip()
-    for marker, what in IN_PROGRESS.items():
-        if (git_dir / marker).exists():
-            return what
-    return None
+    found = (
+        what for marker, what in IN_PROGRESS.items() if (git_dir / marker).exists()
+    )
+    return next(found, None)
 
 
 def meta(repo, commit):
@@ -195,8 +196,7 @@ def meta(repo, commit):
     out = git(
         "log", "-1", "--format=%an%x00%ae%x00%ad%x00%B", "--date=raw", commit, cwd=repo
     )
-    name, email, date, message = out.split("\0", 3)
-    return name, email, date, message
+    return tuple(out.split("\0", 3))
 
 
 def commit_tree(repo, tree, parents, message, env):
@@ -208,12 +208,8 @@ def commit_tree(repo, tree, parents, message, env):
 def read_blobs(repo, ids):
     """{id: bytes} of the blobs `ids`, read by one `git cat-file --batch`."""
     unique = list(dict.fromkeys(ids))
-    output = git(
-        "cat-file",
-        "--batch",
-        cwd=repo,
-        input="".join(i + "\n" for i in unique).encode(),
-    )
+    asked = "".join(i + "\n" for i in unique).encode()
+    output = git("cat-file", "--batch", cwd=repo, input=asked)
     blobs, position = {}, 0
     for blob in unique:
         end = output.index(b"\n", position)
@@ -228,19 +224,11 @@ def write_blobs(repo, datas):
     if not datas:
         return []
     with tempfile.TemporaryDirectory() as tmp:
-        paths = []
+        paths = "".join(f"{Path(tmp) / str(n)}\n" for n in range(len(datas)))
         for number, data in enumerate(datas):
-            paths.append(Path(tmp) / str(number))
-            paths[-1].write_bytes(data)
-        output = git(
-            "hash-object",
-            "-w",
-            "--no-filters",
-            "--stdin-paths",
-            cwd=repo,
-            input="".join(f"{path}\n" for path in paths),
-        )
-    return output.split()
+            (Path(tmp) / str(number)).write_bytes(data)
+        options = ("-w", "--no-filters", "--stdin-paths")
+        return git("hash-object", *options, cwd=repo, input=paths).split()
 
 
 def write_tree(repo, entries):

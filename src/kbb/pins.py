@@ -9,11 +9,13 @@ import json
 import re
 import tomllib
 
+from packaging.version import InvalidVersion
+from packaging.version import Version
+
 from kbb import KbbError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SHA1 = re.compile(r"[0-9a-f]{40}")
-_LOCAL = re.compile(r"[a-z0-9]+(\.[a-z0-9]+)*")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,23 +69,19 @@ _KEYS = (*_REQUIRED, *_GIT, "series", "newest", *_LAYOUTS)
 
 
 def _type_problem(key, value):
-    if key in _LISTS:
-        if isinstance(value, list) and all(isinstance(i, str) for i in value):
-            return None
-        return "a list of strings"
-    return None if isinstance(value, str) else "a string"
+    if key not in _LISTS:
+        return None if isinstance(value, str) else "a string"
+    strings = isinstance(value, list) and all(isinstance(i, str) for i in value)
+    return None if strings else "a list of strings"
 
 
 def _check_keys(table, where):
-    unknown = sorted(set(table) - set(_KEYS))
-    missing = [key for key in _REQUIRED if key not in table]
-    if unknown or missing:
-        raise KbbError(
-            f"{where} "
-            + (f"lacks {', '.join(missing)}" if missing else "")
-            + ("; " if unknown and missing else "")
-            + (f"has unknown keys {', '.join(unknown)}" if unknown else "")
-        )
+    unknown = ", ".join(sorted(set(table) - set(_KEYS)))
+    missing = ", ".join(key for key in _REQUIRED if key not in table)
+    found = [f"lacks {missing}"] * bool(missing)
+    found += [f"has unknown keys {unknown}"] * bool(unknown)
+    if found:
+        raise KbbError(f"{where} {'; '.join(found)}")
     for key, value in table.items():
         what = _type_problem(key, value)
         if what:
@@ -105,10 +103,14 @@ def _check_values(table, where):
         raise KbbError(f"{where} sdist-sha256 is not 64 hex digits")
     if "git-commit" in table and not _SHA1.fullmatch(table["git-commit"]):
         raise KbbError(f"{where} git-commit is not 40 hex digits")
-    if not _LOCAL.fullmatch(table["local-version"]):
+    try:
+        local = Version(f"{table['version']}+{table['local-version']}").local
+    except InvalidVersion:
+        local = None
+    if local != table["local-version"]:
         raise KbbError(
-            f"{where} local-version must be a PEP 440 local version label "
-            "(lower-case letters, digits and dots)"
+            f"{where} version and local-version must make a PEP 440 version "
+            "VERSION+LOCAL (local-version: lower-case letters, digits and dots)"
         )
 
 

@@ -99,28 +99,38 @@ def load_all(directory):
 
 def staleness(ws, result, pin):
     """Why `result` is stale for the target of `pin`, or None if current."""
-    rerun = f"rerun `tox -e {result.env}`"
+    why = _why(ws, result, pin)
+    return why and f"{ws.shown(result.path)} {why}: rerun `tox -e {result.env}`"
+
+
+def _why(ws, result, pin):
     if result.problem:
-        return f"{ws.shown(result.path)} {result.problem}: {rerun}"
+        return result.problem
     build = result.builds.get(pin.target)
     if build is None:
-        return f"{ws.shown(result.path)} measured no build of {pin.target}: {rerun}"
+        return f"measured no build of {pin.target}"
+    measured = f"measured {build.version}, "
     if build.pin != pin.digest():
-        return (
-            f"{ws.shown(result.path)} measured {build.version}, built from "
-            f"another pins.toml [{pin.target}] than now: {rerun}"
-        )
+        return measured + f"built from another pins.toml [{pin.target}] than now"
     if build.unexported:
-        return (
-            f"{ws.shown(result.path)} measured {build.version}, a build with "
-            f"commits not exported to patches/{pin.series}/: {rerun}"
-        )
+        return measured + f"a build with commits not exported to patches/{pin.series}/"
     if build.series is not None and build.series != series_digest(ws, pin, build.group):
-        return (
-            f"{ws.shown(result.path)} measured {build.version}, built from "
-            f"another patches/{pin.series}/ than now: {rerun}"
-        )
+        return measured + f"built from another patches/{pin.series}/ than now"
     return None
+
+
+def stale_builds(ws, result):
+    """{target: why `result` is stale for it, None if current} of each build
+    it measured; {None: why} for a file that cannot be read."""
+    if result.problem:
+        return {None: staleness(ws, result, None)}
+    pins = ws.pins()
+    return {
+        target: staleness(ws, result, pins[target])
+        if target in pins
+        else f"{target} is no longer pinned: rerun `tox -e {result.env}`"
+        for target in result.builds
+    }
 
 
 def series_digest(ws, pin, group=None):
@@ -161,8 +171,19 @@ def stamp_line(ws, pin, group=None):
 
 def stamp_of(target, group, series, pin):
     """The stamp line of recorded digests (`series`: up to `group`, or of
-    all groups when `group` is None; `pin`: of the pins.toml table)."""
+    all groups when `group` is None; `pin`: of the pins.toml table).
+
+    >>> stamp_of("keras", None, "5e71e5", "915")
+    '<!-- kbb-stamp: keras upto=all series=5e71e5 pin=915 -->'
+    >>> stamped(stamp_of("keras", "bessel", "5e71e5", "915"))
+    ['keras']
+    """
     return _STAMP.format(target=target, upto=group or "all", series=series, pin=pin)
+
+
+def stamped(text):
+    """The targets whose stamp a generated document carries."""
+    return [target for target, _ in _STAMPED.findall(text)]
 
 
 def doc_staleness(ws, path, pin):

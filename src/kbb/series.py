@@ -37,28 +37,24 @@ class Patch:
         return self.name + (f" only={self.only}" if self.only else "")
 
 
-def _parse_line(directory, path, number, line):
+def parse_line(line):
+    """(name, only) of a series line; ValueError says what is wrong.
+
+    >>> parse_line("fix/0001-a.patch"), parse_line("fix/0002-b.patch only=git")
+    (('fix/0001-a.patch', None), ('fix/0002-b.patch', 'git'))
+    >>> parse_line("0003-c.patch only=Git")
+    Traceback (most recent call last):
+    ValueError: unknown option 'only=Git'
+    """
     name, *options = line.split()
     only = None
     for option in options:
         if not re.fullmatch(r"only=[a-z0-9][a-z0-9-]*", option):
-            raise KbbError(f"{path}:{number}: unknown option {option!r}")
+            raise ValueError(f"unknown option {option!r}")
         only = option.split("=", 1)[1]
     if name.count("/") != 1 or not name.endswith(".patch"):
-        raise KbbError(f"{path}:{number}: expected GROUP/NAME.patch, got {name!r}")
-    patch = Patch(directory, name, only)
-    if not patch.path.is_file():
-        raise KbbError(f"{path}:{number}: {patch.path} does not exist")
-    return patch
-
-
-def _check_wheres(path, patches, wheres):
-    for patch in patches:
-        if patch.only is not None and patch.only not in wheres:
-            raise KbbError(
-                f"{path}: {patch.name} has only={patch.only}, which is neither "
-                f"a source nor a target of pins.toml ({', '.join(wheres)})"
-            )
+        raise ValueError(f"expected GROUP/NAME.patch, got {name!r}")
+    return name, only
 
 
 class Series:
@@ -83,7 +79,12 @@ class Series:
                 if not patches:
                     header.append(raw)
                 continue
-            patch = _parse_line(directory, path, number, line)
+            try:
+                patch = Patch(directory, *parse_line(line))
+            except ValueError as e:
+                raise KbbError(f"{path}:{number}: {e}") from None
+            if not patch.path.is_file():
+                raise KbbError(f"{path}:{number}: {patch.path} does not exist")
             if patch.name in lines:
                 raise KbbError(
                     f"{path}:{number}: {patch.name} is listed twice (also on "
@@ -91,8 +92,13 @@ class Series:
                 )
             lines[patch.name] = number
             patches.append(patch)
-        if wheres is not None:
-            _check_wheres(path, patches, (*SOURCES, *wheres))
+        wheres = None if wheres is None else (*SOURCES, *wheres)
+        for patch in patches:
+            if wheres is not None and patch.only not in (None, *wheres):
+                raise KbbError(
+                    f"{path}: {patch.name} has only={patch.only}, which is neither "
+                    f"a source nor a target of pins.toml ({', '.join(wheres)})"
+                )
         series = cls(directory, header, patches)
         series._check_groups(path)
         return series
@@ -159,29 +165,29 @@ class Series:
 
 
 def provenance_missing(text):
-    """The DEP-3 style headers that a patch's message lacks."""
+    """The DEP-3 style headers that a patch's message lacks.
+
+    >>> provenance_missing("Subject\\n\\nBug: none\\nOrigin: vendor\\n---\\n")
+    ['Forwarded']
+    """
     message = text.split("\n---\n", 1)[0]
-    return [
-        key
-        for key in PROVENANCE
-        if not re.search(rf"^{key}: \S", message, re.MULTILINE)
-    ]
+    return [k for k in PROVENANCE if not re.search(rf"^{k}: \S", message, re.M)]
 
 
 def unparsable(patch):
     """Why git cannot parse the text of a patch (cut short, corrupt, no
     diff), in one line with the mend, or None. Applies nothing."""
     result = git("apply", "--numstat", "-", input=patch, check=False)
-    if result.returncode:
-        return (
-            f"{cause(result.stderr)} (the file is cut short or damaged: restore "
-            "it from git, or export it again)"
-        )
-    return None
+    mend = "the file is cut short or damaged: restore it from git, or export it again"
+    return f"{cause(result.stderr)} ({mend})" if result.returncode else None
 
 
 def strip_provenance(message):
-    """A commit message without the workspace's DEP-3 style headers."""
+    """A commit message without the workspace's DEP-3 style headers.
+
+    >>> strip_provenance("Fix\\n\\nWhy.\\n\\nBug: none\\nOrigin: x\\nForwarded: no\\n")
+    'Fix\\n\\nWhy.\\n'
+    """
     paragraphs = message.rstrip("\n").split("\n\n")
     last = [
         line
@@ -193,7 +199,11 @@ def strip_provenance(message):
 
 
 def hunks(text):
-    """[(file, number, count, header)] for each hunk of a patch, in order."""
+    """[(file, number, count, header)] for each hunk of a patch, in order.
+
+    >>> hunks("diff --git a/f.py b/f.py\\n@@ -1 +1 @@\\n-a\\n+b\\n@@ -9 +9 @@ x\\n")
+    [('f.py', 1, 2, '@@ -1 +1 @@'), ('f.py', 2, 2, '@@ -9 +9 @@')]
+    """
     found, current, counts = [], None, {}
     for line in text.splitlines():
         match = re.match(r"diff --git a/(\S+) b/", line)

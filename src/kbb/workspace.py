@@ -76,7 +76,8 @@ class Workspace:
         """out/results/ (or $KBB_RESULTS): ENV.json of each test environment."""
         return Path(os.environ.get("KBB_RESULTS") or self.root / "out" / "results")
 
-    def pr_out(self, target, group):
+    def pr_out(self, target, group=""):
+        """out/pr/TARGET/GROUP/ (without `group`: out/pr/TARGET/)."""
         return self.root / "out" / "pr" / target / group
 
     def asv(self, target):

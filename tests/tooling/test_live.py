@@ -1,7 +1,5 @@
 """kbb.pr.live: a patch to a module that nothing imports is found out."""
 
-import doctest
-
 from kbb.pr import live
 
 
@@ -62,7 +60,3 @@ def test_imports_inside_functions_count(tmp_path):
         },
     )
     assert live.dead(tmp_path, ["keras/src/lazy.py"]) == []
-
-
-def test_doctests():
-    assert doctest.testmod(live).failed == 0

@@ -72,12 +72,13 @@ def parser():
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name, help, examples=()):
+    def command(name, help, examples=(), doc=None, under=commands):
+        """A subcommand (of `under`): its help, a job's docstring, examples."""
         text = "\n".join(["examples:", *(f"  {e}" for e in examples)])
-        return commands.add_parser(
+        return under.add_parser(
             name,
             help=help,
-            description=help,
+            description=help + (f"\n\n{doc.strip()}" if doc else ""),
             epilog=text if examples else None,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )

@@ -4,8 +4,6 @@ module adds its own options (`arguments(parser)`) and runs from the parsed
 arguments (`main(ws, args)`, which returns the exit status); the heavy
 imports (numpy, the frameworks) wait until a job runs."""
 
-import argparse
-
 from kbb import lock
 from kbb import mutants
 from kbb import status
@@ -90,20 +88,9 @@ def _job(module, name):
 def register(command):
     """Adds the jobs to the `kbb` parser."""
     sub = command("bench", "benchmarks: timings, their power, aggregate, asv")
-    jobs = sub.add_subparsers(dest="job", required=True, metavar="JOB")
-    for name, (module, help, examples) in BENCH.items():
-        text = "\n".join(["examples:", *(f"  {e}" for e in examples)])
-        job = jobs.add_parser(
-            name,
-            help=help,
-            description=help + "\n\n" + (module.__doc__ or "").strip(),
-            epilog=text,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
+    bench = sub.add_subparsers(dest="job", required=True, metavar="JOB")
+    for name, (module, help, examples) in {**BENCH, **JOBS}.items():
+        under = {"under": bench} if name in BENCH else {}
+        job = command(name, help, examples, module.__doc__, **under)
         module.arguments(job)
-        job.set_defaults(run=_job(module, "bench"))
-    for name, (module, help, examples) in JOBS.items():
-        job = command(name, help, examples)
-        job.description = help + "\n\n" + (module.__doc__ or "").strip()
-        module.arguments(job)
-        job.set_defaults(run=_job(module, name))
+        job.set_defaults(run=_job(module, "bench" if under else name))

@@ -64,7 +64,6 @@ def cmd_install(ws, pin, args):
 
 
 def cmd_tree(ws, pin, args):
-    """Writes the files of a branch to a folder (for upstream's tests)."""
     _built(ws, pin, args)
     print(build.tree(ws, pin, args.ref, args.dest))
 
@@ -79,24 +78,27 @@ def cmd_check(ws, pin, args):
     copy of the root)."""
     series = ws.series(pin)
     series.require_patches(pin.target)
-    bad = [
-        f"{p.name}: lacks {', '.join(k + ':' for k in missing)}"
-        for p in series.patches
-        if (missing := provenance_missing(p.path.read_text()))
-    ] + [
-        f"{p.name}: {problem}"
-        for p in series.patches
-        if (problem := unparsable(p.path.read_text()))
-    ]
-    if bad and not args.json:
-        raise KbbError("; ".join(bad))
+    bad = []
+    for patch in series.patches:
+        text = patch.path.read_text()
+        if missing := provenance_missing(text):
+            bad.append(f"{patch.name}: lacks {', '.join(k + ':' for k in missing)}")
+        if problem := unparsable(text):
+            bad.append(f"{patch.name}: {problem}")
     applies = None
     if args.applies and not bad:
-        applies = apply.applies_in_copy(ws, pin)
+        try:
+            applies = apply.applies_in_copy(ws, pin)
+        except KbbError as e:
+            if not args.json:
+                raise
+            bad.append(str(e))
     if args.json:
         found = {"series": pin.series, "patches": len(series.patches)}
         print(json.dumps({**found, "problems": bad, "applies": applies}))
         return 2 if bad else 0
+    if bad:
+        raise KbbError("; ".join(bad))
     print(f"patches/{pin.series}: {len(series.patches)} patches, headers ok")
     if applies:
         print(f"patches/{pin.series}: applies to {pin.spec}")
@@ -124,71 +126,127 @@ def cmd_report(ws, args, argv):
     return 0
 
 
-def _source_options(sub):
-    sub.add_argument(
-        "--source",
-        choices=("sdist", "git"),
-        help="where a new checkout comes from (default: $KBB_SOURCE, else sdist)",
-    )
-    sub.add_argument("--git-url", help="override the pinned git-url")
-
-
-def _target_command(command, name, func, help, examples, nargs="+"):
-    sub = command(name, help, examples)
-    sub.add_argument("targets", nargs=nargs, metavar="TARGET", help="keras, tf-keras")
-    sub.set_defaults(func=func, run=run)
-    return sub
-
-
-def _build_commands(command):
-    for name, func, help, example in (
-        (
-            "wheel",
-            cmd_wheel,
-            "build the wheel of a branch (cached, reproducible)",
-            "kbb wheel keras --ref group/bessel --output dist",
-        ),
-        (
-            "install",
-            cmd_install,
-            "install the wheel of a branch into this Python",
-            "kbb install keras --ref pristine",
-        ),
-        (
-            "tree",
-            cmd_tree,
-            "write the files of a branch to a folder",
-            "kbb tree keras --ref group/bessel --dest /tmp/keras",
-        ),
-    ):
-        sub = _target_command(command, name, func, help, [example])
-        _source_options(sub)
-        sub.add_argument("--ref", default="series", help="branch (default: series)")
-        if name == "wheel":
-            sub.add_argument("-o", "--output", type=Path, help="copy the wheel here")
-        elif name == "install":
-            sub.add_argument(
-                "--deps", action="store_true", help="also its dependencies"
-            )
-        else:
-            sub.add_argument(
-                "--dest", type=Path, required=True, help="folder (replaced)"
-            )
-
-
-def _pr_command(command):
-    sub = _target_command(
-        command,
-        "pr",
+# name: (function, help, examples after `kbb NAME`, --source and --git-url).
+COMMANDS = {
+    "fetch": (cmd_fetch, "make .upstream/TARGET (cached)", ["keras"], True),
+    "apply": (
+        cmd_apply,
+        "apply the series as branches group/* and series",
+        ["keras", "tf-keras --source git"],
+        True,
+    ),
+    "export": (
+        cmd_export,
+        "write branch series back to patches/SERIES",
+        ["keras", "keras --new-group native"],
+        False,
+    ),
+    "wheel": (
+        cmd_wheel,
+        "build the wheel of a branch (cached, reproducible)",
+        ["keras --ref group/bessel --output dist"],
+        True,
+    ),
+    "install": (
+        cmd_install,
+        "install the wheel of a branch into this Python",
+        ["keras --ref pristine"],
+        True,
+    ),
+    "tree": (
+        cmd_tree,
+        "write the files of a branch to a folder",
+        ["keras --ref group/bessel --dest /tmp/keras"],
+        True,
+    ),
+    "clean": (
+        cmd_clean,
+        "remove .upstream/TARGET and what interrupted runs left",
+        ["keras --leftovers"],
+        False,
+    ),
+    "check": (
+        cmd_check,
+        "check the series and the patches' provenance headers (default: every target)",
+        ["", "keras --applies --json"],
+        False,
+    ),
+    "pr": (
         cmd_pr,
         "prepare the upstream pull requests: out/pr/TARGET/GROUP/",
         [
-            "kbb pr keras tf-keras --offline",
-            "kbb pr keras --newest-git https://github.com/keras-team/keras",
-            "kbb pr keras --push fork --group bessel",
+            "keras tf-keras --offline",
+            "keras --newest-git https://github.com/keras-team/keras",
+            "keras --push fork --group bessel",
         ],
+        True,
+    ),
+}
+FORCE = {
+    "apply": "even with commits the series does not hold (kept under refs/kbb/backup/)",
+    "export": "even with commits off branch series (kept under refs/kbb/backup/)",
+    "clean": "even with unexported work (kept in .upstream/backups/TARGET-*.bundle)",
+}
+
+
+def register(command):
+    """Adds the commands on targets, and `report`, to the `kbb` parser."""
+    subs = {}
+    for name, (func, help, examples, source) in COMMANDS.items():
+        sub = subs[name] = command(
+            name, help, [f"kbb {name} {example}".rstrip() for example in examples]
+        )
+        nargs = "*" if name == "check" else "+"
+        sub.add_argument(
+            "targets", nargs=nargs, metavar="TARGET", help="keras, tf-keras"
+        )
+        sub.set_defaults(func=func, run=run)
+        if source:
+            sub.add_argument(
+                "--source",
+                choices=("sdist", "git"),
+                help="where a new checkout comes from (default: $KBB_SOURCE, "
+                "else sdist)",
+            )
+            sub.add_argument("--git-url", help="override the pinned git-url")
+        if name in FORCE:
+            sub.add_argument("--force", action="store_true", help=FORCE[name])
+        if name in ("wheel", "install", "tree"):
+            sub.add_argument("--ref", default="series", help="branch (default: series)")
+    subs["export"].add_argument(
+        "--new-group",
+        metavar="NAME",
+        help="put the commits after branch group/LAST into a new group NAME",
     )
-    _source_options(sub)
+    subs["wheel"].add_argument("-o", "--output", type=Path, help="copy the wheel here")
+    flag = "store_true"
+    subs["install"].add_argument("--deps", action=flag, help="also its dependencies")
+    subs["tree"].add_argument(
+        "--dest", type=Path, required=True, help="folder (replaced)"
+    )
+    subs["clean"].add_argument(
+        "--leftovers",
+        action=flag,
+        help="only what interrupted runs left; keep the checkout",
+    )
+    subs["check"].add_argument(
+        "--applies",
+        action=flag,
+        help="also apply the series to the cached pinned sdist, in a temporary copy",
+    )
+    subs["check"].add_argument("--json", action=flag, help="one JSON line per target")
+    _pr_options(subs["pr"])
+    sub = command(
+        "report",
+        "write docs/analysis.md from out/results/*.json (the tests' figures)",
+        ["kbb report", "kbb report --output /tmp/analysis.md"],
+    )
+    sub.add_argument("--results", type=Path, help="results folder (out/results)")
+    sub.add_argument("--output", type=Path, help="output file (docs/analysis.md)")
+    sub.set_defaults(run=cmd_report)
+
+
+def _pr_options(sub):
     sub.add_argument(
         "--newest-git",
         nargs="?",
@@ -215,83 +273,6 @@ def _pr_command(command):
     sub.add_argument(
         "--json", action="store_true", help="also print each group's state as JSON"
     )
-
-
-def _force(sub, help):
-    sub.add_argument("--force", action="store_true", help=help)
-
-
-def register(command):
-    """Adds the commands on targets, and `report`, to the `kbb` parser."""
-    sub = _target_command(
-        command,
-        "fetch",
-        cmd_fetch,
-        "make .upstream/TARGET (cached)",
-        ["kbb fetch keras"],
-    )
-    _source_options(sub)
-    sub = _target_command(
-        command,
-        "apply",
-        cmd_apply,
-        "apply the series as branches group/* and series",
-        ["kbb apply keras", "kbb apply tf-keras --source git"],
-    )
-    _source_options(sub)
-    _force(
-        sub, "even with commits the series does not hold (kept under refs/kbb/backup/)"
-    )
-    sub = _target_command(
-        command,
-        "export",
-        cmd_export,
-        "write branch series back to patches/SERIES",
-        ["kbb export keras", "kbb export keras --new-group native"],
-    )
-    sub.add_argument(
-        "--new-group",
-        metavar="NAME",
-        help="put the commits after branch group/LAST into a new group NAME",
-    )
-    _force(sub, "even with commits off branch series (kept under refs/kbb/backup/)")
-    _build_commands(command)
-    sub = _target_command(
-        command,
-        "clean",
-        cmd_clean,
-        "remove .upstream/TARGET and what interrupted runs left",
-        ["kbb clean keras --leftovers"],
-    )
-    _force(sub, "even with unexported work (kept in .upstream/backups/TARGET-*.bundle)")
-    sub.add_argument(
-        "--leftovers",
-        action="store_true",
-        help="only what interrupted runs left; keep the checkout",
-    )
-    sub = _target_command(
-        command,
-        "check",
-        cmd_check,
-        "check the series and the patches' provenance headers (default: every target)",
-        ["kbb check", "kbb check keras --applies --json"],
-        nargs="*",
-    )
-    sub.add_argument(
-        "--applies",
-        action="store_true",
-        help="also apply the series to the cached pinned sdist, in a temporary copy",
-    )
-    sub.add_argument("--json", action="store_true", help="one JSON line per target")
-    _pr_command(command)
-    sub = command(
-        "report",
-        "write docs/analysis.md from out/results/*.json (the tests' figures)",
-        ["kbb report", "kbb report --output /tmp/analysis.md"],
-    )
-    sub.add_argument("--results", type=Path, help="results folder (out/results)")
-    sub.add_argument("--output", type=Path, help="output file (docs/analysis.md)")
-    sub.set_defaults(run=cmd_report)
 
 
 def run(ws, args, argv):

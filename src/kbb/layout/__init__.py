@@ -45,8 +45,3 @@ def translator(checkout_layout, series_layout):
             f"no translation from the {checkout_layout!r} layout to the "
             f"{series_layout!r} layout"
         ) from None
-
-
-def wheel_problem(layout):
-    """Why a checkout in `layout` cannot be built into a wheel, or None."""
-    return NO_WHEEL.get(layout)

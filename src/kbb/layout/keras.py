@@ -77,7 +77,11 @@ def _rewrite(text, rules):
 
 
 def to_ops_text(text):
-    """A flat-layout file as the ops layout spells it."""
+    """A flat-layout file as the ops layout spells it.
+
+    >>> to_ops_text("from keras.src.backend.torch import nn; backend.nn.moments")
+    'from keras.src.backend.torch.ops import nn; backend.ops.nn.moments'
+    """
     return _rewrite(text, _TO_OPS)
 
 
@@ -88,7 +92,13 @@ def to_flat_text(text):
 
 def module_path(path, ops):
     """`path` in the ops layout (`ops`) or in the flat one; None for a file
-    of an ops/ folder that has no counterpart (its __init__.py)."""
+    of an ops/ folder that has no counterpart (its __init__.py).
+
+    >>> module_path("keras/src/backend/jax/nn.py", ops=True)
+    'keras/src/backend/jax/ops/nn.py'
+    >>> module_path("keras/src/backend/jax/ops/__init__.py", ops=False) is None
+    True
+    """
     match = _MODULE_PATH.fullmatch(path)
     if match and bool(match[2]) != ops:
         return f"keras/src/backend/{match[1]}/{'ops/' if ops else ''}{match[3]}.py"

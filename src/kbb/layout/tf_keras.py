@@ -46,6 +46,13 @@ def _kept(line):
 
 
 def to_sdist_line(line):
+    """A line of the repository as pip_build.py rewrites it for the sdist.
+
+    >>> to_sdist_line("from tf_keras.layers import Dense")
+    'from tf_keras.src.layers import Dense'
+    >>> to_git_line("import tf_keras.src as tf_keras")
+    'import tf_keras'
+    """
     if _kept(line):
         return line
     if line.strip() == _BARE[0]:
@@ -56,6 +63,7 @@ def to_sdist_line(line):
 
 
 def to_git_line(line):
+    """The repository's line that pip_build.py made `line` from."""
     if _kept(line):
         return line
     if line.strip() == _BARE[1]:
@@ -93,7 +101,13 @@ def _checked(path, data, convert, back):
 
 
 class SdistToGit:
-    """Translator (see kbb.layout) from the sdist's layout to the git one."""
+    """Translator (see kbb.layout) from the sdist's layout to the git one.
+
+    >>> SdistToGit().to_series("tf_keras/src/a.py", b"from tf_keras.src import b\\n")
+    ('tf_keras/a.py', b'from tf_keras import b')
+    >>> SdistToGit().to_checkout("tf_keras/a_test.py", b"") is None
+    True
+    """
 
     def to_series(self, path, data):
         if not path.startswith(_SRC) or not path.endswith(".py"):

@@ -9,6 +9,8 @@ import importlib.metadata
 import subprocess
 import sys
 
+from packaging.requirements import Requirement
+
 from kbb import KbbError
 from kbb import layout
 from kbb.git import git
@@ -25,12 +27,13 @@ def lint_tools(config):
     """'ruff 0.9.2, ...': the installed lint tools, checked against pr.toml."""
     found = []
     for requirement in config.lint_requires:
-        name, _, wanted = requirement.partition("==")
+        name = Requirement(requirement).name
         try:
             version = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             version = None
-        if version is None or wanted and version != wanted:
+        wanted = Requirement(requirement).specifier
+        if version is None or not wanted.contains(version, prereleases=True):
             raise KbbError(
                 f"pr/{config.directory.name}/pr.toml lints with {requirement}, "
                 f"but {sys.executable} has {version or 'none'}: run `tox -e pr`, "
@@ -46,9 +49,7 @@ def lint(config, tree, files):
     if not files:  # without files, the tools would check the whole tree
         return findings
     for module, *arguments in config.lint_commands:
-        argv = []
-        for argument in arguments:
-            argv += files if argument == "{files}" else [argument]
+        argv = [a for arg in arguments for a in (files if arg == "{files}" else [arg])]
         result = subprocess.run(
             [sys.executable, "-m", module, *argv],
             cwd=tree,
@@ -102,18 +103,13 @@ def check(ws, pin, checkout, source, config, series, newest_git, offline):
     """Applies the series to the pinned release, lints each group there,
     and applies it to the newest upstream, linting there the files that the
     pinned release lacks (tf-keras' tests, not in its sdist)."""
-    pristine = mirror.in_layout(
-        checkout,
-        rev(checkout, "refs/heads/pristine"),
-        pin.layout(source),
-        pin.series_layout,
-    )
+    spelled = pin.layout(source)
+    pristine = rev(checkout, "refs/heads/pristine")
+    pristine = mirror.in_layout(checkout, pristine, spelled, pin.series_layout)
     texts = {p.name: p.path.read_text() for p in series.patches}
-    pinned_files = set(
-        git("ls-tree", "-r", "--name-only", pristine, cwd=checkout).split()
-    )
+    ls = git("ls-tree", "-r", "--name-only", pristine, cwd=checkout).split()
     newest = newest_upstream.find(
-        ws, pin, checkout, newest_git, offline, series.files() & pinned_files
+        ws, pin, checkout, newest_git, offline, series.files() & set(ls)
     )
 
     def python_files(group, tree):
@@ -124,18 +120,16 @@ def check(ws, pin, checkout, source, config, series, newest_git, offline):
             if f.endswith(".py") and (tree / f).is_file()
         }
 
-    translate = (
-        None
-        if pin.layout(source) in layout.GENERATED
-        else layout.translator(pin.layout(source), pin.series_layout)
-    )
+    translate = None
+    if spelled not in layout.GENERATED:
+        translate = layout.translator(spelled, pin.series_layout)
     lints, lives = {}, {}
     with scratch(checkout, pristine) as tree:
         pinned = am.try_series(tree, series, (source, pin.target))
         for group, commit in pinned.tips.items():
             git("checkout", "-q", "--detach", commit, cwd=tree)
             files = sorted(python_files(group, tree))
-            lives["pinned", group] = (live.dead(tree, files), pin.layout(source))
+            lives["pinned", group] = (live.dead(tree, files), spelled)
             lints[group] = (
                 files,
                 _lint_as_released(config, tree, files, translate),
@@ -151,17 +145,12 @@ def check(ws, pin, checkout, source, config, series, newest_git, offline):
                 files, findings, _ = lints.get(group, ([], [], []))
                 git("checkout", "-q", "--detach", commit, cwd=tree)
                 changed = sorted(python_files(group, tree))
-                lives["newest", group] = (
-                    live.dead(tree, changed),
-                    live.backend_layout(tree),
-                )
+                dead = live.dead(tree, changed)
+                lives["newest", group] = (dead, live.backend_layout(tree))
                 more = sorted(set(changed) - set(files))
                 if more:
-                    lints[group] = (
-                        sorted(files + more),
-                        findings + lint(config, tree, more),
-                        more,
-                    )
+                    found = findings + lint(config, tree, more)
+                    lints[group] = (sorted(files + more), found, more)
     return Run(series, texts, source, pinned, newest, attempt, lints, lives)
 
 
@@ -170,14 +159,10 @@ def live_lines(run, base, group):
     problems."""
     if (base, group) not in run.live:
         return [], []
-    tests = run.tests.get((base, group))
-    if not tests:
-        said = ["  tests: no environment runs the regression tests on this base"]
-    else:
-        said = [
-            f"  tests: {env} {state}" + ("" if state == "current" else f": {line}")
-            for env, state, line in tests
-        ]
+    said = [
+        f"  tests: {env} {state}" + ("" if state == "current" else f": {line}")
+        for env, state, line in run.tests.get((base, group), [])
+    ] or ["  tests: no environment runs the regression tests on this base"]
     dead, spelled = run.live[base, group]
     found = f"layout {spelled}" if spelled else "no keras backend found"
     if not dead:
@@ -241,13 +226,10 @@ def report_lines(pin, run, group, tools, offline):
     lines += more
     trouble += problems
     files, findings, on_newest = run.lint[group]
-    where = (
-        f" ({len(on_newest)} on the newest upstream: the pinned release lacks them)"
-        if on_newest
-        else ""
-    )
+    where = f" ({len(on_newest)} on the newest upstream: the pinned release lacks them)"
     lines.append(
-        f"lint    {tools} (pr/{pin.target}/pr.toml) on {len(files)} file(s){where}: "
+        f"lint    {tools} (pr/{pin.target}/pr.toml) on {len(files)} file(s)"
+        f"{where if on_newest else ''}: "
         + (f"{len(findings)} command(s) found issues" if findings else "clean")
     )
     lines += ["  " + line for finding in findings for line in finding.splitlines()]

@@ -5,6 +5,8 @@ newest upstream's layout."""
 
 import dataclasses
 
+from packaging.version import Version
+
 from kbb import KbbError
 from kbb.git import commit_tree
 from kbb.git import git
@@ -81,7 +83,7 @@ def newer_on_index(newest):
         version = fetch.newest_version(newest.project)
     except fetch.Unreachable as e:
         return f"not asked whether {newest.project} has a newer sdist: {e}"
-    if version == newest.version:
+    if Version(version) <= Version(newest.version):
         return ""
     return (
         f"pins.toml's {newest.target} {newest.version} is not the newest: "

@@ -5,15 +5,14 @@ A missing or stale result is marked in the texts, never left out."""
 
 import dataclasses
 
+from packaging.version import Version
+
 from kbb import BACKENDS
 from kbb import results
 from kbb.markdown import table
 
 _ISSUE_FIGURES = (
-    "moving_variance",
-    "biased_reference",
-    "unbiased_reference",
-    "data_variance",
+    "moving_variance biased_reference unbiased_reference data_variance".split()
 )
 
 
@@ -28,22 +27,20 @@ def collect(ws, pin, config):
     """The records of pr.toml's envs, and the marks of the others: a file
     that is missing, stale, or lacks an implementation's records; and the
     state of its ci-envs."""
-    evidence = Evidence([], [], [])
+    evidence, wanted = Evidence([], [], []), config.implementations
     for env in config.envs:
         state, line = results.status(ws, ws.results, env, pin)
+        path = ws.results / f"{env}.json"
         if state == "current":
-            found = results.load(ws.results / f"{env}.json").records
-            found = [
-                r for r in found if r.get("implementation") in config.implementations
-            ]
+            found = results.load(path).records
+            found = [r for r in found if r.get("implementation") in wanted]
             evidence.records += [dict(r, env=env) for r in found]
-            absent = set(config.implementations) - {r["implementation"] for r in found}
+            absent = " or ".join(
+                sorted(set(wanted) - {r["implementation"] for r in found})
+            )
             if absent:
                 state = "missing"
-                line = (
-                    f"{ws.shown(ws.results / f'{env}.json')} has no "
-                    f"{' or '.join(sorted(absent))} result: run `tox -e {env}`"
-                )
+                line = f"{ws.shown(path)} has no {absent} result: run `tox -e {env}`"
         evidence.statuses.append((env, state, line))
         if state != "current":
             evidence.marks.append(f"[kbb: {state}] {line}")
@@ -55,36 +52,24 @@ def collect(ws, pin, config):
 def _column(version, backend):
     """Sorts the pinned release before the patched one, then by backend."""
     rank = BACKENDS.index(backend) if backend in BACKENDS else len(BACKENDS)
-    return "+" in str(version), rank, str(backend)
+    return Version(str(version)).local is not None, rank, str(backend)
 
 
 def _issue_table(records, pin, config):
-    key, order, several = (
-        config.version_key,
-        config.implementations,
-        len(config.implementations) > 1,
-    )
+    key, order = config.version_key, config.implementations
+    several = len(order) > 1
     head = [pin.project, "backend"] + (["implementation"] if several else [])
-    head += [
-        "`moving_variance`",
-        "biased rule",
-        "unbiased rule",
-        "variance of the data",
-    ]
+    head += "`moving_variance`,biased rule,unbiased rule,variance of the data".split(
+        ","
+    )
     rows = []
     for r in sorted(
         records,
         key=lambda r: (order.index(r["implementation"]), _column(r[key], r["backend"])),
     ):
         label = [config.labels[r["implementation"]]] if several else []
-        rows.append(
-            [
-                str(r[key]),
-                r["backend"],
-                *label,
-                *(f"{r[k]:.4f}" for k in _ISSUE_FIGURES),
-            ]
-        )
+        figures = (f"{r[k]:.4f}" for k in _ISSUE_FIGURES)
+        rows.append([str(r[key]), r["backend"], *label, *figures])
     return (
         "The script of the issue: `moving_variance` at the end, and what the "
         "biased and the unbiased rules give over the same batches (float64 "
@@ -106,9 +91,8 @@ def _convergence_table(records, pin, config):
     rows = []
     for implementation in config.implementations:
         for n in sorted({r["n"] for r in records}):
-            values = [(n - 1) / n] + [
-                cell.get((implementation, n, v, b)) for v, b in columns
-            ]
+            values = [cell.get((implementation, n, v, b)) for v, b in columns]
+            values = [(n - 1) / n, *values]
             cells = [f"{x:.4f}" if x is not None else "n/a" for x in values]
             name = [config.labels[implementation]] if several else []
             rows.append([*name, str(n), *cells])

@@ -7,6 +7,7 @@ import json
 
 from kbb import KbbError
 from kbb import log
+from kbb import redact
 from kbb import results
 from kbb.git import BOT
 from kbb.git import commit_tree
@@ -39,11 +40,50 @@ def load_state(folder):
         return {}
 
 
+def summary(ws, pin):
+    """{group: its state.json without the seal, credentials redacted, and
+    "stale": why it no longer holds} of each group `kbb pr` prepared (`kbb
+    pr --json`, `kbb status`)."""
+    found = {}
+    for folder in sorted(ws.pr_out(pin.target).glob("*/state.json")):
+        state = load_state(folder.parent)
+        shown = {k: v for k, v in state.items() if k != "seal"}
+        shown["stale"] = state_refusals(ws, pin, state)
+        found[folder.parent.name] = _redacted(shown)
+    return found
+
+
+def _redacted(value):
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    return redact(value) if isinstance(value, str) else value
+
+
 def seal(state):
     """A digest of the state without its seal: an edited state.json does
     not match it."""
     content = {k: v for k, v in state.items() if k != "seal"}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def state_refusals(ws, pin, state):
+    """Why state.json is not as `kbb pr` wrote it for the series and pin as
+    now: edited, or made from other patches/ or pins.toml."""
+    found = []
+    if state.get("seal") != seal(state):
+        found.append(f"state.json was edited since `kbb pr {pin.target}` wrote it")
+    if state.get("series") != results.series_digest(ws, pin, state.get("group")):
+        found.append(
+            f"patches/{pin.series}/ changed since `kbb pr {pin.target}` made "
+            f"pr/{state.get('group')}"
+        )
+    if state.get("pin") != pin.digest():
+        found.append(f"pins.toml [{pin.target}] changed since `kbb pr {pin.target}`")
+    if found:
+        found[-1] += f": rerun `kbb pr {pin.target}`"
+    return found
 
 
 def save_state(ws, pin, folder, state):
@@ -82,10 +122,8 @@ def prepare(ws, pin, groups=None, newest_git=None, offline=False):
     unknown = sorted(set(groups) - set(series.groups))
     if unknown:
         raise KbbError(f"no group {', '.join(unknown)} in patches/{pin.series}/")
-    if rev(checkout, "refs/heads/series") not in (
-        None,
-        rev(checkout, "refs/kbb/applied"),
-    ):
+    tip = rev(checkout, "refs/heads/series")
+    if tip not in (None, rev(checkout, "refs/kbb/applied")):
         log(
             f"branch series has commits not in patches/{pin.series}/: the pull "
             "requests are made from patches/ (`kbb export` them to include them)"
@@ -150,13 +188,8 @@ def _branch(ws, pin, checkout, run, group, state, author):
     where it applies there, else on the pinned release, without the
     workspace's headers, authored by the user. Returns report lines."""
     newest, attempt = run.newest, run.newest_attempt
-    on_newest = (
-        attempt is not None
-        and newest.branch
-        and group in attempt.tips
-        and not attempt.omitted
-        and not attempt.unchecked
-    )
+    on_newest = attempt is not None and newest.branch and group in attempt.tips
+    on_newest = on_newest and not attempt.omitted and not attempt.unchecked
     attempt = attempt if on_newest else run.pinned
     commit = rewrite(checkout, attempt.base, attempt.tips[group], author)
     git("branch", "-f", f"pr/{group}", commit, cwd=checkout)

@@ -9,7 +9,6 @@ import subprocess
 
 from kbb import KbbError
 from kbb import redact
-from kbb import results
 from kbb.git import cause
 from kbb.git import git
 from kbb.git import rev
@@ -18,7 +17,7 @@ from kbb.pr import texts
 from kbb.pr.newest import NEWEST_REF
 from kbb.pr.prepare import identity
 from kbb.pr.prepare import load_state
-from kbb.pr.prepare import seal
+from kbb.pr.prepare import state_refusals
 
 MARK = re.compile(r"\[kbb: [^\]]*\]")
 # A list item with a box that is not ticked `[x]`, in any spelling.
@@ -56,23 +55,6 @@ def _box_refusals(text, state):
     return found
 
 
-def _state_refusals(ws, pin, state):
-    """state.json as `kbb pr` wrote it, for the series and pin as now."""
-    found = []
-    if state.get("seal") != seal(state):
-        found.append(f"state.json was edited since `kbb pr {pin.target}` wrote it")
-    if state.get("series") != results.series_digest(ws, pin, state.get("group")):
-        found.append(
-            f"patches/{pin.series}/ changed since `kbb pr {pin.target}` made "
-            f"pr/{state['group']}"
-        )
-    if state.get("pin") != pin.digest():
-        found.append(f"pins.toml [{pin.target}] changed since `kbb pr {pin.target}`")
-    if found:
-        found[-1] += f": rerun `kbb pr {pin.target}`"
-    return found
-
-
 def _base_refusals(checkout, state, pin):
     group = state["group"]
     if state["base_kind"] != "upstream":
@@ -104,7 +86,7 @@ def refusals(ws, pin, checkout, folder, state, config):
     if (folder / "PR.new.md").exists():
         found.append("merge PR.new.md, a newer rendering, into PR.md, delete it")
     found += texts.body_problems(text, config.body_lines)
-    found += _state_refusals(ws, pin, state)
+    found += state_refusals(ws, pin, state)
     if state.get("problems"):
         found.append(f"`kbb pr` found: {'; '.join(state['problems'])}")
     found += _base_refusals(checkout, state, pin)
@@ -147,22 +129,13 @@ def _ready(ws, pin, checkout, groups):
 
 def push(ws, pin, remote, groups=None):
     checkout = ws.checkout(pin.target)
-    series = ws.series(pin)
-    ready = _ready(ws, pin, checkout, groups or series.groups)
-    url = (
-        git("remote", "get-url", remote, cwd=checkout, check=False).stdout.strip()
-        or remote
-    )
+    ready = _ready(ws, pin, checkout, groups or ws.series(pin).groups)
+    url = git("remote", "get-url", remote, cwd=checkout, check=False).stdout.strip()
+    url = url or remote
     fork = (github(url) or "YOUR-GITHUB-USER/").split("/")[0]
     for group, folder, state in ready:
-        result = git(
-            "push",
-            remote,
-            f"{state['commit']}:refs/heads/pr/{group}",
-            cwd=checkout,
-            check=False,
-            user_config=True,
-        )
+        ref = f"{state['commit']}:refs/heads/pr/{group}"
+        result = git("push", remote, ref, cwd=checkout, check=False, user_config=True)
         if result.returncode:
             raise KbbError(
                 f"git push {redact(remote)} pr/{group} failed: "

@@ -26,10 +26,8 @@ def _unwrap(body):
     paragraphs = []
     for paragraph in body.strip().split("\n\n"):
         lines = paragraph.splitlines()
-        if any(re.match(r"\s|[-*] |\d+\. ", line) for line in lines):
-            paragraphs.append(paragraph)
-        else:
-            paragraphs.append(" ".join(lines))
+        kept = any(re.match(r"\s|[-*] |\d+\. ", line) for line in lines)
+        paragraphs.append(paragraph if kept else " ".join(lines))
     return "\n\n".join(paragraphs)
 
 
@@ -37,13 +35,8 @@ def _message(checkout, patch):
     """The commit message of a patch file, as `git am` would commit it."""
     with tempfile.TemporaryDirectory() as tmp:
         message, diff = Path(tmp) / "message", Path(tmp) / "diff"
-        info = git(
-            "mailinfo",
-            str(message),
-            str(diff),
-            cwd=checkout,
-            input=patch.path.read_text(),
-        )
+        text = patch.path.read_text()
+        info = git("mailinfo", str(message), str(diff), cwd=checkout, input=text)
         subject = re.search(r"^Subject: (.*)$", info, re.MULTILINE)
         return f"{subject.group(1) if subject else ''}\n\n{message.read_text()}"
 

@@ -14,6 +14,8 @@ import math
 import string
 from pathlib import Path
 
+from packaging.version import Version
+
 from kbb import BACKENDS
 from kbb import results as results_file
 from kbb.markdown import table
@@ -28,6 +30,7 @@ from kbb.report.data import envs as _envs
 from kbb.report.data import joined as _lines
 from kbb.report.data import load
 from kbb.report.data import per_env
+from kbb.report.data import stale
 from kbb.report.data import value as _value
 
 TEMPLATE = Path(__file__).parents[1] / "templates" / "analysis.md"
@@ -64,45 +67,29 @@ def convergence_sd(n, rule):
 
 
 def header_values(results):
-    rows = [
-        (
-            f"`{s.env}`",
-            len(s.entries),
-            s.builds,
-            f"stale: {s.stale}" if s.stale else "current",
-        )
-        for s in results.sources
-    ]
+    rows = []
+    for s in results.sources:
+        state = f"stale: {s.stale}" if s.stale else "current"
+        rows.append((f"`{s.env}`", len(s.entries), s.builds, state))
     present = {s.env for s in results.sources}
-    missing = [env for env in results.envs if env not in present]
+    missing = ", ".join(f"`{env}`" for env in results.envs if env not in present)
+    head = "environment | figures | build | status"
     return {
         "regenerate": f"tox -e {','.join(results.envs)}\ntox -e report",
         "not_measured": NOT_MEASURED,
-        "results_read": _lines(
-            table("environment | figures | build | status", rows, "results-read")
-        ),
-        "missing_results": (
-            "Expected results missing: "
-            + ", ".join(f"`{env}`" for env in missing)
-            + ".\n"
-            if missing
-            else ""
-        ),
+        "results_read": _lines(table(head, rows, "results-read")),
+        "missing_results": f"Expected results missing: {missing}.\n" if missing else "",
     }
 
 
 def math_values():
-    rows = [
-        (
-            n,
-            f"{biased_expectation(n):.4f}",
-            f"{estimator_variance(n, 'biased'):.4f}",
-            f"{estimator_variance(n, 'unbiased'):.4f}",
-            f"{moving_mse(n, 'biased', 0.99):.2e}",
-            f"{moving_mse(n, 'unbiased', 0.99):.2e}",
+    rows, rules = [], ("biased", "unbiased")
+    for n in (2, 3, 4, 8, 32, 256):
+        variances = [biased_expectation(n), *(estimator_variance(n, r) for r in rules)]
+        errors = [moving_mse(n, rule, 0.99) for rule in rules]
+        rows.append(
+            (n, *(f"{v:.4f}" for v in variances), *(f"{e:.2e}" for e in errors))
         )
-        for n in (2, 3, 4, 8, 32, 256)
-    ]
     head = (
         "n | E[s_b^2] | Var[s_b^2] | Var[s_u^2] | MSE of v, biased | MSE of v, unbiased"
     )
@@ -120,15 +107,8 @@ def math_values():
 def reproduction_values(results):
     """The reproduction per build and backend, labelled by keras' version
     (what a reader upstream knows), not by the environment."""
-    columns = [("backend", None)] + [
-        (key, ".4f")
-        for key in (
-            "moving_variance",
-            "data_variance",
-            "biased_reference",
-            "unbiased_reference",
-        )
-    ]
+    keys = "moving_variance data_variance biased_reference unbiased_reference".split()
+    columns = [("backend", None)] + [(key, ".4f") for key in keys]
     rows = []
     for env in results.keras_envs:
         entry = results.first(scenario="issue-8982", env=env)
@@ -149,8 +129,8 @@ def build_label(version):
     >>> build_label("3.15.1"), build_label("3.15.1+bessel1")
     ('3.15.1', '3.15.1 with the fix')
     """
-    release, _, local = version.partition("+")
-    return f"{release} with the fix" if local else release
+    parsed = Version(version)
+    return f"{parsed.public} with the fix" if parsed.local else parsed.public
 
 
 def _convergence_rows(results):
@@ -160,25 +140,18 @@ def _convergence_rows(results):
         for backend in BACKENDS:
             match = {"implementation": "keras3", "build": build, "backend": backend}
             rows.append((f"Keras 3 {build}, {backend} backend", match))
+    kinds = {"fused": "fused (FusedBatchNormV3)", "nonfused": "non-fused"}
     for build in ("pristine", "patched"):
-        for kind, label in (
-            ("fused", "fused (FusedBatchNormV3)"),
-            ("nonfused", "non-fused"),
-        ):
+        for kind, label in kinds.items():
             match = {"implementation": f"tf-keras-{kind}", "build": build}
             rows.append((f"tf-keras {build}, {label}", match))
     rows += [
         ("PyTorch `torch.nn.BatchNorm2d`", {"implementation": "pytorch"}),
         ("TF `tf.raw_ops.FusedBatchNormV3`", {"implementation": "tf-fusedbatchnormv3"}),
     ]
+    first = results.first
     return [
-        (
-            label,
-            {
-                n: results.first(scenario="convergence", n=n, **match)
-                for n in CONVERGENCE_N
-            },
-        )
+        (label, {n: first(scenario="convergence", n=n, **match) for n in CONVERGENCE_N})
         for label, match in rows
     ]
 
@@ -189,60 +162,45 @@ def comparison_values(results):
         cells = [_value(by_n[n], "converged", ".4f") for n in CONVERGENCE_N]
         rows.append((label, *cells, _envs(by_n.values())))
     formulas = (
-        (
-            "expected, biased rule: (n - 1) / n",
-            lambda n: f"{biased_expectation(n):.4f}",
-        ),
-        ("expected, unbiased rule", lambda n: "1.0000"),
+        ("expected, biased rule: (n - 1) / n", biased_expectation),
+        ("expected, unbiased rule", lambda n: 1.0),
         (
             "sampling sd of a cell, unbiased rule",
-            lambda n: f"{convergence_sd(n, 'unbiased'):.4f}",
+            lambda n: convergence_sd(n, "unbiased"),
         ),
     )
     for label, cell in formulas:
-        rows.append((label, *(cell(n) for n in CONVERGENCE_N), "formula"))
+        rows.append((label, *(f"{cell(n):.4f}" for n in CONVERGENCE_N), "formula"))
     head = ("implementation", *(f"n = {n}" for n in CONVERGENCE_N), "measured in")
     return {"comparison_table": _lines(table(head, rows, "comparison"))}
 
 
 def change_values(results):
-    ns = (2, 3, 4, 8, 16, 32, 128, 1568, 1605632)
-    rows = [
-        (
-            n,
-            f"{n / (n - 1):.4f}",
-            f"{100 / (n - 1):.3g} %",
-            f"{math.sqrt((n - 1) / n):.4f}",
+    rows = []
+    for n in (2, 3, 4, 8, 16, 32, 128, 1568, 1605632):
+        shrink = math.sqrt((n - 1) / n)
+        rows.append(
+            (n, f"{n / (n - 1):.4f}", f"{100 / (n - 1):.3g} %", f"{shrink:.4f}")
         )
-        for n in ns
-    ]
     measured = []
+    common = {"scenario": "convergence", "implementation": "keras3"}
     for backend in BACKENDS:
         cells = []
         for n in CONVERGENCE_N:
-            common = {
-                "scenario": "convergence",
-                "implementation": "keras3",
-                "backend": backend,
-                "n": n,
-            }
-            before = results.first(build="pristine", **common)
-            after = results.first(build="patched", **common)
+            before = results.first(build="pristine", backend=backend, n=n, **common)
+            after = results.first(build="patched", backend=backend, n=n, **common)
             if before and after:
-                stale = " (stale)" if before["stale"] or after["stale"] else ""
-                cells.append(f"{after['converged'] / before['converged']:.4f}{stale}")
+                ratio = after["converged"] / before["converged"]
+                cells.append(f"{ratio:.4f}{stale(before, after)}")
             else:
                 cells.append(NOT_MEASURED)
         measured.append((f"measured, {backend} backend", *cells))
     measured.append(("n / (n - 1)", *(f"{n / (n - 1):.4f}" for n in CONVERGENCE_N)))
     head = "n | moving variance x | change | inference outputs x"
+    columns = ("", *(f"n = {n}" for n in CONVERGENCE_N))
     return {
         "change_table": _lines(table(head, rows, "change")),
-        "change_measured_table": _lines(
-            table(
-                ("", *(f"n = {n}" for n in CONVERGENCE_N)), measured, "change-measured"
-            )
-        ),
+        "change_measured_table": _lines(table(columns, measured, "change-measured")),
     }
 
 

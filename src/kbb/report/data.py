@@ -4,6 +4,8 @@ entry with its environment, its build and, if stale, why (kbb.results)."""
 
 import dataclasses
 
+from packaging.version import Version
+
 from kbb import KbbError
 from kbb import results as results_file
 
@@ -59,35 +61,30 @@ class Results:
 
 def _build(entry):
     """pristine, patched (the fix: `+bessel1`) or another build (what its
-    local version adds, e.g. `native`), for the Keras 3 and tf-keras
-    records."""
+    local version adds), for the Keras 3 and tf-keras records.
+
+    >>> [_build({"implementation": "keras3", "keras": v})
+    ...  for v in ("3.15.1", "3.15.1+bessel1", "3.15.1+bessel1.native")]
+    ['pristine', 'patched', 'native']
+    """
     version = entry.get("keras")
     implementation = entry.get("implementation", "")
     if not version or not (
         implementation == "keras3" or implementation.startswith("tf-keras-")
     ):
         return None
-    if "+" not in version:
-        return "pristine"
-    extra = version.split("+", 1)[1].split(".", 1)[1:]
-    return extra[0] if extra else "patched"
+    local = Version(version).local
+    return "pristine" if local is None else (local.split(".", 1)[1:] or ["patched"])[0]
 
 
 def _stale(ws, found):
     """Why a results file is stale (kbb.results, for each build in it)."""
-    reasons = []
-    for target in found.builds or [None]:
-        try:
-            pin = ws.pin(target) if target else None
-        except KbbError:
-            reasons.append(f"{target} is no longer pinned")
-            continue
-        reason = results_file.staleness(ws, found, pin) if pin else found.problem
-        if reason:
-            reasons.append(
-                reason.split(": rerun")[0].removeprefix(ws.shown(found.path) + " ")
-            )
-    return "; ".join(reasons) or None
+    prefix = ws.shown(found.path) + " "
+    reasons = results_file.stale_builds(ws, found).values()
+    return (
+        "; ".join(r.split(": rerun")[0].removeprefix(prefix) for r in reasons if r)
+        or None
+    )
 
 
 def load(ws, directory):
@@ -98,15 +95,10 @@ def load(ws, directory):
             f"no results in {directory}: run the test environments first "
             f"(tox -e {','.join(envs)})"
         )
-    sources = [
-        Source(
-            env,
-            f.records,
-            ", ".join(sorted(b.version for b in f.builds.values())) or "unstamped",
-            _stale(ws, f),
-        )
-        for env, f in found.items()
-    ]
+    sources = []
+    for env, f in found.items():
+        versions = ", ".join(sorted(b.version for b in f.builds.values()))
+        sources.append(Source(env, f.records, versions or "unstamped", _stale(ws, f)))
     return Results(sources, envs, _last_group(ws, found.values()))
 
 
@@ -123,11 +115,13 @@ def _last_group(ws, files):
     return max(found, key=groups.index) if found else None
 
 
+def stale(*entries):
+    """ " (stale)" after a figure computed from a stale entry."""
+    return " (stale)" if any(entry["stale"] for entry in entries) else ""
+
+
 def value(entry, key, spec):
-    if entry is None:
-        return NOT_MEASURED
-    text = format(entry[key], spec)
-    return text + " (stale)" if entry["stale"] else text
+    return NOT_MEASURED if entry is None else format(entry[key], spec) + stale(entry)
 
 
 def envs(entries):

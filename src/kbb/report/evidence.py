@@ -6,6 +6,7 @@ from kbb.markdown import table
 from kbb.report.data import NOT_MEASURED
 from kbb.report.data import joined as _lines
 from kbb.report.data import per_env
+from kbb.report.data import stale
 from kbb.report.data import value as _value
 
 
@@ -17,19 +18,19 @@ def _max_by(entries, key, group):
     return out
 
 
-def _parity_table(results, scenario, counts, name):
+def _parity_table(results, scenario, counts=(2, 3, 8, 64)):
     rows = []
     for env in results.evidence_envs:
         for backend in BACKENDS:
             entries = results.find(scenario=scenario, env=env, backend=backend)
             worst = _max_by(entries, "max_relative_difference", "n")
-            stale = " (stale)" if entries and entries[0]["stale"] else ""
+            late = stale(*entries[:1])
             cells = [
-                f"{worst[n]:.1e}{stale}" if n in worst else NOT_MEASURED for n in counts
+                f"{worst[n]:.1e}{late}" if n in worst else NOT_MEASURED for n in counts
             ]
             rows.append((f"`{env}`", backend, *cells))
     head = ("environment", "Keras backend", *(f"n = {n}" for n in counts))
-    return _lines(table(head, rows, name))
+    return _lines(table(head, rows, scenario))
 
 
 def _agreement_table(results):
@@ -38,14 +39,8 @@ def _agreement_table(results):
         entries = results.find(scenario="backend-agreement", env=env)
         if entries:
             worst = max(entries, key=lambda e: e["max_relative_difference"])
-            rows.append(
-                (
-                    f"`{env}`",
-                    len(entries),
-                    _value(worst, "max_relative_difference", ".1e"),
-                    worst["case"],
-                )
-            )
+            cell = _value(worst, "max_relative_difference", ".1e")
+            rows.append((f"`{env}`", len(entries), cell, worst["case"]))
         else:
             rows.append((f"`{env}`", NOT_MEASURED, NOT_MEASURED, NOT_MEASURED))
     head = "environment | cases | largest difference | in case"
@@ -76,12 +71,8 @@ def _one_value_table(results):
 def parity_values(results):
     device = results.first(scenario="pytorch-parity")
     return {
-        "pytorch_parity_table": _parity_table(
-            results, "pytorch-parity", (2, 3, 8, 64), "pytorch-parity"
-        ),
-        "fused_parity_table": _parity_table(
-            results, "fused-parity", (2, 3, 8, 64), "fused-parity"
-        ),
+        "pytorch_parity_table": _parity_table(results, "pytorch-parity"),
+        "fused_parity_table": _parity_table(results, "fused-parity"),
         "parity_device": (
             f"PyTorch ran on `{device['device']}`, torch {device['torch']}.\n"
             if device
@@ -98,7 +89,6 @@ def _mirrored_rows(results, env, loop, synchronized):
     )
     if not entry:
         return [(f"`{env}`", loop, synchronized, NOT_MEASURED, "", "", "")]
-    stale = " (stale)" if entry["stale"] else ""
     return [
         (
             f"`{env}`",
@@ -106,7 +96,7 @@ def _mirrored_rows(results, env, loop, synchronized):
             synchronized,
             index,
             ", ".join(map(str, replica["count"])),
-            ", ".join(f"{v:.4f}" for v in replica["moving_variance"]) + stale,
+            ", ".join(f"{v:.4f}" for v in replica["moving_variance"]) + stale(entry),
             f"{replica['max_relative_error']:.1e}",
         )
         for index, replica in enumerate(entry["replicas"])
@@ -128,14 +118,8 @@ def distributed_values(results):
             ", ".join(f"{v:.4f}" for v in entry[key]) if entry else NOT_MEASURED
             for key in ("single", "distributed")
         ]
-        jax_rows.append(
-            (
-                f"`{env}`",
-                _value(entry, "devices", "d"),
-                *values,
-                _value(entry, "max_relative_difference", ".1e"),
-            )
-        )
+        worst = _value(entry, "max_relative_difference", ".1e")
+        jax_rows.append((f"`{env}`", _value(entry, "devices", "d"), *values, worst))
     head = (
         "environment | loop | synchronized | replica | count | "
         "moving_variance (3 channels) | error"
@@ -161,19 +145,17 @@ def checkpoint_values(results):
 
 
 def noticeable_values(results):
-    before = results.first(
-        scenario="issue-8982", build="pristine", backend="tensorflow"
-    )
-    after = results.first(scenario="issue-8982", build="patched", backend="tensorflow")
+    common = {"scenario": "issue-8982", "backend": "tensorflow"}
+    before = results.first(build="pristine", **common)
+    after = results.first(build="patched", **common)
     if before and after:
-        stale = " (stale)" if before["stale"] or after["stale"] else ""
         line = (
             "- Models trained with few values per channel get a larger "
             "`moving_variance`: in the reproduction above (n = 2) it is "
             f"{after['moving_variance']:.4f} instead of "
             f"{before['moving_variance']:.4f} (the data's variance: "
-            f"{after['data_variance']:.4f}){stale}, and inference outputs "
-            "shrink by about sqrt((n - 1) / n) against a model trained with "
+            f"{after['data_variance']:.4f}){stale(before, after)}, and inference "
+            "outputs shrink by about sqrt((n - 1) / n) against a model trained with "
             "pristine Keras, towards the scale the layer had in training."
         )
     else:

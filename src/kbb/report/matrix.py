@@ -7,6 +7,7 @@ tf_keras (tests/evidence/test_tf_keras_parity.py).
 from kbb.markdown import table
 from kbb.report.data import NOT_MEASURED
 from kbb.report.data import joined as _lines
+from kbb.report.data import stale
 
 # The cells of Keras' CI beyond the default list: (env, what it runs).
 MATRIX_ENVS = (
@@ -28,10 +29,6 @@ INTEGRATION_ENVS = ("integration-pristine", "integration")
 OUTCOMES = ("passed", "skipped", "failed", "error")
 
 
-def _stale(entry):
-    return " (stale)" if entry["stale"] else ""
-
-
 def matrix_values(results):
     rows = []
     for env, cell in MATRIX_ENVS:
@@ -39,15 +36,9 @@ def matrix_values(results):
         if not entries:
             rows.append((f"`{env}`", cell, NOT_MEASURED, "", "", "", "", ""))
         for entry in entries:
-            rows.append(
-                (
-                    f"`{env}`",
-                    cell,
-                    f"`{entry['keras']}`",
-                    ", ".join(f"`{t}`" for t in entry["tests"]),
-                    *(f"{entry[o]}{_stale(entry)}" for o in OUTCOMES),
-                )
-            )
+            tests = ", ".join(f"`{t}`" for t in entry["tests"])
+            counts = (f"{entry[o]}{stale(entry)}" for o in OUTCOMES)
+            rows.append((f"`{env}`", cell, f"`{entry['keras']}`", tests, *counts))
     head = "environment | backend | keras | tests | " + " | ".join(OUTCOMES)
     return {
         "ci_matrix_table": _lines(table(head, rows, "ci-matrix")),
@@ -56,20 +47,15 @@ def matrix_values(results):
 
 
 def _integration_table(results):
-    rows = [
-        (
-            f"`{entry['test']}`" + _data(entry),
-            entry["backend"],
-            f"`{entry['keras']}`",
+    rows = []
+    for env in INTEGRATION_ENVS:
+        for e in results.find(scenario="upstream-integration", env=env):
             # A --git-url names a folder or mirror of the machine that ran.
-            "the pinned git-url" if entry["git_url"] == "pinned" else "`--git-url`",
-            ("passed" if entry["exitstatus"] == 0 else f"exit {entry['exitstatus']}")
-            + _stale(entry),
-            f"{entry['seconds']:.0f} s",
-        )
-        for env in INTEGRATION_ENVS
-        for entry in results.find(scenario="upstream-integration", env=env)
-    ]
+            url = "the pinned git-url" if e["git_url"] == "pinned" else "`--git-url`"
+            status = "passed" if e["exitstatus"] == 0 else f"exit {e['exitstatus']}"
+            test, keras = f"`{e['test']}`" + _data(e), f"`{e['keras']}`"
+            time = f"{e['seconds']:.0f} s"
+            rows.append((test, e["backend"], keras, url, status + stale(e), time))
     if not rows:
         rows.append((NOT_MEASURED, "", "", "", "", ""))
     head = "script | backend | keras | repository | result | time"
@@ -96,7 +82,7 @@ def parity_values(results):
             if entry is None:
                 cells += [NOT_MEASURED] * 2
                 continue
-            cells += [_ratio(entry) + _stale(entry), f"{entry['predictions_gap']:.1e}"]
+            cells += [_ratio(entry) + stale(entry), f"{entry['predictions_gap']:.1e}"]
         rows.append(cells)
     if not rows:
         rows.append([NOT_MEASURED] * 6)

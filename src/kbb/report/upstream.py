@@ -8,6 +8,7 @@ from kbb import BACKENDS
 from kbb.markdown import table
 from kbb.report.data import NOT_MEASURED
 from kbb.report.data import joined as _lines
+from kbb.report.data import stale
 
 BN_BACKENDS = BACKENDS  # the backends upstream-bn runs on
 # The builds, by environment: pristine first, the one the others compare with.
@@ -38,10 +39,6 @@ def _entry(results, env, backend):
     return results.first(scenario="upstream-tests", env=env, backend=backend)
 
 
-def _stale(entry):
-    return " (stale)" if entry["stale"] else ""
-
-
 def _envs(results):
     """pristine's and the fix's environments, and the native group's if
     recorded."""
@@ -66,7 +63,7 @@ def _counts_rows(results, diffs):
                 against = f"{count} differ" if count else "identical"
                 more = len(added(_entry(results, BN_ENVS[0], backend), entry))
                 against += f" (+{more} new, passed)" if more else ""
-            cells = (f"{entry[o]}{_stale(entry)}" for o in COUNTS)
+            cells = (f"{entry[o]}{stale(entry)}" for o in COUNTS)
             rows.append((backend, f"`{env}`", f"`{entry['keras']}`", *cells, against))
     return rows
 
@@ -111,15 +108,8 @@ def _failure_rows(results):
             builds = "all"
         else:
             builds = ", ".join(sorted({f"`{e}`" for w in found.values() for e in w}))
-        rows.append(
-            (
-                f"`{message}`",
-                len(tests),
-                ", ".join(f"`{f}`" for f in files),
-                ", ".join(backends),
-                builds,
-            )
-        )
+        named = ", ".join(f"`{f}`" for f in files)
+        rows.append((f"`{message}`", len(tests), named, ", ".join(backends), builds))
     return rows or [("none", "", "", "", "")]
 
 

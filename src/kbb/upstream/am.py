@@ -49,8 +49,8 @@ def try_series(tree, series, where, omit=frozenset()):
     """Applies the series with `git am --3way` on HEAD of the worktree
     `tree`, leaving out the diffs of the files in `omit` and the patches
     only for another source or target (only=; `where` names this one's);
-    stops at the first patch that does not
-    apply, naming its conflicting files and hunks."""
+    stops at the first patch that does not apply, naming its conflicting
+    files and hunks."""
     attempt = Attempt(base=rev(tree, "HEAD"))
     for patch in series.patches:
         if not patch.applies_to(where):
@@ -83,15 +83,8 @@ def _am_text(tree, patch, kept, attempt):
 def git_am(repo, path):
     """`git am --3way` of one patch file; on failure, aborts it and returns
     git's output (None on success)."""
-    result = git(
-        "am",
-        "-q",
-        "--3way",
-        "--committer-date-is-author-date",
-        str(path),
-        cwd=repo,
-        check=False,
-    )
+    options = ("-q", "--3way", "--committer-date-is-author-date")
+    result = git("am", *options, str(path), cwd=repo, check=False)
     if result.returncode == 0:
         return None
     git("am", "--abort", cwd=repo, check=False)

@@ -29,16 +29,22 @@ def is_current(ws, pin, ref="series"):
     """True when branch series was applied from (or exported to) the series
     as it is now in patches/SERIES/, and, when only its first groups were
     applied (`upto`), `ref` is one of them."""
+    upto = applied(ws, pin)
+    if upto is None:
+        return False
+    groups = ws.series(pin).upto(upto).groups if upto else []
+    return not upto or ref in ("pristine", *(f"group/{g}" for g in groups))
+
+
+def applied(ws, pin):
+    """The group that branch series was applied up to ("": every group), or
+    None when it is not the series as patches/SERIES/ holds it now."""
     checkout = ws.checkout(pin.target)
     if rev(checkout, "refs/heads/series") is None:
-        return False
-    series = ws.series(pin)
-    if config(checkout, "kbb.series") != series.digest():
-        return False
-    upto = config(checkout, "kbb.upto")
-    if not upto:
-        return True
-    return ref in ("pristine", *(f"group/{g}" for g in series.upto(upto).groups))
+        return None
+    if config(checkout, "kbb.series") != ws.series(pin).digest():
+        return None
+    return config(checkout, "kbb.upto")
 
 
 def ensure_applied(ws, pin, ref="series"):

@@ -1,19 +1,9 @@
-"""The upstream checkout `.upstream/TARGET`, a git repository:
-
-- branch `pristine` and tag `pristine-VERSION`: the pinned release as
-  shipped, from the PyPI sdist (one commit) or the upstream repository;
-- branch `group/NAME` for each patch group, stacked in series order, and
-  branch `series`: every group applied (the branch a contributor edits);
-- ref `refs/kbb/applied`: what `series` was when the series was last
-  applied or exported, so that nothing unexported is ever discarded;
-- refs `refs/kbb/backup/STAMP/NAME`: what `--force` kept (kbb.upstream.keep)
-  of a branch, a detached HEAD or a stash that the series did not hold;
-- config `kbb.*`: the target, source and pin it was made from, the digest
-  of the series applied (`kbb.series`), the group it was applied up to
-  (`kbb.upto`) and how many test-file hunks it left out (`kbb.omitted`).
-
-This module makes and verifies checkouts, guards them, and cleans up.
-"""
+"""The upstream checkout `.upstream/TARGET`, a git repository: branch
+`pristine` and tag `pristine-VERSION` (the pinned release as shipped, from
+the PyPI sdist or the upstream repository), `group/NAME` for each patch
+group and `series` (every group); the refs `refs/kbb/*` and the config
+`kbb.*` that kbb keeps there are listed in docs/workflow.md (`kbb status`
+shows them). This module makes and verifies checkouts, and cleans up."""
 
 import shutil
 from pathlib import Path
@@ -37,6 +27,12 @@ _EXCLUDES = "build/\ndist/\n__pycache__/\n*.pyc\n.pytest_cache/\n"
 
 def source_of(checkout):
     return config(checkout, "kbb.source")
+
+
+def made_from(pin, source):
+    """What a checkout of `pin` from `source` is made from (config kbb.pin):
+    the sdist's sha256, or the tag's commit."""
+    return pin.sdist_sha256 if source == "sdist" else pin.git_commit
 
 
 def ensure(ws, pin, source=None, git_url=None):
@@ -74,13 +70,12 @@ def _make(ws, pin, source, git_url, dest):
         git("add", "-A", cwd=dest)
         message = f"{pin.project} {pin.version} (PyPI sdist, sha256 {pin.sdist_sha256})"
         git("commit", "-q", "-m", message, cwd=dest, env=identity_env(date=date))
-        made_from = pin.sdist_sha256
     else:
         commit = fetch.clone_tag(pin, git_url or pin.git_url, dest)
         git("reset", "-q", "--hard", commit, cwd=dest)
-        made_from = pin.git_commit
     git("tag", pin.pristine_tag, cwd=dest)
-    for key, value in (("target", pin.target), ("source", source), ("pin", made_from)):
+    pinned = made_from(pin, source)
+    for key, value in (("target", pin.target), ("source", source), ("pin", pinned)):
         git("config", f"kbb.{key}", value, cwd=dest)
     (dest / ".git" / "info").mkdir(exist_ok=True)
     (dest / ".git" / "info" / "exclude").write_text(_EXCLUDES)
@@ -89,28 +84,24 @@ def _make(ws, pin, source, git_url, dest):
 def verify(checkout, pin, source=None):
     """Refuses a checkout of another source or release than asked, one made
     by an older kbb, and one whose branch pristine moved off its tag."""
-    made_from = source_of(checkout)
-    if source and made_from != source:
+    found = source_of(checkout)
+    if source and found != source:
         raise KbbError(
-            f"{checkout} was made from the {made_from or 'unknown'} source; "
+            f"{checkout} was made from the {found or 'unknown'} source; "
             f"run `kbb clean {pin.target}` first to use the {source} source"
         )
-    expected = pin.sdist_sha256 if made_from == "sdist" else pin.git_commit
-    if config(checkout, "kbb.pin") != expected:
+    if config(checkout, "kbb.pin") != made_from(pin, found):
         raise KbbError(
             f"{checkout} holds another release than pins.toml pins "
             f"({pin.spec}); export any work, then `kbb clean {pin.target}`"
         )
-    pristine, tag = (
-        rev(checkout, "refs/heads/pristine"),
-        rev(checkout, pin.pristine_tag),
-    )
+    pristine = rev(checkout, "refs/heads/pristine")
     if pristine is None:
         raise KbbError(
             f"{checkout} has no branch pristine (an older kbb made it, with "
             f"branch upstream): export any work, then `kbb clean {pin.target}`"
         )
-    if pristine != tag:
+    if pristine != rev(checkout, pin.pristine_tag):
         raise KbbError(
             f"branch pristine of {checkout} is not tag {pin.pristine_tag}, the "
             f"release as shipped: move your commits off it, then `git -C "
@@ -150,11 +141,8 @@ def leftovers(checkout):
     if not git_dir.is_dir():
         return found
     for registered in sorted((git_dir / "worktrees").glob("*")):
-        where = (
-            (registered / "gitdir").read_text()
-            if (registered / "gitdir").is_file()
-            else ""
-        )
+        gitdir = registered / "gitdir"
+        where = gitdir.read_text() if gitdir.is_file() else ""
         if where.startswith(str(parent / prefix)) or not where:
             found.append(registered)
     found += [git_dir / n for n in ("index.lock", "HEAD.lock", "packed-refs.lock")]
@@ -202,13 +190,10 @@ def interrupted(ws, targets):
         left = [ws.shown(path) for path in leftovers(checkout)]
         operation = checkout.exists() and in_progress(checkout)
         if left or operation:
+            left += [f"{operation} in {ws.shown(checkout)}"] if operation else []
             lines.append(
-                f"{target}: left behind "
-                + ", ".join(
-                    left
-                    + ([f"{operation} in {ws.shown(checkout)}"] if operation else [])
-                )
-                + f"; `kbb clean {target} --leftovers` removes them"
+                f"{target}: left behind {', '.join(left)}; `kbb clean {target} "
+                "--leftovers` removes them"
             )
         elif checkout.exists() and rev(checkout, "HEAD") and not on_branch(checkout):
             lines.append(

@@ -27,13 +27,8 @@ from kbb.upstream.checkout import verify
 from kbb.upstream.keep import require_exported
 
 FORMAT_PATCH = (
-    "format-patch",
-    "--no-numbered",
-    "--zero-commit",
-    "--no-signature",
-    "--full-index",
-    "--no-renames",
-)
+    "format-patch --no-numbered --zero-commit --no-signature --full-index --no-renames"
+).split()
 
 
 def _require_whole(checkout, pin):
@@ -71,14 +66,11 @@ def export(ws, pin, new_group=None, force=False):
     require_exported(ws, pin, "export anyway", force, held=["refs/heads/series"])
     if translator is not None:
         ranges = mirror.mirror_ranges(checkout, branches, translator)
+    where = (source, pin.target)
     with tempfile.TemporaryDirectory() as tmp:
-        new = [
-            patch
-            for group, start, end in ranges
-            for patch in _format(
-                checkout, series, (source, pin.target), group, start, end, Path(tmp)
-            )
-        ]
+        new = []
+        for group, start, end in ranges:
+            new += _format(checkout, series, where, group, start, end, Path(tmp))
         _write_series(series, new)
     tip = rev(checkout, "refs/heads/series")
     updates = {f"refs/heads/group/{group}": end for group, _, end in branches}
@@ -100,12 +92,8 @@ def _groups(pin, series, new_group):
             )
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", new_group):
             raise KbbError(f"--new-group {new_group!r}: a new name of a-z, 0-9 and -")
-        groups = groups + [new_group]
-    if not groups:
-        raise KbbError(
-            f"patches/{pin.series}/series lists no patch: start a group with "
-            f"`kbb export {pin.target} --new-group NAME`"
-        )
+        return groups + [new_group]
+    series.require_patches(pin.target)
     return groups
 
 
@@ -167,22 +155,18 @@ def _write_series(series, new):
     beside the old one (its other files copied), then swapped in by one
     rename; an unchanged folder is left as it is."""
     directory = series.directory
-    with tempfile.TemporaryDirectory(
-        prefix=f".{directory.name}-", dir=directory.parent
-    ) as tmp:
+    prefix = f".{directory.name}-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=directory.parent) as tmp:
         made = Path(tmp) / directory.name
-        for path in sorted(directory.rglob("*")):
-            if path.is_file() and not (
-                path.suffix == ".patch" and path.parent != directory
-            ):
+        for path in sorted(directory.rglob("*")):  # but the groups' patches
+            if path.is_file() and (path.suffix != ".patch" or path.parent == directory):
                 copy = made / path.relative_to(directory)
                 copy.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, copy)
         made.mkdir(exist_ok=True)
         for patch in new:
-            target = made / patch.name
-            target.parent.mkdir(exist_ok=True)
-            target.write_bytes(patch.path.read_bytes())
+            (made / patch.name).parent.mkdir(exist_ok=True)
+            (made / patch.name).write_bytes(patch.path.read_bytes())
         for folder in made.iterdir():
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()

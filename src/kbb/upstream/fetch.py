@@ -6,6 +6,7 @@ proxies)."""
 
 import hashlib
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -49,13 +50,10 @@ def pip(*args, env=None, limit=None):
             "are virtualenv's with pip (tox.ini)"
         )
     command = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check"]
+    environment = {**os.environ, **(env or {})}
     try:
         return subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **(env or {})},
-            timeout=limit,
+            command, capture_output=True, text=True, env=environment, timeout=limit
         )
     except subprocess.TimeoutExpired:
         raise Unreachable(
@@ -66,11 +64,8 @@ def pip(*args, env=None, limit=None):
 
 
 def sha256(path):
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def download_sdist(ws, pin, offline=False):
@@ -93,14 +88,19 @@ def download_sdist(ws, pin, offline=False):
         )
     ws.downloads.mkdir(parents=True, exist_ok=True)
     log(f"downloading the {pin.spec} sdist with pip (for {timeout():g} s at most)")
+    options = "--timeout 15 --no-deps --no-binary :all: --pre -q".split()
     with tempfile.TemporaryDirectory(prefix=DOWNLOADING, dir=ws.downloads) as tmp:
         try:
-            download = _pip_download(pin.spec, Path(tmp))
+            result = pip("download", *options, "-d", tmp, pin.spec, limit=timeout())
+            found, why = sorted(Path(tmp).glob("*.tar.gz")), cause(result.stderr)
         except Unreachable as e:
+            found, why = [], str(e)
+        if len(found) != 1 or result.returncode:
             raise Unreachable(
                 f"cannot download {pin.spec} with pip, and no verified copy is "
-                f"cached in {ws.shown(ws.downloads)}: {e}"
-            ) from None
+                f"cached in {ws.shown(ws.downloads)}: {why}"
+            )
+        download = found[0]
         digest = sha256(download)
         if digest != pin.sdist_sha256:
             raise KbbError(
@@ -111,37 +111,15 @@ def download_sdist(ws, pin, offline=False):
     return cached
 
 
-def _pip_download(spec, directory):
-    """Downloads the sdist of `spec` with pip into `directory`; returns it.
-    Raises Unreachable, with pip's cause, when pip fails."""
-    result = pip(
-        "download",
-        "--timeout",
-        "15",
-        "--no-deps",
-        "--no-binary",
-        ":all:",
-        "--pre",
-        "-q",
-        "-d",
-        str(directory),
-        spec,
-        limit=timeout(),
-    )
-    files = sorted(Path(directory).glob("*.tar.gz"))
-    if result.returncode or len(files) != 1:
-        raise Unreachable(cause(result.stderr))
-    return files[0]
-
-
 def newest_version(project):
     """The newest version of `project` on the package index (pre-releases
-    too), asked with pip. Raises Unreachable when pip fails."""
-    result = pip("index", "versions", "--pre", project, limit=timeout())
-    match = re.search(rf"^{re.escape(project)} \((\S+)\)$", result.stdout, re.M)
-    if result.returncode or not match:
+    too), asked with pip (25.1 or later). Raises Unreachable when pip fails."""
+    result = pip("index", "versions", "--json", "--pre", project, limit=timeout())
+    if "no such option: --json" in result.stderr:
+        raise Unreachable("pip has no `index versions --json`: upgrade pip to 25.1")
+    if result.returncode:
         raise Unreachable(cause(result.stderr))
-    return match.group(1)
+    return json.loads(result.stdout)["latest"]
 
 
 def unpack(archive, dest):
@@ -170,22 +148,7 @@ def clone_tag(pin, url, dest):
     log(f"fetching {pin.git_tag} from {url}")
     git("remote", "add", "origin", url, cwd=dest)
     tag = f"refs/tags/{pin.git_tag}"
-    result = git(
-        "fetch",
-        "-q",
-        "--depth=1",
-        "--no-tags",
-        "origin",
-        f"+{tag}:{tag}",
-        cwd=dest,
-        check=False,
-        user_config=True,
-    )
-    if result.returncode:
-        raise Unreachable(
-            f"cannot fetch {pin.git_tag} from {url}: {cause(result.stderr)}"
-        )
-    commit = rev(dest, tag)
+    commit = _fetch(dest, "origin", tag, tag, f"{pin.git_tag} from {url}")
     if commit != pin.git_commit:
         raise KbbError(
             f"{pin.git_tag} at {url} is commit {commit}, but pins.toml pins "
@@ -205,17 +168,17 @@ def fetch_default_branch(repo, url, ref):
     match = re.search(r"^ref: refs/heads/(\S+)\tHEAD$", result.stdout, re.MULTILINE)
     branch = match.group(1) if match else "HEAD"
     source = f"refs/heads/{branch}" if match else "HEAD"
+    return _fetch(repo, url, source, ref, f"{branch} from {url}"), branch
+
+
+def _fetch(repo, remote, source, ref, what):
+    """Fetches the last commit of `source` of `remote` as `ref`; its id."""
     result = git(
-        "fetch",
-        "-q",
-        "--depth=1",
-        "--no-tags",
-        url,
-        f"+{source}:{ref}",
+        *("fetch", "-q", "--depth=1", "--no-tags", remote, f"+{source}:{ref}"),
         cwd=repo,
         check=False,
         user_config=True,
     )
     if result.returncode:
-        raise Unreachable(f"cannot fetch {branch} from {url}: {cause(result.stderr)}")
-    return rev(repo, ref), branch
+        raise Unreachable(f"cannot fetch {what}: {cause(result.stderr)}")
+    return rev(repo, ref)

@@ -31,9 +31,7 @@ def tips(checkout):
     if not on_branch(checkout) and rev(checkout, "HEAD"):
         found["HEAD"] = rev(checkout, "HEAD")
     stashes = git("stash", "list", "--format=%gd %H", cwd=checkout, check=False)
-    for line in stashes.stdout.splitlines():
-        name, commit = line.split()
-        found[name] = commit
+    found.update(line.split() for line in stashes.stdout.splitlines())
     return found
 
 
@@ -43,8 +41,8 @@ def unexported(checkout, held=()):
     (refs/kbb/applied: the series as last applied or exported; pristine;
     the refs `held`) nor kept under refs/kbb/backup/: what applying,
     exporting or cleaning would leave behind."""
-    keep = [rev(checkout, ref) for ref in ("refs/kbb/applied", "pristine", *held)]
-    keep = [commit for commit in keep if commit]
+    refs = ("refs/kbb/applied", "pristine", *held)
+    keep = [commit for ref in refs if (commit := rev(checkout, ref))]
     lost = {}
     for name, commit in tips(checkout).items():
         for line in describe(checkout, commit, "--not", *keep, _BACKUPS):

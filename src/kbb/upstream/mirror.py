@@ -60,16 +60,8 @@ def in_layout(repo, commit, spelled, series_layout):
 def replay(repo, commit, onto, translate):
     """Replays `commit` on `onto`, translating every file it changes."""
     parent = rev(repo, f"{commit}^")
-    changes = git(
-        "diff-tree",
-        "-r",
-        "-z",
-        "--no-renames",
-        "--name-status",
-        parent,
-        commit,
-        cwd=repo,
-    )
+    options = ("-r", "-z", "--no-renames", "--name-status")
+    changes = git("diff-tree", *options, parent, commit, cwd=repo)
     fields = [f for f in changes.split("\0") if f]
     entries = {path: (mode, blob) for mode, blob, path in tree_entries(repo, onto)}
     for status, path in zip(fields[::2], fields[1::2], strict=True):
