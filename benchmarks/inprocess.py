@@ -2,15 +2,15 @@
 
     python benchmarks/inprocess.py OUTPUT.json [--bench REGEX] [--blocks B]
 
-Started by `python -m kbb.bench.power` (`tox -e bench-power`) with the slow
-mutant's build first on PYTHONPATH (benchmarks/mutants/slow.patch), eager
-PyTorch and the run's threads in the environment. Its extra multiply is
-turned on and off in the running process (the module's KBB_SLOW), so both
-sides share the process, its memory and its load: for each benchmark,
-BLOCKS blocks, each timing SAMPLES calls with the op and SAMPLES without,
-in a random order, after a warm-up of each. The ratio of a block is the
-ratio of its two medians; the result is their geometric mean over the
-blocks with a 95 % Student interval: the ratio the timing run should find.
+Started by `kbb bench power` (kbb.bench.workers) with the slow mutant's
+build first on PYTHONPATH (benchmarks/mutants/slow.patch), eager PyTorch
+and the run's threads in the environment. Its extra multiply is turned on
+and off in the running process (the module's KBB_SLOW), so both sides
+share the process, its memory and its load: for each benchmark, BLOCKS
+blocks, each timing SAMPLES calls with the op and SAMPLES without, in a
+random order, after a warm-up of each. It writes the log ratio of each
+block's two medians; `kbb bench power` takes their geometric mean with a
+95 % Student interval: the ratio the timing run should find.
 """
 
 import argparse
@@ -25,7 +25,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BLOCKS, SAMPLES, WARMUP = 15, 7, 3
-T975 = {14: 2.145, 19: 2.093, 29: 2.045}
 
 
 def median_time(call, combo, n):
@@ -37,12 +36,13 @@ def median_time(call, combo, n):
     return statistics.median(times)
 
 
-def measure(cls, method, combo, module, blocks, rng):
+def measure(cls, method, combo, module, args, rng):
+    """The log ratios, op on over op off, of the blocks of one benchmark."""
     bench = cls()
     bench.setup(*combo)
     call = getattr(bench, method)
     logs = []
-    for _ in range(blocks):
+    for _ in range(args.blocks):
         medians = {}
         for flag in rng.sample([True, False], 2):
             module.KBB_SLOW = flag
@@ -50,14 +50,7 @@ def measure(cls, method, combo, module, blocks, rng):
             medians[flag] = median_time(call, combo, SAMPLES)
         logs.append(math.log(medians[True] / medians[False]))
     module.KBB_SLOW = True
-    mean, se = statistics.fmean(logs), statistics.stdev(logs) / math.sqrt(blocks)
-    t = T975.get(blocks - 1, 2.0)
-    return {
-        "ratio": math.exp(mean),
-        "lo": math.exp(mean - t * se),
-        "hi": math.exp(mean + t * se),
-        "blocks": blocks,
-    }
+    return logs
 
 
 def main(argv=None):
@@ -76,13 +69,13 @@ def main(argv=None):
     threads = int(os.environ["KBB_BENCH_THREADS"])
     worker.set_threads("torch", threads)
     rng = random.Random(args.seed)
-    out = {}
+    logs = {}
     for name, cls, method, combo in worker.benchmarks(args.bench):
         try:
-            out[f"torch {name}"] = measure(cls, method, combo, module, args.blocks, rng)
+            logs[f"torch {name}"] = measure(cls, method, combo, module, args, rng)
         except NotImplementedError:
             continue
-    args.output.write_text(json.dumps(out))
+    args.output.write_text(json.dumps({"logs": logs}))
 
 
 if __name__ == "__main__":

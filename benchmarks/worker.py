@@ -1,23 +1,29 @@
 """Runs the time_ benchmarks of benchmarks/keras3 in this process.
 
-    python benchmarks/worker.py OUTPUT.json [--bench REGEX] [--skip REGEX] [--min N]
-        [--max N] [--budget S] [--seed K]
+    worker.py OUTPUT.json [--bench REGEX] [--skip REGEX] [--case NAME ...]
+        [--paths PATH,...] [--min N] [--max N] [--budget S] [--warmup S]
+        [--seed K]
 
-Started by src/kbb/bench/run.py once per build, backend and round, with the
-build's keras first on PYTHONPATH, KERAS_BACKEND and the thread settings
-in the environment (KBB_BENCH_THREADS, OMP_NUM_THREADS, XLA_FLAGS, ...).
+Started by kbb.bench.workers (`kbb bench run`, `kbb bench power`, `kbb
+decisions`) in a fresh process, the build under test first on PYTHONPATH,
+KERAS_BACKEND and the threads (kbb.bench.threads_env) in the environment.
 It fixes the frameworks' thread pools to KBB_BENCH_THREADS, measures the
 triad bandwidth (benchmarks/triad.py) with as many threads, then runs each
-benchmark (classes and params as asv runs them, in an order shuffled by
---seed): `setup`, calls for WARMUP seconds, then samples until it has
---min of them and --budget seconds passed, or --max. A sample is one
-call, timed by the wall clock (time.perf_counter; the benchmark waits for
-the device) and by the CPU time of the process (time.process_time).
-Writes the samples, the bytes model, the device's array memory peak where
-the backend reports it, the thread counts and the versions.
+benchmark (classes and params as asv runs them, or those named in full by
+--case, in an order shuffled by --seed): `setup`, calls for --warmup
+seconds, then samples until it has --min of them and --budget seconds
+passed, or --max. A sample is one call, timed by the wall clock
+(time.perf_counter; the benchmark waits for the device) and by the CPU
+time of the process (time.process_time). With --paths (`kbb decisions`)
+it runs each benchmark on each path of keras' switch: `kernel`, the
+backend's kernel, or any other name, the backend-agnostic ops. Writes the
+samples, the bytes model, the device's array memory peak where the
+backend reports it, the thread counts and the versions.
 """
 
 import argparse
+import ast
+import functools
 import importlib
 import inspect
 import itertools
@@ -32,6 +38,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MODULES = ("layer", "train_step", "block", "peer")
 WARMUP = 0.2
+_NAME = re.compile(r"^(\w+)\.(\w+)\.(\w+)\((.*)\)$")
+TF_CALLS = []  # calls of tf_kernel: it must run on the kernel path only
 
 
 def set_threads(backend, threads):
@@ -74,7 +82,62 @@ def benchmarks(pattern):
     return found
 
 
-def measure(cls, method, combo, minimum, maximum, budget):
+def parse(name):
+    """(module, class, method, params) of a benchmark's full name.
+
+    >>> parse("layer.BatchNormLayer.time_forward_backward('1024x64', False)")
+    ('layer', 'BatchNormLayer', 'time_forward_backward', ('1024x64', False))
+    """
+    module, cls, method, params = _NAME.match(name).groups()
+    return module, cls, method, ast.literal_eval(f"({params},)")
+
+
+def named(name):
+    """(name, class, method name, params) of a benchmark named in full, at
+    any params (not only its class's)."""
+    module, cls, method, params = parse(name)
+    cls = getattr(importlib.import_module(f"keras3.{module}"), cls)
+    return name, cls, method, params
+
+
+def tf_kernel(x, axis, offset=None, scale=None, epsilon=1e-3, synchronized=False):
+    """FusedBatchNormV3 as `ops.nn._batch_normalization_training` would call
+    a TensorFlow backend's `batch_normalization_training`: 4D channels-last
+    float32 inputs (the cases of `kbb decisions`), training mode; it
+    returns the outputs, the batch mean and the unbiased batch variance, as
+    torch's does."""
+    import tensorflow as tf
+
+    TF_CALLS.append(True)
+    channels = x.shape[-1]
+    scale = tf.ones([channels]) if scale is None else scale
+    offset = tf.zeros([channels]) if offset is None else offset
+    return tf.compat.v1.nn.fused_batch_norm(
+        x, scale, offset, epsilon=epsilon, is_training=True
+    )
+
+
+def on_path(path, run):
+    """run() on `path` of keras' switch, with every program built anew
+    (common's cache emptied); on TensorFlow, where tf_kernel is installed,
+    it must have reached the kernel on the kernel path only."""
+    from keras.src.backend import config
+    from keras3 import common
+
+    common._cache.clear()
+    config._set_use_backend_agnostic_ops(path != "kernel")
+    before = len(TF_CALLS)
+    try:
+        found = run()
+    finally:
+        config._set_use_backend_agnostic_ops(False)
+    tf = common.BACKEND == "tensorflow"
+    if tf and found and (len(TF_CALLS) > before) != (path == "kernel"):
+        raise RuntimeError(f"{path}: the wrong path ran")
+    return found
+
+
+def measure(cls, method, combo, minimum, maximum, budget, warmup=WARMUP):
     """{wall, cpu: samples; model_bytes; memory_peak; setup_s}, or None
     if the benchmark skips this backend or case."""
     from keras3 import common
@@ -91,7 +154,7 @@ def measure(cls, method, combo, minimum, maximum, budget):
     start = time.perf_counter()
     while True:
         call(*combo)
-        if time.perf_counter() - start >= WARMUP:
+        if time.perf_counter() - start >= warmup:
             break
     wall, cpu = [], []
     start = time.perf_counter()
@@ -116,13 +179,17 @@ def measure(cls, method, combo, minimum, maximum, budget):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("output", type=Path)
-    parser.add_argument("--bench", default="", help="regex of names to run")
-    parser.add_argument("--skip", default="^$", help="regex of names to skip")
-    parser.add_argument("--min", type=int, default=5)
-    parser.add_argument("--max", type=int, default=50)
-    parser.add_argument("--budget", type=float, default=0.5)
-    parser.add_argument("--seed", type=int, default=0)
+    add = parser.add_argument
+    add("output", type=Path)
+    add("--bench", default="", help="regex of names to run")
+    add("--skip", default="^$", help="regex of names to skip")
+    add("--case", nargs="+", default=[], help="full names to run instead")
+    add("--paths", help="kernel,composite,...: each benchmark on each path")
+    add("--min", type=int, default=5)
+    add("--max", type=int, default=50)
+    add("--budget", type=float, default=0.5)
+    add("--warmup", type=float, default=WARMUP)
+    add("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
     threads = int(os.environ["KBB_BENCH_THREADS"])
@@ -139,12 +206,23 @@ def main(argv=None):
         "triad_gbps": triad.triad(threads, repeats=3),
         "benchmarks": {},
     }
-    found = [b for b in benchmarks(args.bench) if not re.search(args.skip, b[0])]
-    random.Random(args.seed).shuffle(found)
-    for name, cls, method, combo in found:
-        measured = measure(cls, method, combo, args.min, args.max, args.budget)
+    found = [named(n) for n in args.case] or [
+        b for b in benchmarks(args.bench) if not re.search(args.skip, b[0])
+    ]
+    paths = args.paths.split(",") if args.paths else [None]
+    if args.paths and backend == "tensorflow":
+        from keras.src import backend as keras_backend
+
+        nn = getattr(keras_backend, "ops", keras_backend).nn
+        nn.batch_normalization_training = tf_kernel
+    jobs = [(path, b) for b in found for path in paths]
+    random.Random(args.seed).shuffle(jobs)
+    sampling = (args.min, args.max, args.budget, args.warmup)
+    for path, (name, cls, method, combo) in jobs:
+        run = functools.partial(measure, cls, method, combo, *sampling)
+        measured = run() if path is None else on_path(path, run)
         if measured is not None:
-            record["benchmarks"][name] = measured
+            record["benchmarks"][f"{path} {name}" if path else name] = measured
     record["triad_gbps_after"] = triad.triad(threads, repeats=3)
     args.output.write_text(json.dumps(record))
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from kbb.bench import builds
 from kbb.bench import stats
 from kbb.bench import tables
+from kbb.bench import write_text
 from kbb.bench.index import index
 from kbb.bench.index import runs
 from kbb.bench.tables import label
@@ -25,17 +26,12 @@ from kbb.results import stamp_line
 RUNS = Path("benchmarks") / "runs"
 COUNTERS = Path("benchmarks") / "counters" / "expected.json"
 OUTPUT = Path("docs") / "benchmarks.md"
-SHOWN = {  # counters shown per backend: (part, counter)
-    "tensorflow": [("graph", "ops"), ("xla", "instructions")],
-    "tensorflow-onednn": [("graph", "ops"), ("xla", "instructions")],
-    "jax": [
-        ("jaxpr", "equations"),
-        ("xla", "instructions"),
-        ("xla", "flops"),
-        ("xla", "bytes_accessed"),
-        ("xla", "temp_bytes"),
-    ],
-    "torch": [("aten", "ops"), ("aten", "bytes")],
+JAX = "jaxpr equations|xla instructions|xla flops|xla bytes_accessed|xla temp_bytes"
+SHOWN = {  # counters shown per backend: "part counter"
+    "tensorflow": ["graph ops", "xla instructions"],
+    "tensorflow-onednn": ["graph ops", "xla instructions"],
+    "jax": JAX.split("|"),
+    "torch": ["aten ops", "aten bytes"],
 }
 
 
@@ -71,14 +67,10 @@ def fix_table(good, build="bessel"):
             tolerance = f"{100 * s['delta']:.0f} %"
             detectable = f"{seen[backend]:.2f}x"
             rows.append([name, backend, f"{hi:.3f}", tolerance, verdict, detectable])
-    header = [
-        "run",
-        "backend",
-        "largest upper bound of the ratio",
-        "tolerance",
-        "at the tolerance",
-        "smallest detectable regression",
-    ]
+    header = (
+        "run | backend | largest upper bound of the ratio | tolerance "
+        "| at the tolerance | smallest detectable regression"
+    )
     return table(f"bench-{build}", header, rows)
 
 
@@ -105,14 +97,10 @@ def claims(good, name, backends, build="native"):
         claim = f"{bounds[1]:.2f}x" if len(bounds) > 1 and bounds[1] > 1 else "none"
         runs_text = "; ".join(f"{n[:3]}: {s:.2f}x (>= {lo:.2f})" for n, s, lo in seen)
         rows.append([*label(key), runs_text, claim])
-    header = [
-        "backend",
-        "benchmark",
-        "case",
-        "mode",
-        "speed-up (lower bound) per run",
-        "claimed (two runs)",
-    ]
+    header = (
+        "backend | benchmark | case | mode | speed-up (lower bound) per run "
+        "| claimed (two runs)"
+    )
     return table(name, header, rows)
 
 
@@ -128,22 +116,17 @@ def counter_table(expected, build):
         after = counters.get(build, {}).get(backend, {})
         deltas = expected.get("deltas", {}).get(build, {}).get(backend, {})
         for case in sorted(after):
-            for part, name in shown:
+            for part, name in map(str.split, shown):
                 if part in after[case] and case.endswith("N16"):
                     a, b = before[case][part][name], after[case][part][name]
                     added = deltas[case][part]["added"]
                     ops = ", ".join(f"{k} x {op}[{n}]" for op, n, k in added) or "-"
                     a, b = _number(a), _number(b)
                     rows.append([backend, case, f"{part} {name}", a, b, b - a, ops])
-    header = [
-        "backend",
-        "case",
-        "counter",
-        "pristine",
-        "group",
-        "delta",
-        "ops added (x count, [output elements])",
-    ]
+    header = (
+        "backend | case | counter | pristine | group | delta "
+        "| ops added (x count, [output elements])"
+    )
     return table(f"counters-{build}", header, rows)
 
 
@@ -254,9 +237,8 @@ def document(root, series, stamp):
 def write(root, series, stamp):
     """Rewrites the runs' index and the aggregate (see `document`)."""
     root = Path(root)
-    (root / RUNS / "README.md").write_text(index(root / RUNS))
-    (root / OUTPUT).write_text(document(root, series, stamp))
-    return root / OUTPUT
+    write_text(root / RUNS / "README.md", index(root / RUNS))
+    return write_text(root / OUTPUT, document(root, series, stamp))
 
 
 def arguments(parser):

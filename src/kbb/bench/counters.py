@@ -28,16 +28,16 @@ Exit status 0 when everything holds, 1 otherwise, 2 on an error.
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from kbb import KbbError
 from kbb import log
 from kbb.bench import builds
 from kbb.bench import checks
 from kbb.bench import record
+from kbb.bench import threads_env
+from kbb.bench import workers
+from kbb.bench import write_text
 
 # "tensorflow-onednn": TensorFlow with its oneDNN optimizations on (on by
 # default on CPUs with AVX512-VNNI and newer), where the native group uses
@@ -46,33 +46,24 @@ CONFIGS = ("tensorflow", "tensorflow-onednn", "jax", "torch")
 EXPECTED = Path("benchmarks") / "counters" / "expected.json"
 WORKER = Path("benchmarks") / "counters" / "run.py"
 UPDATE = "tox -e counters -- --update"
-# What the counts depend on besides the code: fixed in every worker.
+# What the counts depend on besides the code, fixed in every worker: the
+# threads as the frameworks' defaults set them (all CPUs), no oneDNN, the
+# CPU, the hash seed.
 WORKER_ENV = {
+    **threads_env(os.cpu_count() or 1),
     "TF_ENABLE_ONEDNN_OPTS": "0",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
     "CUDA_VISIBLE_DEVICES": "",
     "JAX_PLATFORMS": "cpu",
-    "PYTHONHASHSEED": "0",
 }
 
 
 def run_worker(root, folder, backend, output):
     env = {**os.environ, **WORKER_ENV, "KERAS_BACKEND": backend.split("-")[0]}
-    if backend == "tensorflow-onednn":
-        env["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    env["TF_ENABLE_ONEDNN_OPTS"] = "1" if backend == "tensorflow-onednn" else "0"
     env["PYTHONPATH"] = builds.pythonpath(folder)
-    command = [sys.executable, str(root / WORKER), backend, str(output)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    if result.returncode:
-        raise KbbError(
-            f"counting {folder.name} on {backend} failed:\n{result.stderr[-3000:]}"
-        )
-    found = json.loads(Path(output).read_text())
-    if not found["keras_file"].startswith(str(folder)):
-        raise KbbError(
-            f"the worker imported {found['keras_file']}, not the build in {folder}"
-        )
-    return found
+    command = [root / WORKER, backend, output]
+    what = f"counting {folder.name} on {backend}"
+    return workers.launch(command, env, output, what, folder)
 
 
 def measure(root, folders, backends, keep=None):
@@ -162,7 +153,7 @@ def update(path, summary):
             f"{builds.GROUPS} only for one that replaces them):",
             *problems,
         ]
-    path.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    write_text(path, json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return 0, [f"wrote {EXPECTED}: review its diff"]
 
 

@@ -25,14 +25,13 @@ import gzip
 import json
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from kbb import KbbError
 from kbb import log
+from kbb import results
 from kbb.bench import builds
 from kbb.bench import load
 from kbb.bench import record
@@ -40,6 +39,7 @@ from kbb.bench import report
 from kbb.bench import run
 from kbb.bench import stats
 from kbb.bench import tables
+from kbb.bench import workers
 from kbb.git import git
 
 MUTANTS = Path("benchmarks") / "mutants"
@@ -55,7 +55,7 @@ ROUNDS = 10  # 5 processes each, under 2 min on 2 cores: the run within 20 min
 # window (run 016).
 BUDGET, MIN_SAMPLES = 1.0, 12
 POWER_AT = 1.10  # the regression the method should call with 80 % power
-power_table = tables.power_table  # its former home
+SCRATCH = Path("out") / "bench" / "power"
 BASE = "group/bessel"
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "kbb bench-power",
@@ -103,16 +103,18 @@ def commit(checkout, name, patch):
 
 
 def in_process(ws, folder, args):
-    """{key: {ratio, lo, hi}}: the slow mutant's true ratio (inprocess.py)."""
+    """{key: {ratio, lo, hi, blocks}}: the slow mutant's true ratio, from
+    the log ratios of benchmarks/inprocess.py's blocks (95 % Student)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "truth.json"
+        command = [ws.root / INPROCESS, out, "--bench", args.bench, "--seed", args.seed]
         env = run.worker_env(folder, "torch", args.threads, False)
-        command = [sys.executable, str(ws.root / INPROCESS), str(out)]
-        command += ["--bench", args.bench, "--seed", str(args.seed)]
-        result = subprocess.run(command, env=env, capture_output=True, text=True)
-        if result.returncode:
-            raise KbbError(f"inprocess.py:\n{result.stderr[-3000:]}")
-        return json.loads(out.read_text())
+        found = workers.launch(command, env, out, "inprocess.py")
+    truth = {}
+    for key, logs in found["logs"].items():
+        ratio, lo, hi = stats.mean_interval(logs)
+        truth[key] = {"ratio": ratio, "lo": lo, "hi": hi, "blocks": len(logs)}
+    return truth
 
 
 def noise(raw, summary, name):
@@ -167,39 +169,27 @@ def judge(summary, found, truth, raw):
 
 
 def arguments(parser):
-    parser.add_argument(
-        "--rounds", type=int, default=ROUNDS, help="rounds (default %(default)s)"
-    )
-    parser.add_argument(
-        "--bench", default=CASES, help="regex of benchmark names (default: CASES)"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=int(time.time()), help="order (default: now)"
-    )
-    parser.add_argument(
-        "--max-load",
-        type=float,
-        default=load.MAX_LOAD,
-        help="drop rounds where others took more cores (default %(default)s)",
-    )
-    parser.add_argument(
-        "--no-record", action="store_true", help="write out/bench/ only"
-    )
-    parser.add_argument(
-        "--again", type=Path, metavar="RUN", help="re-analyse a recorded run"
-    )
-
-
-def run_arguments(args):
-    """The options of the paired timing run (`kbb bench run`)."""
-    common = ["--backends", "torch", "--threads", "1", "--bench", args.bench]
-    common += ["--rounds", str(args.rounds), "--seed", str(args.seed)]
-    common += ["--budget", str(BUDGET), "--min-samples", str(MIN_SAMPLES)]
-    return run.parse([*common, "--max-load", str(args.max_load)])
+    add = parser.add_argument
+    add("--rounds", type=int, default=ROUNDS, help="rounds (default %(default)s)")
+    add("--bench", default=CASES, help="regex of benchmark names (default: CASES)")
+    add("--seed", type=int, default=int(time.time()), help="order (default: now)")
+    gate = "drop rounds where others took more cores (default %(default)s)"
+    add("--max-load", type=float, default=load.MAX_LOAD, help=gate)
+    add("--no-record", action="store_true", help="write out/bench/ only")
+    add("--again", type=Path, metavar="RUN", help="re-analyse a recorded run")
 
 
 def main(ws, args):
-    run_args = run_arguments(args)
+    run_args = run.options(
+        backends=["torch"],
+        threads=1,
+        bench=args.bench,
+        rounds=args.rounds,
+        seed=args.seed,
+        budget=BUDGET,
+        min_samples=MIN_SAMPLES,
+        max_load=args.max_load,
+    )
     if args.again:
         return again(ws, args.again)
     started = time.time()
@@ -238,15 +228,17 @@ def again(ws, folder):
 
 
 def write(ws, raw, summary, scratch):
+    """Writes the run: into the folder `scratch` (--again), out/bench/power/
+    (`scratch` true: --no-record), else recorded in benchmarks/runs/; its
+    record.md, with the power table before the run's own tables."""
     power = summary["power"]
     aa = power["aa_outside"]
-    lines = [
+    held = {"held": "Every expectation held", "FAILED": "An expectation FAILED"}
+    intro = [
         "## Power: the benchmark mutants (benchmarks/mutants)",
         "",
         "Generated by `kbb bench power` (`tox -e bench-power`). "
-        + {"held": "Every expectation held", "FAILED": "An expectation FAILED"}.get(
-            power["status"], "Inconclusive: a comparison has no interval"
-        )
+        + held.get(power["status"], "Inconclusive: a comparison has no interval")
         + "; A/A control: "
         + (f"{len(aa)} interval(s) leave out 1 ({', '.join(aa)})" if aa else "clean")
         + f"; {raw['meta']['minutes_total']:.1f} min in all.",
@@ -254,20 +246,14 @@ def write(ws, raw, summary, scratch):
         tables.power_table(power, power_at=POWER_AT),
         "",
     ]
-    if isinstance(scratch, Path):
-        folder = scratch
-    elif scratch:
-        folder = ws.root / record.SCRATCH.parent / "power"
-    else:
-        _, folder = record.new_run(ws, summary["meta"]["date"][:10], "power")
-    record.write_folder(folder, raw, summary)
-    text = (folder / "record.md").read_text().split("\n", 2)
-    title = f"# Power run {folder.name}: {power['status']}"
-    (folder / "record.md").write_text("\n".join([title, text[1], *lines, text[2]]))
-    if not scratch:
-        from kbb.bench import aggregate
+    if scratch:
+        folder = scratch if isinstance(scratch, Path) else ws.root / SCRATCH
+        title = f"Power run {folder.name}: {power['status']}"
+        return record.write(folder, raw, record.texts(summary, title, intro))
+    day, stamp = summary["meta"]["date"][:10], results.stamp_line(ws, ws.pin("keras"))
 
-        (ws.root / record.RUNS / "README.md").write_text(
-            aggregate.index(ws.root / record.RUNS)
-        )
-    return folder / "record.md"
+    def files(number):
+        title = f"Power run {number:03d}: {power['status']}"
+        return record.texts(summary, title, intro)
+
+    return record.keep(ws, day, "power", raw, files, raw["meta"]["series"], stamp)

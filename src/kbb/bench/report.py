@@ -1,16 +1,16 @@
 """One benchmark run: its samples turned into intervals, verdicts, tables.
 
-`analyse(raw)` takes what kbb.bench recorded ({"meta", "processes",
+`analyse(raw)` takes what `kbb bench run` recorded ({"meta", "processes",
 "rounds"}: one record per worker process, with its build, round and
-samples; what benchload measured around each round) and returns the run's
+samples; what kbb.bench.load noted around each round) and returns the run's
 summary (JSON): the rounds dropped by the load gate; per comparison (each
 build and the A/A control against pristine, and each group against the
 group it stacks on: "native over bessel") a row per benchmark with the
 paired ratio of the wall clock, its simultaneous interval, verdict and the
-smallest regression it could have seen (benchstats), and the ratio of the
+smallest regression it could have seen (kbb.bench.stats), and the ratio of the
 CPU time beside it; the peer table (each build's layer against the
 backend's own kernel) with the bandwidth each reaches as a fraction of the
-triad; the verdict of the run. `markdown(summary)` is its record.
+triad; the verdict of the run (its record: kbb.bench.record.markdown).
 """
 
 import math
@@ -89,34 +89,9 @@ def comparison(data, cpu, build, delta, reference=PRISTINE):
     before, after = data[reference], data[build]
     intervals = families(before, after)
     return {
-        key: _row(
-            before[key],
-            after[key],
-            cpu[reference][key],
-            cpu[build][key],
-            interval,
-            delta,
-        )
-        for key, interval in intervals.items()
+        k: _row(before[k], after[k], cpu[reference][k], cpu[build][k], iv, delta)
+        for k, iv in intervals.items()
     }
-
-
-def _verdict_of(rows, delta):
-    intervals = {
-        k: stats.Interval(r["ratio"], r["lo"], r["hi"], 0)
-        for k, r in rows.items()
-        if "lo" in r
-    }
-    return intervals, stats.group_verdict(intervals, delta)
-
-
-def smallest(rows):
-    """The smallest regression a comparison could have seen (at even
-    odds, on its best benchmark), and the median over its benchmarks."""
-    values = sorted(r["detectable"] for r in rows.values() if "detectable" in r)
-    if not values:
-        return None
-    return {"best": values[0], "median": statistics.median(values)}
 
 
 def peers(data, cpu, bytes_, triad, delta):
@@ -207,17 +182,16 @@ def analyse(raw, delta=stats.DELTA, quick=False):
                 row["fraction"] = sizes[key] / row["after_s"] / 1e9 / triad
         summary["pairs"][name] = [before, after]
         summary["comparisons"][name] = rows
-        intervals, verdict = _verdict_of(rows, delta)
-        summary["verdicts"][name] = verdict
-        summary["detectable"][name] = smallest(rows)
+        intervals = stats.from_rows(rows)
+        summary["verdicts"][name] = stats.group_verdict(intervals, delta)
+        summary["detectable"][name] = stats.smallest(rows, delta)
         if name == AA:
             summary["aa_outside"] = stats.aa_outside(intervals)
     summary["peers"] = peers(data, cpu, sizes, triad, delta) if PRISTINE in data else {}
     if quick:
         summary["verdict"] = "smoke"
     else:
-        aa_rows = summary["comparisons"].get(AA, {})
-        aa_intervals, _ = _verdict_of(aa_rows, delta)
+        aa_intervals = stats.from_rows(summary["comparisons"].get(AA, {}))
         groups = {b: v for b, v in summary["verdicts"].items() if b != AA}
         summary["verdict"] = stats.run_verdict(aa_intervals, groups)
     return summary

@@ -1,11 +1,10 @@
-"""Markdown of the benchmark runs: labels, numbers, named tables.
-
-A table that other documents may quote (README, docs, `kbb pr`) is
-preceded by a line `<!-- table: NAME -->`.
-"""
+"""Markdown of the benchmark runs: labels, numbers, named tables (each
+preceded by its line `<!-- table: NAME -->`, kbb.markdown, so that README,
+docs and `kbb pr` quote it by name)."""
 
 import re
 
+from kbb import markdown
 from kbb.bench import builds
 
 _NAME = re.compile(r"^(\w+) (\w+)\.(\w+)\.(\w+)\((.*)\)$")
@@ -41,6 +40,10 @@ def label(key):
 
 
 def branch(build):
+    """
+    >>> branch("aa"), branch("pristine"), branch("bessel")
+    ('aa (pristine again)', 'pristine', 'group/bessel')
+    """
     if build == builds.AA:
         return "aa (pristine again)"
     return build if build == builds.PRISTINE else f"group/{build}"
@@ -51,6 +54,10 @@ def ms(seconds):
 
 
 def ratio(row):
+    """
+    >>> ratio({"ratio": 1.0, "lo": 0.95, "hi": 1.05}), ratio({"ratio": 2})
+    ('1.000 [0.950, 1.050]', '2.000')
+    """
     text = f"{row['ratio']:.3f}"
     if "lo" in row:
         text += f" [{row['lo']:.3f}, {row['hi']:.3f}]"
@@ -62,43 +69,23 @@ def percent(x):
 
 
 def table(name, header, rows):
-    """Markdown table with its name line; rows of strings."""
-    lines = [f"<!-- table: {name} -->"] if name else []
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "|".join("---" for _ in header) + "|")
-    lines.extend("| " + " | ".join(map(str, r)) + " |" for r in rows)
-    return "\n".join(lines)
+    """A named markdown table (kbb.markdown.table; `header` "a | b" or a
+    list), without the blank line that follows it there."""
+    return "\n".join(markdown.table(header, rows, name)[:-1])
 
 
 def comparison_table(name, rows, quick=False):
     """Per benchmark: times, ratio with its interval, verdict, CPU ratio."""
-    header = [
-        "backend",
-        "benchmark",
-        "case",
-        "mode",
-        "pristine ms",
-        "ms",
-        "ratio [interval]",
-        "verdict",
-        "CPU-time ratio",
-        "% of triad",
-    ]
     body = []
     for key in sorted(rows, key=label):
         r = rows[key]
         verdict = r.get("verdict", "smoke run" if quick else "n/a (< 3 rounds)")
-        body.append(
-            [
-                *label(key),
-                ms(r["before_s"]),
-                ms(r["after_s"]),
-                ratio(r),
-                verdict,
-                f"{r['cpu_ratio']:.3f}",
-                percent(r.get("fraction")),
-            ]
-        )
+        row = [*label(key), ms(r["before_s"]), ms(r["after_s"]), ratio(r), verdict]
+        body.append([*row, f"{r['cpu_ratio']:.3f}", percent(r.get("fraction"))])
+    header = (
+        "backend | benchmark | case | mode | pristine ms | ms | ratio [interval] "
+        "| verdict | CPU-time ratio | % of triad"
+    )
     return table(name, header, body)
 
 
@@ -114,13 +101,8 @@ def peer_table(name, peers):
     body = []
     for key in sorted(first, key=label):
         backend, _, case, mode = label(key)
-        row = [
-            backend,
-            case,
-            mode,
-            ms(first[key]["before_s"]),
-            percent(first[key].get("peer_fraction")),
-        ]
+        peer = [ms(first[key]["before_s"]), percent(first[key].get("peer_fraction"))]
+        row = [backend, case, mode, *peer]
         for b in names:
             r = peers[b].get(key)
             row += [ratio(r), percent(r.get("fraction"))] if r else ["", ""]
@@ -137,32 +119,19 @@ def power_table(power, name="power", power_at=1.10):
     rows = []
     for r in power["rows"]:
         t = r["true"]
-        true = (
-            f"{t['ratio']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}]" if t else "1 (by design)"
-        )
-        interval = f"[{_num(r['lo'])}, {_num(r['hi'])}]"
-        rows.append(
-            [
-                r["mutant"],
-                " ".join(label(r["benchmark"])[1:3]),
-                true,
-                f"{r['ratio']:.3f} {interval}",
-                r["verdict"],
-                _num(r["detectable"], "{:.2f}x"),
-                _num(r.get("sd")),
-                _num(r.get("power"), "{:.0%}"),
-                f"{r['group']} (expected {r['expect']})",
-            ]
-        )
-    header = [
-        "mutant over bessel",
-        "benchmark",
-        "true ratio, in process [95 %]",
-        "timed ratio [joint interval]",
-        "verdict",
-        "smallest detectable",
-        "paired noise (sd)",
-        f"power at {power_at:.2f}",
-        "group verdict",
-    ]
+        true = f"{t['ratio']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}]" if t else None
+        timed = f"{r['ratio']:.3f} [{_num(r['lo'])}, {_num(r['hi'])}]"
+        what = " ".join(label(r["benchmark"])[1:3])
+        row = [r["mutant"], what, true or "1 (by design)", timed, r["verdict"]]
+        row += [_num(r["detectable"], "{:.2f}x"), _num(r.get("sd"))]
+        row += [
+            _num(r.get("power"), "{:.0%}"),
+            f"{r['group']} (expected {r['expect']})",
+        ]
+        rows.append(row)
+    header = (
+        "mutant over bessel | benchmark | true ratio, in process [95 %] "
+        "| timed ratio [joint interval] | verdict | smallest detectable "
+        f"| paired noise (sd) | power at {power_at:.2f} | group verdict"
+    )
     return table(name, header, rows)
