@@ -1,24 +1,19 @@
-"""Runs the time_ benchmarks of benchmarks/keras3 in this process.
+"""Runs the time_ benchmarks of benchmarks/keras3 in this process, for
+kbb.bench.workers (`kbb bench run`, `kbb bench power`, `kbb decisions`):
 
     worker.py OUTPUT.json [--bench REGEX] [--skip REGEX] [--case NAME ...]
         [--paths PATH,...] [--min N] [--max N] [--budget S] [--warmup S]
         [--seed K]
 
-Started by kbb.bench.workers (`kbb bench run`, `kbb bench power`, `kbb
-decisions`) in a fresh process, the build under test first on PYTHONPATH,
-KERAS_BACKEND and the threads (kbb.bench.threads_env) in the environment.
 It fixes the frameworks' thread pools to KBB_BENCH_THREADS, measures the
-triad bandwidth (benchmarks/triad.py) with as many threads, then runs each
-benchmark (classes and params as asv runs them, or those named in full by
---case, in an order shuffled by --seed): `setup`, calls for --warmup
-seconds, then samples until it has --min of them and --budget seconds
-passed, or --max. A sample is one call, timed by the wall clock
-(time.perf_counter; the benchmark waits for the device) and by the CPU
-time of the process (time.process_time). With --paths (`kbb decisions`)
-it runs each benchmark on each path of keras' switch: `kernel`, the
-backend's kernel, or any other name, the backend-agnostic ops. Writes the
-samples, the bytes model, the device's array memory peak where the
-backend reports it, the thread counts and the versions.
+triad bandwidth (benchmarks/triad.py), then runs each benchmark (as asv
+runs them, or named in full by --case; in an order shuffled by --seed):
+`setup`, calls for --warmup seconds, then one-call samples (the wall clock
+and the process's CPU time) until it has --min of them and --budget
+seconds passed, or --max. With --paths, each benchmark on each path of
+keras' switch (`kernel`: the backend's kernel; any other name: the
+backend-agnostic ops). Writes the samples, the bytes model, the device's
+memory peak where the backend reports it, the threads and the versions.
 """
 
 import argparse

@@ -1,14 +1,12 @@
-"""Counts every case (cases.py) on one backend, in this process's keras.
+"""Counts every case (cases.py) on one backend, in this process's keras:
 
-    python benchmarks/counters/run.py BACKEND OUTPUT.json
+    run.py BACKEND OUTPUT.json
 
 BACKEND: jax, torch, tensorflow, or tensorflow-onednn (TensorFlow with
-TF_ENABLE_ONEDNN_OPTS=1, set by the caller).
-
-Run by `python -m kbb.bench.counters` (`tox -e counters`) once per build and
-backend, with the build's unpacked keras wheel first on PYTHONPATH and
-KERAS_BACKEND=BACKEND. Writes the versions and, per case, each counter
-with its records (op, elements of its largest output).
+TF_ENABLE_ONEDNN_OPTS=1, set by the caller). Started by `kbb counters`
+once per build and backend, the build first on PYTHONPATH. Writes the
+versions and, per case, each counter with its records (op, elements of
+its largest output).
 """
 
 import importlib

@@ -1,12 +1,9 @@
 """`kbb bench aggregate`: docs/benchmarks.md, the aggregate of the
-recorded runs and counters, and the runs' index.
-
-From benchmarks/runs/*/summary.json (kbb.bench's recorded runs) and
-benchmarks/counters/expected.json (the exact counters, checked by `tox -e
-counters`). Only runs whose A/A control held count; a speed-up is claimed
-at the lower bound that two of them reach (the second-largest lower
-bound), never from one run. Named tables (`<!-- table: NAME -->`) for the
-README, docs and pull requests: bench-bessel, bench-native, bench-peer,
+recorded runs (benchmarks/runs/) and counters (benchmarks/counters/
+expected.json), and the runs' index. Only runs whose A/A control held
+count; a speed-up is claimed at the lower bound that two of them reach
+(the second-largest), never from one run. Named tables for the README,
+docs and pull requests: bench-bessel, bench-native, bench-peer,
 counters-bessel, counters-native.
 """
 

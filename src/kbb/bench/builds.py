@@ -1,16 +1,14 @@
 """The builds that the benchmarks and the cost counters compare.
 
-A build is a branch (or any ref) of the upstream checkout, built into a
-wheel (`kbb wheel`) and unpacked: keras' wheels are pure Python, so a
-worker process imports a build by putting its folder first on PYTHONPATH,
-and several builds stand side by side in one virtual environment.
-
-The default builds come from the series: `pristine`, then every group of
-patches/keras/series that changes more than tests (branch group/NAME),
-each stacked on the build before it. benchmarks/groups.toml declares the
-groups that change kernels (read by kbb.bench.counters's gate). `--builds`
-selects others: `pristine,group/bessel,NAME=REF`; a selected build's base
-is the nearest selected build it stacks on (git ancestry).
+A build is a ref of the upstream checkout built into a wheel (`kbb
+wheel`) and unpacked: keras' wheels are pure Python, so a worker imports a
+build by putting its folder first on PYTHONPATH, and the builds stand
+side by side in one environment. The default builds: `pristine`, then
+every group of patches/keras/series that changes more than tests (branch
+group/NAME), each stacked on the one before (benchmarks/groups.toml
+declares the groups that change kernels). `--builds` selects others
+(`pristine,group/bessel,NAME=REF`), each based on the nearest selected
+build it stacks on (git ancestry).
 """
 
 import base64

@@ -1,12 +1,11 @@
 """The structural checks of the exact counters (kbb.bench.counters).
 
 A worker record holds, per case and part, the records of its ops: [op,
-elements of its largest output]. Against the build it stacks on, a group
-that declares no kernel change (benchmarks/groups.toml) may add ops of at
-most C elements only, the same at both batch sizes (`linear_problems`); a
-group that declares one may add no op of over C elements on balance and
-no bytes (`large_problems`). tests/tooling/test_benchcount.py injects
-each failure into synthetic records.
+elements of its largest output]. Against its base, a group that declares
+no kernel change (benchmarks/groups.toml) may add ops of at most C
+elements only, the same at both batch sizes (`linear_problems`); one that
+declares one may add no op of over C elements on balance and no bytes
+(`large_problems`). tests/tooling/test_benchcount.py injects each failure.
 """
 
 import collections

@@ -1,29 +1,15 @@
 """`kbb counters` (`tox -e counters`): exact cost counters of each build,
-gated exactly.
+gated exactly (benchmarks/README.md, "Exact counters").
 
-Each build (builds.default_builds: pristine, and each patch group of
-the series beyond tests, stacked on the one before it) is counted
-on each backend by benchmarks/counters/run.py, in a worker process with
-the build's unpacked wheel first on PYTHONPATH: jaxpr equations, XLA's
-optimized HLO (instructions, fusions, flops, bytes, memory), TensorFlow's
-graph after Grappler, PyTorch's aten ops and the bytes they write (see
-benchmarks/counters/). The counters and the deltas against pristine (the
-ops each group adds and removes, with the elements of their outputs) must
-equal EXPECTED exactly, no factor; `--update` rewrites EXPECTED instead
-(the command to run when a pin or a patch changes, then review its diff).
-
-Structural checks, on the measured records, of every group against the
-group it stacks on (its base), each failing the gate:
-- a group that declares no kernel change (benchmarks/groups.toml): every
-  op it adds has at most C elements in its output (C channels), at both
-  batch sizes, and it adds the same ops at both: its cost is O(C), not
-  O(N x C);
-- a group that declares one (native): no more ops of over C elements than
-  its base, and no counter of bytes above its base's.
-`--update` refuses to record a summary whose checks fail: a full-size op
-is recorded only as a declared kernel change that removes as many.
-
-Exit status 0 when everything holds, 1 otherwise, 2 on an error.
+Each build (pristine, then each patch group beyond tests, stacked on the
+one before) is counted on each backend by benchmarks/counters/run.py in a
+worker process, the build first on PYTHONPATH. The counters, the deltas
+against pristine and the structural checks of every group against its
+base (kbb.bench.checks: O(C) ops only, unless the group declares a kernel
+change in benchmarks/groups.toml) must equal EXPECTED exactly; `--update`
+rewrites it (after a change of a pin or a patch; review its diff), and
+refuses a summary whose checks fail. Exit status 0 when everything holds,
+1 otherwise, 2 on an error.
 """
 
 import json
@@ -35,7 +21,6 @@ from kbb import log
 from kbb.bench import builds
 from kbb.bench import checks
 from kbb.bench import record
-from kbb.bench import threads_env
 from kbb.bench import workers
 from kbb.bench import write_text
 
@@ -46,21 +31,16 @@ CONFIGS = ("tensorflow", "tensorflow-onednn", "jax", "torch")
 EXPECTED = Path("benchmarks") / "counters" / "expected.json"
 WORKER = Path("benchmarks") / "counters" / "run.py"
 UPDATE = "tox -e counters -- --update"
-# What the counts depend on besides the code, fixed in every worker: the
-# threads as the frameworks' defaults set them (all CPUs), no oneDNN, the
-# CPU, the hash seed.
-WORKER_ENV = {
-    **threads_env(os.cpu_count() or 1),
-    "TF_ENABLE_ONEDNN_OPTS": "0",
-    "CUDA_VISIBLE_DEVICES": "",
-    "JAX_PLATFORMS": "cpu",
-}
+# What the counts depend on besides the code, fixed in every worker (with
+# the threads, as the frameworks' defaults set them: all CPUs, and the hash
+# seed: kbb.bench.threads_env): oneDNN's optimizations, the CPU.
+WORKER_ENV = {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
 
 
 def run_worker(root, folder, backend, output):
-    env = {**os.environ, **WORKER_ENV, "KERAS_BACKEND": backend.split("-")[0]}
-    env["TF_ENABLE_ONEDNN_OPTS"] = "1" if backend == "tensorflow-onednn" else "0"
-    env["PYTHONPATH"] = builds.pythonpath(folder)
+    onednn = "1" if backend == "tensorflow-onednn" else "0"
+    settings = {**WORKER_ENV, "TF_ENABLE_ONEDNN_OPTS": onednn}
+    env = workers.env(backend.split("-")[0], os.cpu_count() or 1, folder, **settings)
     command = [root / WORKER, backend, output]
     what = f"counting {folder.name} on {backend}"
     return workers.launch(command, env, output, what, folder)
@@ -183,15 +163,11 @@ def gate(expected, summary):
 
 
 def arguments(parser):
-    parser.add_argument(
-        "--update", action="store_true", help=f"rewrite {EXPECTED} (then review it)"
-    )
-    parser.add_argument(
-        "--backends",
-        default=",".join(CONFIGS),
-        help="which backends to count (default: %(default)s)",
-    )
-    parser.add_argument("--keep", type=Path, help="keep the workers' records here")
+    add = parser.add_argument
+    add("--update", action="store_true", help=f"rewrite {EXPECTED} (then review it)")
+    which = "which backends to count (default: %(default)s)"
+    add("--backends", default=",".join(CONFIGS), help=which)
+    add("--keep", type=Path, help="keep the workers' records here")
 
 
 def main(ws, args):
@@ -220,11 +196,8 @@ def main(ws, args):
         log(f"... and {len(lines) - 40} more")
     for build in chain[1:]:
         problems = [p for ps in summary["checks"][build.name].values() for p in ps]
-        what = (
-            "declared kernel change, no full-size op or byte added"
-            if build.kernels
-            else "O(C), adds only ops of at most C elements"
-        )
+        what = "declared kernel change, no full-size op or byte added"
+        what = what if build.kernels else "O(C), adds only ops of at most C elements"
         verdict = "FAILS" if problems else "holds"
         log(f"{build.name} over {build.base}: {what}: {verdict}")
     log("counters: " + ("as expected" if status == 0 else f"FAILED ({EXPECTED})"))

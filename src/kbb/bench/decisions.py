@@ -1,35 +1,32 @@
 """`kbb decisions` (`tox -e native-decisions`): the native group's two
-speed rules, measured on a CPU, with its build installed (`kbb install
-keras --ref group/native`) on a quiet machine. Each configuration
-compares, inside one build, the layer on the backend's fused kernel
-("kernel") with the backend-agnostic ops ("composite", keras' switch
-`config._set_use_backend_agnostic_ops`) and with a second copy of the
-composite path ("aa", the A/A control):
+speed rules, on a CPU, with its build installed (`kbb install keras --ref
+group/native`), on a quiet machine (docs/native-kernels.md). Inside one
+build, the layer on the backend's fused kernel ("kernel") against the
+backend-agnostic ops ("composite", keras' switch
+`config._set_use_backend_agnostic_ops`) and a second copy of them ("aa",
+the A/A control):
 
 - torch: does `torch.nn.functional.batch_norm` cost more than the
-  composite ops for small inputs on a CPU, where its loop over the
-  channels runs in parallel whatever the size? (An earlier rule, decided
-  with a CPU-time clock, kept inputs below 32768 values on the composite
-  ops.)
+  composite ops below 32768 values, where its loop over the channels runs
+  in parallel whatever the size?
 - tensorflow, tensorflow-onednn (TF_ENABLE_ONEDNN_OPTS=0 and 1): is
-  FusedBatchNormV3 faster than the composite ops in the layer? The group
-  has no TensorFlow kernel: the worker installs one where the layer looks.
+  FusedBatchNormV3 faster in every case? (The worker installs it where
+  the layer looks for a TensorFlow kernel.)
 
 The cases (CASES) are benchmarks of the suite, each on every path in one
-process of benchmarks/worker.py (--paths): --budget seconds of wall-clock
-samples after a warm-up. One process per configuration and round, in the
-rounds of `kbb bench run` (kbb.bench.workers: threads fixed, a shuffled
-order, the load gate); the ratios to the composite path, paired within
-each process, with intervals simultaneous over a configuration's cases
-(kbb.bench.stats). About 1.5 minutes per round on 2 quiet cores.
+process of benchmarks/worker.py (--paths), one process per configuration
+and round as in `kbb bench run` (kbb.bench.workers); the ratios to the
+composite path are paired within each process, their intervals
+simultaneous over a configuration's cases. About 1.5 minutes per round on
+2 quiet cores.
 """
 
-import datetime
 import json
 import math
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from kbb import log
@@ -208,10 +205,8 @@ def main(ws, args):
         data = json.loads(args.samples.read_text())
         if "samples" not in data:  # a file of the first runs: samples only
             data = {"samples": data, "rounds": {}}
-        when = datetime.datetime.fromtimestamp(
-            args.samples.stat().st_mtime, datetime.UTC
-        )
-        meta.update(date=when.strftime("%Y-%m-%d %H:%M UTC"), load_before=None)
+        when = time.gmtime(args.samples.stat().st_mtime)
+        meta.update(date=time.strftime("%Y-%m-%d %H:%M UTC", when), load_before=None)
         output = args.samples
     else:
         data = measure(ws, args)
@@ -265,32 +260,22 @@ def keep_run(ws, data, found, meta, drop, args):
 
 def record_text(number, meta, found, args):
     """The run's record.md: what ran, its table and its decisions."""
-    dropped = "; ".join(f"{int(r) + 1}: {w}" for r, w in meta["dropped"].items())
-    return "\n".join(
-        [
-            f"# Benchmark run {number:03d}: the native group's two speed rules",
-            "",
-            f"`kbb decisions --record` (`tox -e native-decisions`) on "
-            f"{meta['version']} ({meta['commits']['native'][:12]}), "
-            f"{meta['date']}: {meta['cpu']}, {meta['cpus']} CPUs (governor "
-            f"{meta['governor']}, turbo {meta['turbo']}, isolated CPUs "
-            f"{meta['isolated']}), {args.threads} threads, {meta['processes']} "
-            "processes per configuration in a shuffled order, wall clock; "
-            "kernel and A/A ratios to the composite path, paired within each "
-            "process, with simultaneous 95 % intervals (kbb.bench.stats); the "
-            f"load gate dropped {len(meta['dropped'])} round(s)"
-            + (f" ({dropped})." if dropped else ".")
-            + (
-                " Recorded afterwards from that run's samples "
-                f"(`--samples {args.samples.name} --record`); the load "
-                "during the run was not recorded."
-                if args.samples
-                else ""
-            ),
-            "",
-            table(found),
-            "",
-            *(f"- {line}" for line in decisions(found)),
-            "",
-        ]
+    dropped = "; ".join(f"round {int(r) + 1}: {w}" for r, w in meta["dropped"].items())
+    what = (
+        f"`kbb decisions --record` (`tox -e native-decisions`) on "
+        f"{meta['version']} ({meta['commits']['native'][:12]}), {meta['date']}: "
+        f"{meta['cpu']}, {meta['cpus']} CPUs (governor {meta['governor']}, turbo "
+        f"{meta['turbo']}, isolated CPUs {meta['isolated']}), {args.threads} "
+        f"threads, {meta['processes']} processes per configuration in a shuffled "
+        "order, wall clock; kernel and A/A ratios to the composite path, paired "
+        "within each process, with simultaneous 95 % intervals (kbb.bench.stats); "
+        f"the load gate dropped {len(meta['dropped'])} round(s)"
+        + (f" ({dropped})." if dropped else ".")
     )
+    if args.samples:
+        what += (
+            f" Recorded afterwards from its samples (`--samples {args.samples.name}`)."
+        )
+    title = f"# Benchmark run {number:03d}: the native group's two speed rules"
+    rules = [f"- {line}" for line in decisions(found)]
+    return "\n".join([title, "", what, "", table(found), "", *rules, ""])

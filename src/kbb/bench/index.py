@@ -1,14 +1,9 @@
 """The index of the benchmark runs (benchmarks/runs/README.md, and the
 runs table of docs/benchmarks.md), with the smallest regression each run
-could have seen beside its verdict.
-
-That figure (`detectable_cell`) is the smallest true ratio that the run's
-intervals call a regression at even odds (stats.smallest): per
-comparison, on its best benchmark, and the median over its benchmarks.
-From a run's summary.json (stored, or computed from its intervals for
-runs made before it was stored); for the runs kept as meta.json, from the
-intervals their record.md shows; for the earlier asv runs, which had no
-intervals, the A/A floor of their factor gate where they stated one.
+could have seen beside its verdict (`detectable_cell`): from a run's
+summary (stats.smallest), from the intervals its record.md shows (runs
+kept as meta.json), or the A/A floor of the factor gate of the earlier
+asv runs, which had no intervals.
 """
 
 import json

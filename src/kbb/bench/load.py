@@ -1,15 +1,12 @@
-"""The load gate of kbb.bench: is the machine still quiet during a round?
+"""The load gate: is the machine still quiet during a round?
 
-Before and after each round kbb.bench notes the load average and the
-triad bandwidth (benchmarks/triad.py, TRIAD_MIB per array, with the run's
-threads), and over the round the CPU time that other processes took: the
-machine's busy time (/proc/stat: user, nice, system, irq, softirq and
-steal) less that of kbb.bench and its workers (os.times), in cores. The
-load average lags by a minute and counts our own worker, so it is
-recorded, not gated. A round is dropped (`dropped`) when others took more
-than MAX_LOAD cores on average, or when its triad bandwidth before or
-after fell below TRIAD_MIN of the run's median: another process held the
-memory bus. The record states the thresholds and every dropped round.
+Around each round the Meter notes the load average and the triad
+bandwidth (benchmarks/triad.py, TRIAD_MIB per array, the run's threads),
+and over it the CPU time that other processes took: the machine's busy
+time (/proc/stat) less ours (os.times), in cores. The load average lags
+and counts our own worker: recorded, not gated. `dropped` drops a round
+where others took more than MAX_LOAD cores, or whose triad bandwidth fell
+below TRIAD_MIN of the run's median (another process held the memory bus).
 """
 
 import importlib.util

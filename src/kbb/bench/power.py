@@ -1,24 +1,17 @@
 """`kbb bench power` (`tox -e bench-power`): can the timing method see a
 known regression?
 
-Benchmark mutants (benchmarks/mutants/NAME.patch, a `Mutant:` line, an
-`Expect:` line, then a diff against group/bessel): each is committed on
-group/bessel as refs/kbb/bench/NAME of the upstream checkout (a fixed
-author and date, as tests/mutants does), built and unpacked like any
-build. `slow` adds one full-size multiply to the training path, `null`
-changes nothing that runs. kbb.bench's paired run then times pristine,
-the A/A control, group/bessel and the mutants (each also against bessel,
-the group it stacks on) on PyTorch at --threads 1, on a few layer
-benchmarks (CASES), for ROUNDS rounds; benchmarks/inprocess.py measures
-the slow mutant's true ratio in one process, its op turned on and off in
-interleaved blocks.
-
-It passes (exit 0) when `slow over bessel` is called a regression, `null
-over bessel` is not, and no A/A interval leaves out 1; 1 when one of
-these fails; 3 when the load gate left fewer than MIN_ROUNDS rounds; 2 on
-an error. The record (benchmarks/runs/NNN-DATE-power/) puts the true
-ratio beside each verdict, with the smallest regression the run could
-have seen; a quick test of the same machinery: `--rounds 3 --no-record`.
+Each benchmark mutant (benchmarks/mutants/NAME.patch: a `Mutant:` and an
+`Expect:` line, then a diff against group/bessel) is committed on
+group/bessel as refs/kbb/bench/NAME and built like any build; `kbb bench
+run`'s method then times pristine, the A/A control, group/bessel and the
+mutants (each also against bessel) on PyTorch at 1 thread on a few layer
+benchmarks (CASES), and benchmarks/inprocess.py measures the slow
+mutant's true ratio in one process. Exit status: 0 when `slow over
+bessel` is a regression, `null over bessel` is not and the A/A control is
+clean; 1 when one fails; 3 when the load gate left fewer than MIN_ROUNDS
+rounds; 2 on an error. Recorded in benchmarks/runs/NNN-DATE-power/ with
+the true ratio beside each verdict; a quick test: `--rounds 3 --no-record`.
 """
 
 import gzip
@@ -57,14 +50,9 @@ BUDGET, MIN_SAMPLES = 1.0, 12
 POWER_AT = 1.10  # the regression the method should call with 80 % power
 SCRATCH = Path("out") / "bench" / "power"
 BASE = "group/bessel"
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "kbb bench-power",
-    "GIT_AUTHOR_EMAIL": "bench-power@kbb.invalid",
-    "GIT_COMMITTER_NAME": "kbb bench-power",
-    "GIT_COMMITTER_EMAIL": "bench-power@kbb.invalid",
-    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+0000",
-    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+0000",
-}
+WHO = {"NAME": "kbb bench-power", "EMAIL": "bench-power@kbb.invalid"}
+WHO["DATE"] = "2026-01-01T00:00:00+0000"  # a fixed author and date
+GIT_ENV = {f"GIT_{r}_{k}": v for r in ("AUTHOR", "COMMITTER") for k, v in WHO.items()}
 
 
 def mutants(root):
@@ -88,15 +76,9 @@ def commit(checkout, name, patch):
         git("read-tree", BASE, cwd=checkout, env=env)
         git("apply", "--cached", str(patch), cwd=checkout, env=env)
         tree = git("write-tree", cwd=checkout, env=env).strip()
-        sha = git(
-            "commit-tree",
-            tree,
-            "-p",
-            BASE,
-            cwd=checkout,
-            env=env,
-            input=f"Benchmark mutant {name}\n",
-        ).strip()
+        message = f"Benchmark mutant {name}\n"
+        sha = git("commit-tree", tree, "-p", BASE, cwd=checkout, env=env, input=message)
+        sha = sha.strip()
     ref = f"refs/kbb/bench/{name}"
     git("update-ref", ref, sha, cwd=checkout)
     return ref
@@ -144,23 +126,10 @@ def judge(summary, found, truth, raw):
             t = truth.get(bench_key) if name == "slow" else None
             sd, n = sds.get(bench_key), r["processes"][0]
             power = stats.power(POWER_AT, sd, n, len(comparison)) if sd else None
-            rows.append(
-                {
-                    "mutant": name,
-                    "expect": expect,
-                    "benchmark": bench_key,
-                    "verdict": r.get("verdict", "no interval"),
-                    "ratio": r["ratio"],
-                    "lo": r.get("lo"),
-                    "hi": r.get("hi"),
-                    "detectable": r.get("detectable"),
-                    "true": t,
-                    "sd": sd,
-                    "power": power,
-                    "group": verdict,
-                    "held": ok,
-                }
-            )
+            row = {k: r.get(k) for k in ("ratio", "lo", "hi", "detectable")}
+            row.update(mutant=name, expect=expect, benchmark=bench_key, true=t)
+            row.update(verdict=r.get("verdict", "no interval"), sd=sd, power=power)
+            rows.append({**row, "group": verdict, "held": ok})
     aa = summary.get("aa_outside")
     held &= aa == []
     seen = all(r["lo"] is not None for r in rows) and rows
@@ -180,15 +149,9 @@ def arguments(parser):
 
 
 def main(ws, args):
+    given = {k: getattr(args, k) for k in ("bench", "rounds", "seed", "max_load")}
     run_args = run.options(
-        backends=["torch"],
-        threads=1,
-        bench=args.bench,
-        rounds=args.rounds,
-        seed=args.seed,
-        budget=BUDGET,
-        min_samples=MIN_SAMPLES,
-        max_load=args.max_load,
+        **given, backends=["torch"], threads=1, budget=BUDGET, min_samples=MIN_SAMPLES
     )
     if args.again:
         return again(ws, args.again)

@@ -1,13 +1,9 @@
-"""Where benchmark runs are kept: benchmarks/runs/NNN-DATE[-KIND]/, and
-what each ran on.
-
-A recorded run is a folder: raw.json.gz (every sample of every process,
-to re-analyse), record.md (its markdown, generated) and summary.json
-(kbb.bench.report's summary), or meta.json (`kbb decisions`, and the
-earlier asv runs kept as they were). benchmarks/runs/README.md, the index,
-and docs/benchmarks.md, the aggregate, are regenerated from the folders
-(kbb.bench.aggregate) whenever a run is kept. A smoke run goes to
-out/bench/quick/ and is not recorded.
+"""Where benchmark runs are kept, benchmarks/runs/NNN-DATE[-KIND]/, and
+what each ran on (`machine`). A kept run is raw.json.gz (every sample, to
+re-analyse), record.md and summary.json (kbb.bench.report's) or meta.json
+(`kbb decisions`, and the earlier asv runs); keeping one regenerates the
+index and docs/benchmarks.md (kbb.bench.aggregate). A smoke run goes to
+out/bench/quick/, unrecorded.
 """
 
 import datetime

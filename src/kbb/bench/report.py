@@ -1,16 +1,12 @@
-"""One benchmark run: its samples turned into intervals, verdicts, tables.
-
-`analyse(raw)` takes what `kbb bench run` recorded ({"meta", "processes",
-"rounds"}: one record per worker process, with its build, round and
-samples; what kbb.bench.load noted around each round) and returns the run's
-summary (JSON): the rounds dropped by the load gate; per comparison (each
-build and the A/A control against pristine, and each group against the
-group it stacks on: "native over bessel") a row per benchmark with the
-paired ratio of the wall clock, its simultaneous interval, verdict and the
-smallest regression it could have seen (kbb.bench.stats), and the ratio of the
-CPU time beside it; the peer table (each build's layer against the
-backend's own kernel) with the bandwidth each reaches as a fraction of the
-triad; the verdict of the run (its record: kbb.bench.record.markdown).
+"""One benchmark run analysed: `analyse(raw)` turns what `kbb bench run`
+recorded ({"meta", "processes", "rounds"}) into the run's summary (JSON):
+the rounds the load gate dropped; per comparison (each build and the A/A
+control against pristine, each group against the one it stacks on:
+"native over bessel") a row per benchmark with the paired ratio of the
+wall clock, its simultaneous interval, verdict and the smallest
+regression it could have seen (kbb.bench.stats), the CPU-time ratio
+beside it; each build's layer against the backend's own kernel (the
+peer), with the bandwidths as fractions of the triad's; the verdict.
 """
 
 import math

@@ -1,23 +1,17 @@
 """`kbb bench run` (`tox -e bench`): timings of pristine keras against
-each patch group, with an A/A control.
+each patch group, with an A/A control (the method: benchmarks/README.md).
 
-Each build (kbb.bench.builds: pristine, each patch group of the series or
-those of --builds, and `aa`, the pristine wheel again in a folder of its
-own) runs benchmarks/worker.py in a fresh process per backend and round
-(kbb.bench.workers), the build first on PYTHONPATH, the threads of every
-framework fixed to --threads (default: 1 on machines with 2 CPUs or
-fewer, where more oversubscribe the cores, else all CPUs). The load gate
-(kbb.bench.load) drops the rounds where other processes took more than
---max-load cores; kbb.bench.report turns the samples into paired
-intervals and verdicts (kbb.bench.stats); a full run is recorded in
-benchmarks/runs/ (kbb.bench.record: raw samples, record, index and the
-aggregate docs/benchmarks.md). --quick (one round, a few samples of one
-case per benchmark, no A/A control) writes out/bench/quick/ only and
-gives no timing verdict. benchmarks/README.md has the method.
+Each build (pristine, the patch groups or --builds, and `aa`, pristine
+again) runs benchmarks/worker.py in a fresh process per backend and round
+(kbb.bench.workers), the threads fixed to --threads; the load gate drops
+the rounds where others took more than --max-load cores; kbb.bench.report
+gives paired intervals and verdicts. A full run is recorded in
+benchmarks/runs/; --quick (one round, a few samples of one case each, no
+A/A control) writes out/bench/quick/ and gives no timing verdict.
 
 Exit status: 0 no regression, 1 a regression, 3 inconclusive (the A/A
-control left its interval, or an interval is too wide to decide: rerun on
-a quieter machine, or with more rounds), 2 an error.
+control left its interval, or an interval is too wide: rerun on a quieter
+machine, or with more rounds), 2 an error.
 """
 
 import argparse

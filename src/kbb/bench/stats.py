@@ -32,15 +32,9 @@ process). Hence:
   the spread beside every figure, the machine's settings recorded) and
   asv's (a change called only past a tolerance and a statistical test).
 
-Verdicts (Interval.verdict) of a benchmark, with its interval [lo, hi] of
-the ratio and the tolerance DELTA: `faster` (hi < 1), `no regression` (hi
-< 1 + DELTA), `regression` (lo > 1 + DELTA), else `undecided`. A group is
-"no regression" when all its benchmarks are faster or no regression, a
-"regression" when one is, else "inconclusive". The A/A control (pristine
-again, in processes of its own) must contain 1 in every interval, or the
-run is "inconclusive" whatever the groups show. What a run could see:
-`detectable`, the smallest true ratio whose interval would clear 1 + DELTA
-at even odds (the estimate on the truth), from the interval's width.
+Verdicts, with the tolerance DELTA: Interval.verdict of a benchmark,
+group_verdict of a patch group, run_verdict of a run (the A/A control
+must contain 1 in every interval); `detectable`: what a run could see.
 """
 
 import math
@@ -160,6 +154,8 @@ class Interval:
     se: float  # standard error of the log ratio
 
     def verdict(self, delta=DELTA):
+        """faster (hi < 1), no regression (hi < 1 + delta), regression
+        (lo > 1 + delta), else undecided."""
         if self.hi < 1:
             return "faster"
         if self.hi < 1 + delta:
@@ -229,7 +225,8 @@ def from_rows(rows):
 
 
 def group_verdict(intervals, delta=DELTA):
-    """no regression / regression / inconclusive over a group's intervals."""
+    """ "no regression" when every benchmark is faster or no regression, a
+    "regression" when one is, else "inconclusive"."""
     verdicts = [iv.verdict(delta) for iv in intervals.values() if iv]
     if not verdicts:
         return "inconclusive"
