@@ -32,7 +32,6 @@ from pathlib import Path
 
 from kbb import KbbError
 from kbb import markdown
-from kbb.bench import load
 from kbb.bench import record
 from kbb.bench import workers
 from kbb.bench import write_text
@@ -47,7 +46,6 @@ MODELS = {
     "mobilenetv2-96": "MobileNetV2, 96x96, batch 8",
     "conv-bn-relu-32": "Conv-BN-ReLU x3, 32x32x32, batch 8",
 }
-MARK = "<!-- table: bench-native-models -->"
 DEFAULTS = dict(processes=3, blocks=6, steps=3, warmup=3, threads=1, seed=0)
 MEMORY = {  # tensors only: not the Python heap, not the allocator's cache
     "cpu": "PyTorch CPU profiler (profile_memory=True): peak live tensor bytes "
@@ -230,7 +228,7 @@ def render(folder):
     run = json.loads((Path(folder) / "models.json").read_text())
     doc = ROOT / "docs/native-kernels.md"
     text = doc.read_text()
-    start = text.index(MARK)
+    start = text.index("<!-- table: bench-native-models -->")
     end = text.index("\n\n", start) + 2
     write_text(doc, text[:start] + "\n".join(table(run)) + "\n" + text[end:])
     stamp_native_doc()
@@ -281,7 +279,9 @@ def main():
             return workers.launch(command, env, out, f"process {slot + 1}")
 
         order = workers.plan(["native"], ["torch"], args.processes, args.seed)
-        found, rounds = workers.run_plan(order, start, load.Meter(ROOT, args.threads))
+        found, rounds = workers.run_plan(
+            order, start, workers.Meter(ROOT, args.threads)
+        )
     processes = [p["results"] for p in found]
     run = {"meta": meta(args), "rounds": rounds, "processes": processes}
     run["rows"] = analyse(processes)

@@ -14,6 +14,14 @@ seconds passed, or --max. With --paths, each benchmark on each path of
 keras' switch (`kernel`: the backend's kernel; any other name: the
 backend-agnostic ops). Writes the samples, the bytes model, the device's
 memory peak where the backend reports it, the threads and the versions.
+
+With --slow BLOCKS (`kbb bench power`, the slow mutant's build first on
+PYTHONPATH: benchmarks/mutants/slow.patch) it measures instead the true
+cost of the mutant's extra multiply, turned on and off in this process
+(the module's KBB_SLOW), so that both sides share the process, its memory
+and its load: per benchmark, BLOCKS blocks, each the median of
+SLOW_SAMPLES calls with the op and of as many without, in a random order
+after a warm-up of each; it writes the log ratio of each block.
 """
 
 import argparse
@@ -23,9 +31,11 @@ import importlib
 import inspect
 import itertools
 import json
+import math
 import os
 import random
 import re
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -35,6 +45,7 @@ MODULES = ("layer", "train_step", "block", "peer")
 WARMUP = 0.2
 _NAME = re.compile(r"^(\w+)\.(\w+)\.(\w+)\((.*)\)$")
 TF_CALLS = []  # calls of tf_kernel: it must run on the kernel path only
+SLOW_SAMPLES, SLOW_WARMUP = 7, 3  # calls per block and side, after a warm-up
 
 
 def set_threads(backend, threads):
@@ -172,6 +183,40 @@ def measure(cls, method, combo, minimum, maximum, budget, warmup=WARMUP):
     }
 
 
+def slow_logs(cls, method, combo, blocks, rng):
+    """The log ratios, the slow mutant's op on over off, of `blocks` blocks
+    of one benchmark (module doc), or None if it skips this case."""
+    from keras.src.layers.normalization import batch_normalization as module
+
+    if not hasattr(module, "KBB_SLOW"):
+        raise SystemExit(f"{module.__file__} is not the slow mutant")
+    bench = cls()
+    try:
+        bench.setup(*combo)
+    except NotImplementedError:
+        return None
+    call = functools.partial(getattr(bench, method), *combo)
+
+    def median(n):
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    logs = []
+    for _ in range(blocks):
+        medians = {}
+        for flag in rng.sample([True, False], 2):
+            module.KBB_SLOW = flag
+            median(SLOW_WARMUP)
+            medians[flag] = median(SLOW_SAMPLES)
+        logs.append(math.log(medians[True] / medians[False]))
+    module.KBB_SLOW = True
+    return logs
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
@@ -184,6 +229,7 @@ def main(argv=None):
     add("--max", type=int, default=50)
     add("--budget", type=float, default=0.5)
     add("--warmup", type=float, default=WARMUP)
+    add("--slow", type=int, metavar="BLOCKS", help="the slow mutant's true cost")
     add("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
@@ -204,7 +250,11 @@ def main(argv=None):
     found = [named(n) for n in args.case] or [
         b for b in benchmarks(args.bench) if not re.search(args.skip, b[0])
     ]
-    paths = args.paths.split(",") if args.paths else [None]
+    if args.slow:
+        rng = random.Random(args.seed)
+        logs = {n: slow_logs(c, m, combo, args.slow, rng) for n, c, m, combo in found}
+        record["logs"] = {f"{backend} {n}": v for n, v in logs.items() if v}
+    paths = [] if args.slow else args.paths.split(",") if args.paths else [None]
     if args.paths and backend == "tensorflow":
         from keras.src import backend as keras_backend
 

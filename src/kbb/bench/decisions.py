@@ -31,7 +31,6 @@ from pathlib import Path
 
 from kbb import log
 from kbb.bench import builds
-from kbb.bench import load
 from kbb.bench import record
 from kbb.bench import stats
 from kbb.bench import tables
@@ -96,7 +95,7 @@ def measure(ws, args):
             return {**workers.launch(command, env, out, config), "config": config}
 
         order = workers.plan(["native"], configs, args.processes, args.seed)
-        meter = load.Meter(ws.root, args.threads)
+        meter = workers.Meter(ws.root, args.threads)
         processes, rounds = workers.run_plan(order, start, meter)
     samples = {c: {} for c in configs}
     short = {benchmark(case): case for c in configs for case in CASES[c]}
@@ -214,7 +213,7 @@ def main(ws, args):
         output.parent.mkdir(parents=True, exist_ok=True)
         write_text(output, json.dumps(data))
         meta["load_after"] = os.getloadavg()
-    drop = load.dropped(data["rounds"])
+    drop = workers.dropped(data["rounds"])
     found = intervals(data["samples"], drop)
     print(table(found))
     print("\n".join(decisions(found)))

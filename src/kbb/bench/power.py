@@ -6,7 +6,7 @@ Each benchmark mutant (benchmarks/mutants/NAME.patch: a `Mutant:` and an
 group/bessel as refs/kbb/bench/NAME and built like any build; `kbb bench
 run`'s method then times pristine, the A/A control, group/bessel and the
 mutants (each also against bessel) on PyTorch at 1 thread on a few layer
-benchmarks (CASES), and benchmarks/inprocess.py measures the slow
+benchmarks (CASES), and benchmarks/worker.py --slow measures the slow
 mutant's true ratio in one process. Exit status: 0 when `slow over
 bessel` is a regression, `null over bessel` is not and the A/A control is
 clean; 1 when one fails; 3 when the load gate left fewer than MIN_ROUNDS
@@ -26,7 +26,6 @@ from kbb import KbbError
 from kbb import log
 from kbb import results
 from kbb.bench import builds
-from kbb.bench import load
 from kbb.bench import record
 from kbb.bench import report
 from kbb.bench import run
@@ -36,7 +35,7 @@ from kbb.bench import workers
 from kbb.git import git
 
 MUTANTS = Path("benchmarks") / "mutants"
-INPROCESS = Path("benchmarks") / "inprocess.py"
+SLOW_BLOCKS = 15  # of the true ratio's measure, in one process
 # Three eager layer steps: small (511x64: Python overhead), a dense layer
 # of 4M values, and a convolutional map (torch runs eagerly: jit False).
 CASES = (
@@ -85,13 +84,14 @@ def commit(checkout, name, patch):
 
 
 def in_process(ws, folder, args):
-    """{key: {ratio, lo, hi, blocks}}: the slow mutant's true ratio, from
-    the log ratios of benchmarks/inprocess.py's blocks (95 % Student)."""
+    """{key: {ratio, lo, hi, blocks}}: the slow mutant's true ratio, from the
+    log ratios of the blocks of benchmarks/worker.py --slow (95 % Student)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "truth.json"
-        command = [ws.root / INPROCESS, out, "--bench", args.bench, "--seed", args.seed]
+        command = [ws.root / run.WORKER, out, "--slow", SLOW_BLOCKS]
+        command += ["--bench", args.bench, "--seed", args.seed]
         env = run.worker_env(folder, "torch", args.threads, False)
-        found = workers.launch(command, env, out, "inprocess.py")
+        found = workers.launch(command, env, out, "the slow mutant's cost", folder)
     truth = {}
     for key, logs in found["logs"].items():
         ratio, lo, hi = stats.mean_interval(logs)
@@ -143,7 +143,7 @@ def arguments(parser):
     add("--bench", default=CASES, help="regex of benchmark names (default: CASES)")
     add("--seed", type=int, default=int(time.time()), help="order (default: now)")
     gate = "drop rounds where others took more cores (default %(default)s)"
-    add("--max-load", type=float, default=load.MAX_LOAD, help=gate)
+    add("--max-load", type=float, default=workers.MAX_LOAD, help=gate)
     add("--no-record", action="store_true", help="write out/bench/ only")
     add("--again", type=Path, metavar="RUN", help="re-analyse a recorded run")
 

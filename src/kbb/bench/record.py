@@ -83,16 +83,12 @@ def cpu_settings(root=SYS_CPU):
 def gpu():
     """ "name, driver, memory" of the first GPU (nvidia-smi), or None."""
     query = "--query-gpu=name,driver_version,memory.total"
+    command = ["nvidia-smi", query, "--format=csv,noheader"]
     try:
-        result = subprocess.run(
-            ["nvidia-smi", query, "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        found = subprocess.run(command, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
-    return result.stdout.splitlines()[0].strip()
+    return found.stdout.splitlines()[0].strip()
 
 
 def machine():
@@ -119,12 +115,8 @@ def markdown(summary, title, intro=()):
     commits = ", ".join(
         f"{tables.branch(b)} {c[:12]}" for b, c in meta.get("commits", {}).items()
     )
-    cpu = (
-        f"governor {meta['governor']}, turbo {meta['turbo']}, isolated CPUs "
-        f"{meta['isolated']}; "
-        if "governor" in meta
-        else ""
-    )
+    cpu = "governor {governor}, turbo {turbo}, isolated CPUs {isolated}; "
+    cpu = cpu.format(**meta) if "governor" in meta else ""
     lines = [
         f"# {title}",
         "",

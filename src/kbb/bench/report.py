@@ -14,8 +14,8 @@ import re
 import statistics
 
 from kbb.bench import builds
-from kbb.bench import load
 from kbb.bench import stats
+from kbb.bench import workers
 
 PRISTINE, AA = builds.PRISTINE, builds.AA
 PEER = re.compile(r"^(\w+) peer\.PeerKernel\.time_forward_backward(\(.*\))$")
@@ -142,8 +142,8 @@ def pairs(data, meta):
 
 def gate(raw):
     """{round: reason} of the rounds the load gate drops."""
-    max_load = raw["meta"].get("max_load", load.MAX_LOAD)
-    return load.dropped(raw.get("rounds", {}), max_load)
+    max_load = raw["meta"].get("max_load", workers.MAX_LOAD)
+    return workers.dropped(raw.get("rounds", {}), max_load)
 
 
 def analyse(raw, delta=stats.DELTA, quick=False):
@@ -162,8 +162,8 @@ def analyse(raw, delta=stats.DELTA, quick=False):
         "rounds": {
             "run": len({str(p["round"]) for p in processes}),
             "dropped": drop,
-            "max_load": meta.get("max_load", load.MAX_LOAD),
-            "triad_min": load.TRIAD_MIN,
+            "max_load": meta.get("max_load", workers.MAX_LOAD),
+            "triad_min": workers.TRIAD_MIN,
         },
         "pairs": {},
         "comparisons": {},

@@ -29,7 +29,6 @@ from kbb import KbbError
 from kbb import log
 from kbb import results
 from kbb.bench import builds
-from kbb.bench import load
 from kbb.bench import record
 from kbb.bench import report
 from kbb.bench import stats
@@ -88,7 +87,7 @@ def run(ws, folders, args):
             return workers.launch(command, env, out, f"{build} on {backend}", folder)
 
         order = workers.plan(list(folders), args.backends, args.rounds, args.seed)
-        return workers.run_plan(order, start, load.Meter(ws.root, args.threads))
+        return workers.run_plan(order, start, workers.Meter(ws.root, args.threads))
 
 
 def builds_of(ws, carried, selected, names):
@@ -128,7 +127,7 @@ def arguments(parser):
     add("--bench", default="", help="regex of benchmark names")
     add("--builds", default="", help="pristine,group/bessel,NAME=REF (default: all)")
     gate = "drop rounds where others took more cores (default %(default)s)"
-    add("--max-load", type=float, default=load.MAX_LOAD, help=gate)
+    add("--max-load", type=float, default=workers.MAX_LOAD, help=gate)
     add("--budget", type=float, default=BUDGET, help="s per benchmark and process")
     add("--min-samples", type=int, default=MIN, help="samples per benchmark at least")
     delta = "tolerated slowdown (default %(default)s)"
@@ -160,17 +159,10 @@ def finish(args):
 def collect(ws, args, selected):
     """The raw record of a run of the `selected` builds (and the A/A
     control, unless --quick): {"meta", "processes", "rounds"}."""
-    meta = record.machine()
-    meta.update(
-        threads=args.threads,
-        rounds=args.rounds,
-        seed=args.seed,
-        backends=args.backends,
-        settings={k: os.environ[k] for k in SETTINGS if k in os.environ},
-        quick=args.quick,
-        bench=args.bench,
-        samples={"min": args.min_samples, "budget_s": args.budget},
-    )
+    given = ("threads", "rounds", "seed", "backends", "quick", "bench", "max_load")
+    meta = {**record.machine(), **{k: getattr(args, k) for k in given}}
+    meta["settings"] = {k: os.environ[k] for k in SETTINGS if k in os.environ}
+    meta["samples"] = {"min": args.min_samples, "budget_s": args.budget}
     names = [b.name for b in selected] + ([] if args.quick else [builds.AA])
     folders, meta["commits"] = builds_of(ws, args.builds_from, selected, names)
     meta["series"] = builds.series(ws, "keras")
@@ -178,7 +170,6 @@ def collect(ws, args, selected):
     started = time.time()
     processes, rounds = run(ws, folders, args)
     meta.update(minutes=(time.time() - started) / 60, load_after=os.getloadavg())
-    meta["max_load"] = args.max_load
     onednn = {p["threads"].get("onednn") for p in processes} - {None}
     meta["onednn"] = " / ".join(sorted(map(str, onednn))) or "n/a (no TensorFlow)"
     return {"meta": meta, "processes": processes, "rounds": rounds}, folders
@@ -204,17 +195,15 @@ class Asv:
         asv = [sys.executable, "-m", "asv", "--config", str(ws.root / config)]
         machine = subprocess.run([*asv, "machine", "--yes"], capture_output=True)
         if machine.returncode:
-            log(f"asv machine --yes failed: {machine.stderr.decode()[-500:]}")
-            return 2
+            why = machine.stderr.decode()[-500:]
+            raise KbbError(f"asv machine --yes failed (is asv installed?): {why}")
         return subprocess.run([*asv, *args.asv]).returncode
 
 
 def main(ws, args):
     args = finish(args)
-    if args.builds:
-        selected = builds.select(ws, args.builds)
-    else:
-        selected = builds.default_builds(ws)
+    selected = builds.select(ws, args.builds) if args.builds else None
+    selected = selected or builds.default_builds(ws)
     if args.export_builds:
         return export_builds(ws, args.export_builds, selected)
     raw, _ = collect(ws, args, selected)
