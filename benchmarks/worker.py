@@ -174,13 +174,15 @@ def measure(cls, method, combo, minimum, maximum, budget, warmup=WARMUP):
         wall.append(float(f"{time.perf_counter() - w0:.6g}"))
         cpu.append(float(f"{time.process_time() - c0:.6g}"))
     size = getattr(bench, "model_bytes", None)
-    return {
-        "wall": wall,
-        "cpu": cpu,
-        "model_bytes": size(*combo) if size else None,
-        "memory_peak": common.memory_peak(),
-        "setup_s": setup,
-    }
+    found = {"wall": wall, "cpu": cpu, "model_bytes": size(*combo) if size else None}
+    return {**found, "memory_peak": common.memory_peak(), "setup_s": setup}
+
+
+def timed(call):
+    """Seconds of one call()."""
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
 
 
 def slow_logs(cls, method, combo, blocks, rng):
@@ -198,12 +200,7 @@ def slow_logs(cls, method, combo, blocks, rng):
     call = functools.partial(getattr(bench, method), *combo)
 
     def median(n):
-        times = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times)
+        return statistics.median(timed(call) for _ in range(n))
 
     logs = []
     for _ in range(blocks):

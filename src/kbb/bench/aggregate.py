@@ -14,15 +14,16 @@ from kbb.bench import builds
 from kbb.bench import stats
 from kbb.bench import tables
 from kbb.bench import write_text
-from kbb.bench.index import index
-from kbb.bench.index import runs
+from kbb.bench.tables import index
 from kbb.bench.tables import label
+from kbb.bench.tables import runs
 from kbb.bench.tables import table
 from kbb.results import stamp_line
 
 RUNS = Path("benchmarks") / "runs"
 COUNTERS = Path("benchmarks") / "counters" / "expected.json"
 OUTPUT = Path("docs") / "benchmarks.md"
+NONE = "No conclusive run yet."
 JAX = "jaxpr equations|xla instructions|xla flops|xla bytes_accessed|xla temp_bytes"
 SHOWN = {  # counters shown per backend: "part counter"
     "tensorflow": ["graph ops", "xla instructions"],
@@ -59,11 +60,10 @@ def fix_table(good, build="bessel"):
                 highs[b] = max(highs.get(b, 0), r["hi"])
                 d = stats.detectable(r["lo"], r["hi"], s["delta"])
                 seen[b] = min(seen.get(b, d), d)
-        for backend, hi in sorted(highs.items()):
+        tolerance = f"{100 * s['delta']:.0f} %"
+        for b, hi in sorted(highs.items()):
             verdict = "no regression" if hi < 1 + s["delta"] else "not shown"
-            tolerance = f"{100 * s['delta']:.0f} %"
-            detectable = f"{seen[backend]:.2f}x"
-            rows.append([name, backend, f"{hi:.3f}", tolerance, verdict, detectable])
+            rows.append([name, b, f"{hi:.3f}", tolerance, verdict, f"{seen[b]:.2f}x"])
     header = (
         "run | backend | largest upper bound of the ratio | tolerance "
         "| at the tolerance | smallest detectable regression"
@@ -145,14 +145,12 @@ def native_section(good, expected):
         f"backends where the group compiles other programs than group/bessel "
         f"(exact counters: {', '.join(sorted(changed)) or 'none'}):",
         "",
-        claims(good, "bench-native", changed) if good else "No conclusive run yet.",
+        claims(good, "bench-native", changed) if good else NONE,
         "",
         "On the other backends the two groups run the same programs (equal "
         "counters); their ratios show the noise of the method:",
         "",
-        claims(good, "bench-native-unchanged", others)
-        if good
-        else "No conclusive run yet.",
+        claims(good, "bench-native-unchanged", others) if good else NONE,
         "",
     ]
 
@@ -183,8 +181,8 @@ def document(root, series, stamp):
     root = Path(root)
     all_runs = runs(root / RUNS)
     good = conclusive(all_runs, series)
-    expected_path = root / COUNTERS
-    expected = json.loads(expected_path.read_text()) if expected_path.is_file() else {}
+    path = root / COUNTERS
+    expected = json.loads(path.read_text()) if path.is_file() else {}
     latest = good[-1] if good else None
     parts = [
         "# Benchmarks: what the patch groups cost, and what they save",
@@ -211,7 +209,7 @@ def document(root, series, stamp):
         "Timings: the largest upper bound of the fix's time ratios per run and "
         "backend (simultaneous intervals); below 1 + tolerance is no regression.",
         "",
-        fix_table(good) if good else "No conclusive run yet.",
+        fix_table(good) if good else NONE,
         "",
         *native_section(good, expected),
         *power_section(all_runs),
@@ -227,7 +225,7 @@ def document(root, series, stamp):
             tables.peer_table("bench-peer", latest[1].get("peers", {})),
         ]
     else:
-        parts.append("No conclusive run yet.")
+        parts.append(NONE)
     return "\n".join(parts) + "\n\n" + stamp + "\n"
 
 

@@ -5,13 +5,14 @@ Each build (pristine, then each patch group beyond tests, stacked on the
 one before) is counted on each backend by benchmarks/counters/run.py in a
 worker process, the build first on PYTHONPATH. The counters, the deltas
 against pristine and the structural checks of every group against its
-base (kbb.bench.checks: O(C) ops only, unless the group declares a kernel
-change in benchmarks/groups.toml) must equal EXPECTED exactly; `--update`
-rewrites it (after a change of a pin or a patch; review its diff), and
-refuses a summary whose checks fail. Exit status 0 when everything holds,
-1 otherwise, 2 on an error.
+base (O(C) ops only, `linear_problems`, unless the group declares a
+kernel change in benchmarks/groups.toml: `large_problems`) must equal
+EXPECTED exactly; `--update` rewrites it (after a change of a pin or a
+patch; review its diff), and refuses a summary whose checks fail. Exit
+status 0 when everything holds, 1 otherwise, 2 on an error.
 """
 
+import collections
 import json
 import os
 import tempfile
@@ -19,7 +20,6 @@ from pathlib import Path
 
 from kbb import log
 from kbb.bench import builds
-from kbb.bench import checks
 from kbb.bench import record
 from kbb.bench import workers
 from kbb.bench import write_text
@@ -61,6 +61,98 @@ def measure(root, folders, backends, keep=None):
     return measured
 
 
+# The structural checks (tests/tooling/test_benchcount.py injects each
+# failure). A worker record holds, per case and part, the records of its
+# ops: [op, elements of its largest output].
+
+
+def delta(before, after):
+    """The records `after` adds and removes: [[op, elements, count], ...]."""
+    a = collections.Counter(map(tuple, before))
+    b = collections.Counter(map(tuple, after))
+    rows = lambda c: sorted(([op, n, k] for (op, n), k in c.items()), key=str)  # noqa: E731
+    return {"added": rows(b - a), "removed": rows(a - b)}
+
+
+def deltas(pristine, build):
+    """{case: {part: delta}} of a build's worker record against pristine's."""
+    out = {}
+    for case, parts in build["cases"].items():
+        for part, values in parts.items():
+            before = pristine["cases"][case][part]["records"]
+            out.setdefault(case, {})[part] = delta(before, values["records"])
+    return out
+
+
+def large(records, channels):
+    """Records with more than `channels` elements, or an unknown count."""
+    return [r for r in records if r[1] is None or r[1] > channels]
+
+
+def linear_problems(build_deltas, channels):
+    """The fix's O(C) check: every added op has at most C elements, and the
+    ops added at one batch size are those added at the other."""
+    problems, by_case = [], {}
+    for case, parts in build_deltas.items():
+        kind = case.rsplit("/", 1)[0]
+        for part, d in parts.items():
+            for op, n, k in large(d["added"], channels):
+                problems.append(f"{case} {part}: adds {k} x {op} of {n} elements")
+            by_case.setdefault((kind, part), []).append((case, d["added"]))
+    for (kind, part), seen in sorted(by_case.items()):
+        if any(added != seen[0][1] for _, added in seen[1:]):
+            names = ", ".join(case for case, _ in seen)
+            problems.append(f"{kind} {part}: adds other ops at {names}")
+    return problems
+
+
+def large_problems(base, build, channels, name="pristine"):
+    """A declared kernel change: no more ops of over C elements than its
+    base (`name`), and no counter of bytes above the base's."""
+    problems = []
+    for case, parts in build["cases"].items():
+        for part, values in parts.items():
+            n_after = len(large(values["records"], channels))
+            before = base["cases"][case][part]
+            n_before = len(large(before["records"], channels))
+            if n_after > n_before:
+                problems.append(
+                    f"{case} {part}: {n_after} ops of over {channels} elements, "
+                    f"{name} {n_before}"
+                )
+            for key, value in values.items():
+                if key.endswith("bytes") and value > before.get(key, value):
+                    problems.append(
+                        f"{case} {part}: {key} {value}, {name} {before[key]}"
+                    )
+    return problems
+
+
+def check(build, base_name, base, record, channels):
+    """The problems of a build's record against its base's (module doc)."""
+    if build.kernels:
+        return large_problems(base, record, channels, base_name)
+    return linear_problems(deltas(base, record), channels)
+
+
+def stacked(names):
+    """[Build] stacked in the order of `names`, no kernels declared."""
+    out = []
+    for name in names:
+        out.append(builds.Build(name, name, out[-1].name if out else None))
+    return out
+
+
+def problems_of(summary):
+    """["build backend: problem"] of every failed structural check."""
+    return [
+        f"{name} {backend}: {p}"
+        for name, by_backend in summary["checks"].items()
+        for backend, problems in by_backend.items()
+        for p in problems
+    ]
+
+
 def counters(found):
     """{case: {part: {counter: value}}}: a worker record without its records."""
     return {
@@ -75,7 +167,7 @@ def counters(found):
 def summarize(measured, chain=None):
     """The content of EXPECTED: versions, counters, deltas and checks
     (`chain`: [builds.Build], each checked against its base)."""
-    by_name = {b.name: b for b in chain or checks.chain(measured)}
+    by_name = {b.name: b for b in chain or stacked(measured)}
     pristine = measured["pristine"]
     first = next(iter(pristine.values()))
     channels = first["channels"]
@@ -95,10 +187,10 @@ def summarize(measured, chain=None):
             summary["counters"].setdefault(name, {})[backend] = counters(found)
             if name == "pristine":
                 continue
-            d = checks.deltas(pristine[backend], found)
+            d = deltas(pristine[backend], found)
             summary["deltas"].setdefault(name, {})[backend] = d
             base = by_name[name].base or "pristine"
-            problems = checks.check(
+            problems = check(
                 by_name[name], base, measured[base][backend], found, channels
             )
             summary["checks"].setdefault(name, {})[backend] = problems
@@ -125,7 +217,7 @@ def differences(expected, actual, path=""):
 
 def update(path, summary):
     """Writes EXPECTED unless a structural check fails; (status, lines)."""
-    problems = checks.problems_of(summary)
+    problems = problems_of(summary)
     if problems:
         why = "a group adds full-size ops or bytes over its base"
         return 1, [
@@ -147,7 +239,7 @@ def gate(expected, summary):
             f"environment has {summary['versions']}: use the pinned versions "
             f"(tox -e counters), or regenerate with `{UPDATE}`"
         )
-    lines.extend(checks.problems_of(summary))
+    lines.extend(problems_of(summary))
     machine = ("recorded_on",)
     mismatches = differences(
         {k: v for k, v in expected.items() if k not in machine},

@@ -140,36 +140,20 @@ def pairs(data, meta):
     return out
 
 
-def gate(raw):
-    """{round: reason} of the rounds the load gate drops."""
-    max_load = raw["meta"].get("max_load", workers.MAX_LOAD)
-    return workers.dropped(raw.get("rounds", {}), max_load)
-
-
 def analyse(raw, delta=stats.DELTA, quick=False):
     processes, meta = raw["processes"], raw["meta"]
-    drop = gate(raw)
+    max_load = meta.get("max_load", workers.MAX_LOAD)
+    drop = workers.dropped(raw.get("rounds", {}), max_load)
     data = _ordered(by_build(processes, drop=drop), meta)
     cpu = by_build(processes, "cpu", drop)
     triads = [p[k] for p in processes for k in ("triad_gbps", "triad_gbps_after")]
     triad = statistics.median(triads) if triads else None
-    summary = {
-        "meta": meta,
-        "delta": delta,
-        "alpha": stats.ALPHA,
-        "correction": "max-t bootstrap over paired rounds",
-        "triad_gbps": triad,
-        "rounds": {
-            "run": len({str(p["round"]) for p in processes}),
-            "dropped": drop,
-            "max_load": meta.get("max_load", workers.MAX_LOAD),
-            "triad_min": workers.TRIAD_MIN,
-        },
-        "pairs": {},
-        "comparisons": {},
-        "verdicts": {},
-        "detectable": {},
-    }
+    run = len({str(p["round"]) for p in processes})
+    rounds = dict(run=run, dropped=drop, max_load=max_load, triad_min=workers.TRIAD_MIN)
+    correction = "max-t bootstrap over paired rounds"
+    summary = dict(meta=meta, delta=delta, alpha=stats.ALPHA, correction=correction)
+    summary.update(triad_gbps=triad, rounds=rounds)
+    summary.update({k: {} for k in ("pairs", "comparisons", "verdicts", "detectable")})
     sizes = model_bytes(processes)
     for name, (before, after) in pairs(data, meta).items():
         rows = comparison(data, cpu, after, delta, reference=before)
