@@ -161,17 +161,13 @@ def unpacked(ws, target, builds, names=None):
             ref = by_name[name]
             commit = _ref(checkout, ref)
             if commit is None:
-                raise KbbError(
-                    f"{checkout} has no ref {ref} (build {name}); "
-                    f"`kbb apply {target}` makes the groups' branches"
-                )
+                mend = f"`kbb apply {target}` makes the groups' branches"
+                raise KbbError(f"{checkout} has no ref {ref} (build {name}); {mend}")
             folder = ws.upstream_dir / "unpacked" / f"{target}-{name}-{commit[:12]}"
             if folder.is_dir() and not _intact(folder):
                 shutil.rmtree(folder)
-                log(
-                    f"build {name}: {ws.shown(folder)} differs from its wheel's "
-                    "RECORD (changed or cut short): unpacking it again"
-                )
+                why = "differs from its wheel's RECORD (changed or cut short)"
+                log(f"build {name}: {ws.shown(folder)} {why}: unpacking it again")
             if not folder.is_dir():
                 wheel = build.wheel(ws, pin, commit)
                 partial = folder.with_name(folder.name + ".part")
@@ -219,7 +215,7 @@ def series(ws, target, builds=None):
     }
 
 
-def pythonpath(folder, extra=()):
+def pythonpath(folder):
     """PYTHONPATH with the build's folder first."""
-    rest = [p for p in (*extra, os.environ.get("PYTHONPATH")) if p]
-    return os.pathsep.join([str(folder), *map(str, rest)])
+    rest = os.environ.get("PYTHONPATH")
+    return os.pathsep.join([str(folder), *([rest] if rest else [])])

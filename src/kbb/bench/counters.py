@@ -178,9 +178,7 @@ def summarize(measured, chain=None):
         "channels": channels,
         "versions": first["versions"],
         "keras": {n: next(iter(r.values()))["keras"] for n, r in measured.items()},
-        "counters": {},
-        "deltas": {},
-        "checks": {},
+        **{part: {} for part in ("counters", "deltas", "checks")},
     }
     for name, by_backend in measured.items():
         for backend, found in by_backend.items():
@@ -189,10 +187,9 @@ def summarize(measured, chain=None):
                 continue
             d = deltas(pristine[backend], found)
             summary["deltas"].setdefault(name, {})[backend] = d
-            base = by_name[name].base or "pristine"
-            problems = check(
-                by_name[name], base, measured[base][backend], found, channels
-            )
+            build = by_name[name]
+            base = build.base or "pristine"
+            problems = check(build, base, measured[base][backend], found, channels)
             summary["checks"].setdefault(name, {})[backend] = problems
     return summary
 
@@ -240,11 +237,10 @@ def gate(expected, summary):
             f"(tox -e counters), or regenerate with `{UPDATE}`"
         )
     lines.extend(problems_of(summary))
-    machine = ("recorded_on",)
-    mismatches = differences(
-        {k: v for k, v in expected.items() if k not in machine},
-        {k: v for k, v in summary.items() if k not in machine},
+    mine, theirs = (
+        {k: v for k, v in d.items() if k != "recorded_on"} for d in (expected, summary)
     )
+    mismatches = differences(mine, theirs)
     if mismatches and expected.get("recorded_on") != summary["recorded_on"]:
         lines.append(
             f"recorded on {expected.get('recorded_on')}, measured on "

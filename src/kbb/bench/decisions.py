@@ -159,11 +159,8 @@ def decisions(found):
         elif config == "torch":
             small = {c: k for c, (k, _, _) in cases.items() if _size(c) < 32768}
             slower = [c for c, k in small.items() if k.verdict() == "regression"]
-            open_ = [
-                f"{c} {_interval(k)}"
-                for c, k in small.items()
-                if k.verdict() == "undecided"
-            ]
+            open_ = [c for c, k in small.items() if k.verdict() == "undecided"]
+            open_ = [f"{c} {_interval(small[c])}" for c in open_]
             rule = (
                 f"the minimum size comes back (slower below 32768 values: "
                 f"{', '.join(slower)})"
@@ -247,10 +244,8 @@ def keep_run(ws, data, found, meta, drop, args):
     )
 
     def files(number):
-        return {
-            "meta.json": json.dumps(meta, indent=1) + "\n",
-            "record.md": record_text(number, meta, found, args),
-        }
+        text = record_text(number, meta, found, args)
+        return {"meta.json": json.dumps(meta, indent=1) + "\n", "record.md": text}
 
     day, stamp = meta["date"][:10], stamp_line(ws, ws.pin("keras"))
     series = builds.series(ws, "keras")

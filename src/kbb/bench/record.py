@@ -153,18 +153,12 @@ def markdown(summary, title, intro=()):
         if build == builds.AA and not quick:
             outside = summary.get("aa_outside", [])
             why = f" ({', '.join(outside)}): the run is inconclusive" if outside else ""
-            lines += [
-                f"A/A control: {len(outside)} of {len(rows)} intervals leave out 1"
-                f"{why}.",
-                "",
-            ]
+            text = f"A/A control: {len(outside)} of {len(rows)} intervals leave out 1"
+            lines += [f"{text}{why}.", ""]
         elif not quick:
             bound = stats.bound(stats.from_rows(rows))
-            lines += [
-                f"Verdict: {summary['verdicts'][build]}; largest upper bound "
-                f"{bound:.3f}; {detectable_text(summary, build)}.",
-                "",
-            ]
+            text = f"Verdict: {summary['verdicts'][build]}; largest upper bound "
+            lines += [f"{text}{bound:.3f}; {detectable_text(summary, build)}.", ""]
         lines.append(tables.comparison_table(f"run-{build}", rows, quick))
     lines += ["", "## Against the peer kernel", ""]
     lines.append(tables.peer_table("run-peer", summary.get("peers", {})))
@@ -187,10 +181,8 @@ def _rounds(summary):
 def detectable_text(summary, name):
     """ "smallest regression it could have seen": stored in the summary, or
     from the rows' intervals (records made before it was stored)."""
-    rows = summary["comparisons"].get(name, {})
-    found = summary.get("detectable", {}).get(name) or stats.smallest(
-        rows, summary["delta"]
-    )
+    rows, stored = summary["comparisons"].get(name, {}), summary.get("detectable", {})
+    found = stored.get(name) or stats.smallest(rows, summary["delta"])
     if not found:
         return "smallest detectable regression: none (no interval)"
     return (

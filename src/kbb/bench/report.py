@@ -55,13 +55,9 @@ def _paired(before, after):
 
 
 def _row(before, after, cpu_before, cpu_after, interval, delta):
-    row = {
-        "before_s": seconds(before),
-        "after_s": seconds(after),
-        "ratio": _paired(before, after),
-        "cpu_ratio": _paired(cpu_before, cpu_after),
-        "processes": [len(before), len(after)],
-    }
+    row = {"before_s": seconds(before), "after_s": seconds(after)}
+    row.update(ratio=_paired(before, after), cpu_ratio=_paired(cpu_before, cpu_after))
+    row["processes"] = [len(before), len(after)]
     if interval:
         row.update(lo=interval.lo, hi=interval.hi, verdict=interval.verdict(delta))
         row["detectable"] = stats.detectable(interval.lo, interval.hi, delta)
@@ -108,13 +104,8 @@ def peers(data, cpu, bytes_, triad, delta):
             continue
         own = {k: v for k, v in data[build].items() if k in pooled}
         own_cpu = {k: cpu[build][k] for k in own}
-        rows = comparison(
-            {"peer": pooled, build: own},
-            {"peer": pooled_cpu, build: own_cpu},
-            build,
-            delta,
-            reference="peer",
-        )
+        data_, cpu_ = {"peer": pooled, build: own}, {"peer": pooled_cpu, build: own_cpu}
+        rows = comparison(data_, cpu_, build, delta, reference="peer")
         for key, row in rows.items():
             size = bytes_.get(key)
             if size and triad:

@@ -57,10 +57,8 @@ def worker_env(folder, backend, threads, quick):
     """The environment of a worker: the build first, threads fixed, and
     on a GPU device synchronization and memory statistics."""
     gpu = "1" if shutil.which("nvidia-smi") else ""
-    quick = "1" if quick else "0"
-    return workers.env(
-        backend, threads, folder, KBB_BENCH_QUICK=quick, KBB_BENCH_GPU=gpu
-    )
+    settings = {"KBB_BENCH_QUICK": "1" if quick else "0", "KBB_BENCH_GPU": gpu}
+    return workers.env(backend, threads, folder, **settings)
 
 
 def default_threads(cpus=None):

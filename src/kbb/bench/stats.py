@@ -134,12 +134,11 @@ def joint_level(diffs, alpha=ALPHA, reps=None, rng=None):
     maxima = []
     for _ in range(reps):
         idx = [rng.randrange(n) for _ in range(n)]
-        maxima.append(
-            max(
-                abs(statistics.fmean(x := [d[i] for i in idx]) - means[k]) / _se(x)
-                for k, d in diffs.items()
-            )
+        resampled = {k: [d[i] for i in idx] for k, d in diffs.items()}
+        deviations = (
+            abs(statistics.fmean(x) - means[k]) / _se(x) for k, x in resampled.items()
         )
+        maxima.append(max(deviations))
     q = sorted(maxima)[min(reps - 1, int((1 - alpha) * reps))]
     return min(alpha, max(alpha / m, 2 * t_tail(q, n - 1)))
 

@@ -134,11 +134,8 @@ def power_table(power, name="power", power_at=1.10):
         what = " ".join(label(r["benchmark"])[1:3])
         row = [r["mutant"], what, true or "1 (by design)", timed, r["verdict"]]
         row += [_num(r["detectable"], "{:.2f}x"), _num(r.get("sd"))]
-        row += [
-            _num(r.get("power"), "{:.0%}"),
-            f"{r['group']} (expected {r['expect']})",
-        ]
-        rows.append(row)
+        group = f"{r['group']} (expected {r['expect']})"
+        rows.append([*row, _num(r.get("power"), "{:.0%}"), group])
     header = (
         "mutant over bessel | benchmark | true ratio, in process [95 %] "
         "| timed ratio [joint interval] | verdict | smallest detectable "
@@ -156,23 +153,19 @@ def detectable_cell(s, folder):
     if "comparisons" in s:
         cells = []
         for name, rows in s["comparisons"].items():
-            found = s.get("detectable", {}).get(name) or stats.smallest(
-                rows, s["delta"]
-            )
+            stored = s.get("detectable", {}).get(name)
+            found = stored or stats.smallest(rows, s["delta"])
             if found and name != "aa":
-                cells.append(
-                    f"{name} {found['best']:.2f}x (median {found['median']:.2f}x)"
-                )
+                best, median = found["best"], found["median"]
+                cells.append(f"{name} {best:.2f}x (median {median:.2f}x)")
         return ", ".join(cells) or "none (no interval)"
     record = folder / "record.md"
     text = record.read_text() if record.is_file() else ""
     intervals = [(float(lo), float(hi)) for _, lo, hi in _INTERVAL.findall(text)]
     if intervals:
         values = [stats.detectable(lo, hi) for lo, hi in intervals]
-        return (
-            f"{min(values):.2f}x (median {statistics.median(values):.2f}x; "
-            "from record.md's intervals)"
-        )
+        median = statistics.median(values)
+        return f"{min(values):.2f}x (median {median:.2f}x; from record.md's intervals)"
     floor = _FLOOR.search(s.get("verdict", ""))
     if floor:
         return f"A/A floor {floor[1]} (asv factor gate, no interval)"

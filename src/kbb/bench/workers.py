@@ -110,9 +110,8 @@ def busy_seconds():
         fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     except OSError:
         return None
-    return sum(int(fields[i]) for i in BUSY if i < len(fields)) / os.sysconf(
-        "SC_CLK_TCK"
-    )
+    busy = sum(int(fields[i]) for i in BUSY if i < len(fields))
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 def own_seconds():
@@ -122,9 +121,8 @@ def own_seconds():
 
 def triad(root, threads):
     """The triad bandwidth in GB/s (benchmarks/triad.py), or None."""
-    spec = importlib.util.spec_from_file_location(
-        "triad", Path(root) / "benchmarks" / "triad.py"
-    )
+    path = Path(root) / "benchmarks" / "triad.py"
+    spec = importlib.util.spec_from_file_location("triad", path)
     try:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
