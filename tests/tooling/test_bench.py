@@ -376,3 +376,49 @@ def test_doctests_of_the_small_helpers():
 
     for module in (bench, decisions, record, stats, tables, worker):
         assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def decision_samples(rounds, kernel=0.5, seed=3):
+    """{config: {"PATH KIND CASE": [[seconds] per round]}}: each round meets
+    its own load, the same on the three paths of its process."""
+    rng = random.Random(seed)
+    levels = [rng.lognormvariate(0, 0.3) for _ in range(rounds)]
+    cases = ["layer 64x64", "layer 32x28x28x64", "train 256x64"]
+    paths = {"kernel": kernel, "composite": 1.0, "aa": 1.0}
+    return {
+        "torch": {
+            f"{path} {case}": [
+                [1e-3 * f * lvl * rng.lognormvariate(0, 0.01) for _ in range(5)]
+                for lvl in levels
+            ]
+            for path, f in paths.items()
+            for case in cases
+        }
+    }
+
+
+def test_decisions_from_an_earlier_runs_samples(tmp_path, capsys):
+    from argparse import Namespace
+
+    from kbb.bench import decisions
+
+    old = tmp_path / "old.json"  # the first runs' files: samples only
+    old.write_text(json.dumps(decision_samples(6)))
+    args = Namespace(samples=old, record=False)
+    assert decisions.main(None, args) == 0
+    out = capsys.readouterr().out
+    assert "<!-- table: native-decisions -->" in out
+    assert "| torch | layer 64x64 | " in out and "| faster |" in out
+    assert "torch: no minimum size (no interval says slower below 32768" in out
+    # A kernel 30 % slower below 32768 values brings the minimum size back.
+    found = decisions.intervals(decision_samples(6, kernel=1.3))
+    assert "the minimum size comes back" in decisions.decisions(found)[0]
+    # A loaded round is left out by the gate; two rounds give no interval.
+    new = tmp_path / "new.json"
+    loaded = {"foreign_cores": 1.5}
+    data = {"samples": decision_samples(3), "rounds": {"1": loaded}}
+    new.write_text(json.dumps(data))
+    assert decisions.main(None, Namespace(samples=new, record=False)) == 0
+    out = capsys.readouterr().out
+    assert "torch: inconclusive (fewer than 3 rounds)" in out
+    assert "| n/a | n/a | n/a |" in out

@@ -101,3 +101,24 @@ def test_the_smallest_detectable_regression_of_each_kind_of_record(tmp_path):
     asv = {"verdict": "passed (A/A floor 1.41)"}
     assert tables.detectable_cell(asv, tmp_path / "none").startswith("A/A floor 1.41")
     assert json.dumps(tables.detectable_cell({}, tmp_path / "none"))
+
+
+def test_a_power_run_is_written_with_its_table_first(tmp_path):
+    import test_bench
+
+    from kbb.bench import report
+
+    layer = test_bench.LAYER
+    times = {b: {layer: 10.0} for b in ("pristine", "aa", "bessel", "null")}
+    times["slow"] = {layer: 12.0}
+    bases = {"bessel": "pristine", "null": "bessel", "slow": "bessel"}
+    raw = test_bench.raw(times, rounds=4, bases=bases)
+    raw["meta"]["minutes_total"] = 3.0
+    summary = report.analyse(raw)
+    summary["power"] = power.judge(summary, power.mutants(ROOT), {}, raw)
+    assert summary["power"]["held"]
+    folder = tmp_path / "again"
+    text = power.write(None, raw, summary, folder).read_text()
+    assert text.startswith("# Power run again: held\n\n## Power: the benchmark")
+    assert "<!-- table: power -->" in text and "## Against the peer kernel" in text
+    assert (folder / "raw.json.gz").is_file() and (folder / "summary.json").is_file()
