@@ -24,13 +24,13 @@ from kbb.bench import record
 from kbb.bench import workers
 from kbb.bench import write_text
 
-# "tensorflow-onednn": TensorFlow with its oneDNN optimizations on (on by
-# default on CPUs with AVX512-VNNI and newer), where the native group uses
-# FusedBatchNormV3; "tensorflow" has them off.
+# "tensorflow-onednn": oneDNN's optimizations on (the default on CPUs with
+# AVX512-VNNI and newer), where the native group uses FusedBatchNormV3.
 CONFIGS = ("tensorflow", "tensorflow-onednn", "jax", "torch")
 EXPECTED = Path("benchmarks") / "counters" / "expected.json"
 WORKER = Path("benchmarks") / "counters" / "run.py"
 UPDATE = "tox -e counters -- --update"
+PARTS = ("counters", "deltas", "checks")  # of EXPECTED: per build and backend
 # What the counts depend on besides the code, fixed in every worker (with
 # the threads, as the frameworks' defaults set them: all CPUs, and the hash
 # seed: kbb.bench.threads_env): oneDNN's optimizations, the CPU.
@@ -178,7 +178,7 @@ def summarize(measured, chain=None):
         "channels": channels,
         "versions": first["versions"],
         "keras": {n: next(iter(r.values()))["keras"] for n, r in measured.items()},
-        **{part: {} for part in ("counters", "deltas", "checks")},
+        **{part: {} for part in PARTS},
     }
     for name, by_backend in measured.items():
         for backend, found in by_backend.items():
@@ -213,7 +213,8 @@ def differences(expected, actual, path=""):
 
 
 def update(path, summary):
-    """Writes EXPECTED unless a structural check fails; (status, lines)."""
+    """Writes EXPECTED unless a structural check fails, with the backends it
+    did not measure kept as they were; (status, lines)."""
     problems = problems_of(summary)
     if problems:
         why = "a group adds full-size ops or bytes over its base"
@@ -222,6 +223,12 @@ def update(path, summary):
             f"{builds.GROUPS} only for one that replaces them):",
             *problems,
         ]
+    kept = json.loads(path.read_text()) if path.is_file() else {}
+    measured = {b for by_backend in summary["counters"].values() for b in by_backend}
+    for part in PARTS:  # the backends not measured keep their figures
+        for build, by_backend in summary[part].items():
+            old = kept.get(part, {}).get(build, {})
+            by_backend.update({b: v for b, v in old.items() if b not in measured})
     write_text(path, json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return 0, [f"wrote {EXPECTED}: review its diff"]
 
@@ -273,7 +280,7 @@ def main(ws, args):
             return status
     expected = json.loads(path.read_text()) if path.is_file() else {}
     if set(backends) != set(CONFIGS):
-        for part in ("counters", "deltas", "checks"):
+        for part in PARTS:
             for by_backend in expected.get(part, {}).values():
                 for b in set(by_backend) - set(backends):
                     by_backend.pop(b)

@@ -48,10 +48,8 @@ CASES = {
     "tensorflow": ["layer 32x28x28x64", "layer 8x112x112x64", "train 32x28x28x64"],
 }
 CASES["tensorflow-onednn"] = CASES["tensorflow"]
-SUITE = {
-    "layer": "layer.BatchNormLayer.time_forward_backward",
-    "train": "train_step.BatchNormTrainStep.time_train_step",
-}
+SUITE = {"layer": "layer.BatchNormLayer.time_forward_backward"}
+SUITE["train"] = "train_step.BatchNormTrainStep.time_train_step"
 PATHS = ("kernel", "composite", "aa")
 WARMUP, MIN_SAMPLES = 0.3, 5  # then samples for --budget seconds
 SAMPLES = Path("out") / "native-decisions.json"

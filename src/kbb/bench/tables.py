@@ -25,12 +25,8 @@ WHAT = {
     "ConvBlock": "Conv-BN-ReLU, forward + backward",
     "PeerKernel": "peer kernel, forward + backward",
 }
-MODES = {
-    ("tensorflow", "False"): "graph",
-    ("tensorflow", "True"): "XLA",
-    ("jax", "True"): "jit",
-    ("torch", "False"): "eager",
-}
+MODES = {("tensorflow", "False"): "graph", ("tensorflow", "True"): "XLA"}
+MODES.update({("jax", "True"): "jit", ("torch", "False"): "eager"})
 
 
 def label(key):
