@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from kbb import log
+from kbb import results
 from kbb.bench import builds
 from kbb.bench import record
 from kbb.bench import stats
@@ -222,10 +223,7 @@ def keep_run(ws, data, found, meta, drop, args):
     """Keeps the run in benchmarks/runs/NNN-DATE-native-decisions/: its
     samples (raw.json.gz), what it ran on (meta.json) and its table and
     decisions (record.md); the runs' index and docs/benchmarks.md list it."""
-    from kbb.results import installed_builds
-    from kbb.results import stamp_line
-
-    build = installed_builds(sys.prefix).get("keras", {})
+    build = results.installed_builds(sys.prefix).get("keras", {})
     first = next(iter(data["samples"].values()))
     meta.update(
         commits={"native": build.get("commit", "?")},
@@ -245,7 +243,7 @@ def keep_run(ws, data, found, meta, drop, args):
         text = record_text(number, meta, found, args)
         return {"meta.json": json.dumps(meta, indent=1) + "\n", "record.md": text}
 
-    day, stamp = meta["date"][:10], stamp_line(ws, ws.pin("keras"))
+    day, stamp = meta["date"][:10], results.stamp_line(ws, ws.pin("keras"))
     series = builds.series(ws, "keras")
     return record.keep(ws, day, "native-decisions", data, files, series, stamp)
 
