@@ -1,23 +1,13 @@
-"""The cases the cost counters trace, the same on every backend.
-
-A case is one program of a BatchNormalization layer on NHWC float32 input
-(N, 8, 8, C), C = 64 channels, at two batch sizes N (8 and 16: 32768 and
-65536 values, both at or above the size from which the native group uses
-PyTorch's kernel on a CPU):
-
-- `layer`: the layer's train step as it runs after a convolution: forward
-  in training mode, the gradients of the input, gamma and beta for a given
-  output gradient, and the moving statistics; every output is consumed
-  (returned from the traced function).
-- `train_step`: the model Input -> BatchNormalization trained with SGD and
-  MSE (`model.train_step`): the layer comes first, so its input gradient
-  is not needed.
-- `inference`: the layer with training=False.
-
-Batch size: `static` (known when tracing) everywhere; `dynamic` (unknown
-when tracing, as in `fit` on TensorFlow) where the backend traces without
-it: TensorFlow's graph. XLA (JAX, TensorFlow's jit_compile) and eager
-PyTorch always see the concrete shape.
+"""The cases the cost counters trace, the same on every backend
+(benchmarks/README.md, "Exact counters"): a BatchNormalization layer on
+NHWC float32 input (N, 8, 8, C), C = 64, at N = 8 and 16 (32768 and 65536
+values, at or above the size from which the native group uses PyTorch's
+kernel on a CPU). `layer`: forward in training mode and the gradients of
+the input, gamma and beta for a given output gradient, every output
+returned; `train_step`: `model.train_step` of Input -> BatchNormalization
+(SGD, MSE; no input gradient); `inference`: training=False. The batch
+size is `static` everywhere, and `dynamic` (unknown when tracing, as in
+`fit`) in TensorFlow's graph; XLA and eager PyTorch see the concrete one.
 """
 
 CHANNELS = 64

@@ -1,14 +1,12 @@
-"""Counts every case (cases.py) on one backend, in this process's keras.
+"""Counts every case (cases.py) on one backend, in this process's keras:
 
-    python benchmarks/counters/run.py BACKEND OUTPUT.json
+    run.py BACKEND OUTPUT.json
 
 BACKEND: jax, torch, tensorflow, or tensorflow-onednn (TensorFlow with
-TF_ENABLE_ONEDNN_OPTS=1, set by the caller).
-
-Run by `python -m kbb.bench.counters` (`tox -e counters`) once per build and
-backend, with the build's unpacked keras wheel first on PYTHONPATH and
-KERAS_BACKEND=BACKEND. Writes the versions and, per case, each counter
-with its records (op, elements of its largest output).
+TF_ENABLE_ONEDNN_OPTS=1, set by the caller). Started by `kbb counters`
+once per build and backend, the build first on PYTHONPATH. Writes the
+versions and, per case, each counter with its records (op, elements of
+its largest output).
 """
 
 import importlib
@@ -16,15 +14,11 @@ import importlib.metadata
 import json
 import os
 import sys
+from itertools import product
 
 import cases
 
-COUNTERS = {
-    "tensorflow": "count_tf",
-    "tensorflow-onednn": "count_tf",
-    "jax": "count_jax",
-    "torch": "count_torch",
-}
+COUNTERS = {"tensorflow": "count_tf", "jax": "count_jax", "torch": "count_torch"}
 # The pinned frameworks, whose versions the expected counts hold for.
 VERSIONS = ("tensorflow-cpu", "jax", "jaxlib", "torch")
 
@@ -41,15 +35,12 @@ def main(backend, output):
         raise SystemExit(f"run.py: KERAS_BACKEND does not match {backend}")
     import keras
 
-    counter = importlib.import_module(COUNTERS[backend])
+    counter = importlib.import_module(COUNTERS[backend.split("-")[0]])
     results = {}
-    for kind in cases.KINDS:
-        for dynamic in (False, True):
-            for batch in cases.BATCHES:
-                counted = counter.count(kind, batch, dynamic)
-                if counted is not None:
-                    key = f"{kind}/{'dynamic' if dynamic else 'static'}/N{batch}"
-                    results[key] = counted
+    for kind, dynamic, batch in product(cases.KINDS, (False, True), cases.BATCHES):
+        counted = counter.count(kind, batch, dynamic)
+        if counted is not None:
+            results[f"{kind}/{'dynamic' if dynamic else 'static'}/N{batch}"] = counted
     record = {
         "backend": backend,
         "keras": keras.version(),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Assembles what benchmarks/gpu/run.sh needs on a CUDA machine without
 # network: the unpacked keras builds (pristine, each patch group, and the
-# A/A copy; `python -m kbb.bench --export-builds`) and the py3.12 wheels of
+# A/A copy; `kbb bench run --export-builds`) and the py3.12 wheels of
 # what keras needs and a GPU image with jax and torch lacks. Run here:
 #
 #     bash benchmarks/gpu/prepare.sh [DIR]      # default: .asv/gpu/carry
@@ -15,7 +15,7 @@ python=${PYTHON:-python3}
 cd "$root"
 rm -rf "$carry"
 mkdir -p "$carry/wheels"
-PYTHONPATH="$root/src" "$python" -m kbb.bench --export-builds "$carry/builds"
+PYTHONPATH="$root/src" "$python" -m kbb --root "$root" bench run --export-builds "$carry/builds"
 "$python" -m pip download -q --no-deps --only-binary=:all: \
     --python-version "${PYVER:-3.12}" --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \

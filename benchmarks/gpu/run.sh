@@ -3,7 +3,7 @@
 # (TensorFlow's GPU wheel is too large to carry), pristine keras against
 # each patch group with the A/A control, a shuffled order, fixed threads,
 # the wall clock with a device synchronization, intervals and verdicts
-# (src/kbb/bench.py, benchmarks/README.md), the device's peak memory, and
+# (`kbb bench run`, benchmarks/README.md), the device's peak memory, and
 # the device kernels of the layer step per build (benchmarks/gpu/kernels.py).
 #
 # Here first:  bash benchmarks/gpu/prepare.sh     (makes .asv/gpu/carry)
@@ -14,8 +14,8 @@
 # Needs python3 with jax and torch (CUDA). ROUNDS (3) processes per build
 # and backend; BACKENDS (jax,torch). Writes to $OUT (default .asv/gpu/out):
 # run/ (record.md, summary.json, raw.json.gz), kernels-BUILD-BACKEND.json,
-# log.txt. Exit status: kbb.bench's (0 no regression, 1 regression, 3
-# inconclusive, 2 error).
+# log.txt. Exit status: `kbb bench run`'s (0 no regression, 1 regression,
+# 3 inconclusive, 2 error).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 carry=$(cd "${1:-$root/.asv/gpu/carry}" && pwd)
@@ -43,9 +43,9 @@ for build in pristine bessel native; do
     done
 done
 
-step "timings: kbb.bench"
-"$python" -m kbb.bench --builds-from "$carry/builds" --backends "${BACKENDS:-jax,torch}" \
-    --rounds "${ROUNDS:-3}" --output "$out/run"
+step "timings: kbb bench run"
+"$python" -m kbb --root "$root" bench run --builds-from "$carry/builds" \
+    --backends "${BACKENDS:-jax,torch}" --rounds "${ROUNDS:-3}" --output "$out/run"
 status=$?
 
 step "whole training steps, kernel against composed path: native_models.py"

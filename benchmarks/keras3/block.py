@@ -26,15 +26,9 @@ def block(stage):
     height, width, channels = (int(d) for d in stage.split("x"))
     keras.utils.set_random_seed(0)
     shape = (BATCH, height, width, channels // 4)
-    model = keras.Sequential(
-        [
-            keras.Input(shape[1:]),
-            layers.Conv2D(channels, 1, use_bias=False),
-            layers.BatchNormalization(),
-            layers.ReLU(),
-        ]
-    )
-    return model, shape
+    conv = layers.Conv2D(channels, 1, use_bias=False)
+    stack = [keras.Input(shape[1:]), conv, layers.BatchNormalization(), layers.ReLU()]
+    return keras.Sequential(stack), shape
 
 
 class ConvBlock(Timed):

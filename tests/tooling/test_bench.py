@@ -2,18 +2,25 @@
 fixture samples (no ML framework, no worker)."""
 
 import collections
+import doctest
+import inspect
 import json
 import random
+import sys
+from pathlib import Path
 
 import pytest
 
+from kbb import KbbError
 from kbb.bench import aggregate
 from kbb.bench import record
 from kbb.bench import report
 from kbb.bench import run
 from kbb.bench import stats
 from kbb.bench import tables
+from kbb.bench import workers
 
+ROOT = Path(__file__).parents[2]
 LAYER = "layer.BatchNormLayer.time_forward_backward('32x28x28x64', False)"
 PEER = "peer.PeerKernel.time_forward_backward('32x28x28x64', False)"
 BLOCK = "block.ConvBlock.time_forward_backward('7x7x2048', False)"
@@ -37,7 +44,7 @@ STAMP = "<!-- kbb-stamp: keras upto=all series=... pin=... -->"
 def raw(times=TIMES, rounds=4, seed=0, load=None, bases=None):
     rng = random.Random(seed)
     processes, shifts = [], {}
-    for r, build, backend in run.plan(list(times), ["torch"], rounds, seed):
+    for r, build, backend in workers.plan(list(times), ["torch"], rounds, seed):
         # Each round meets its own load, the same for all its builds.
         shift = shifts.setdefault(r, rng.lognormvariate(0, 0.2))
         shift *= rng.lognormvariate(0, 0.01) * (load or {}).get((r, build), 1)
@@ -90,8 +97,8 @@ def raw(times=TIMES, rounds=4, seed=0, load=None, bases=None):
 
 
 def test_plan_shuffles_each_round_and_runs_every_pair_once_per_round():
-    order = run.plan(["pristine", "bessel", "aa"], ["jax", "torch"], 3, seed=7)
-    assert order == run.plan(["pristine", "bessel", "aa"], ["jax", "torch"], 3, 7)
+    order = workers.plan(["pristine", "bessel", "aa"], ["jax", "torch"], 3, seed=7)
+    assert order == workers.plan(["pristine", "bessel", "aa"], ["jax", "torch"], 3, 7)
     rounds = collections.defaultdict(list)
     for r, build, backend in order:
         rounds[r].append((build, backend))
@@ -112,7 +119,59 @@ def test_worker_env_fixes_every_thread_pool(tmp_path):
     env = run.worker_env(tmp_path, "jax", 2, quick=False)
     assert env["PYTHONPATH"].split(":")[0] == str(tmp_path)
     assert env["OMP_NUM_THREADS"] == env["TF_NUM_INTRAOP_THREADS"] == "2"
+    assert env["KBB_BENCH_THREADS"] == "2" and env["KERAS_BACKEND"] == "jax"
     assert "intra_op_parallelism_threads=2" in env["XLA_FLAGS"]
+    # Every worker environment of the workspace builds on threads_env.
+    from kbb.bench import counters
+    from kbb.bench import threads_env
+
+    assert threads_env(2).items() <= env.items()
+    counting = inspect.getsource(counters.run_worker)
+    assert "workers.env(" in counting and "os.cpu_count()" in counting
+    native = (ROOT / "benchmarks" / "native_models.py").read_text()
+    assert "workers.env(" in native and "OMP_NUM_THREADS" not in native
+
+
+def test_a_worker_is_launched_and_its_record_read(tmp_path):
+    out = tmp_path / "out.json"
+    script = tmp_path / "w.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "if sys.argv[2] == 'fail': sys.exit('it broke')\n"
+        "threads = os.environ['OMP_NUM_THREADS']\n"
+        "record = {'keras_file': sys.argv[2], 'threads': threads}\n"
+        "open(sys.argv[1], 'w').write(json.dumps(record))\n"
+    )
+    env = workers.env("torch", 3)
+    found = workers.launch([script, out, tmp_path / "k"], env, out, "w", tmp_path)
+    assert found["threads"] == "3"
+    with pytest.raises(KbbError, match="it broke"):
+        workers.launch([script, out, "fail"], env, out, "w on torch")
+    with pytest.raises(KbbError, match="take the other keras off PYTHONPATH"):
+        workers.launch([script, out, "/elsewhere"], env, out, "w", tmp_path)
+
+
+def test_the_plan_runs_in_rounds_with_the_meter_around_each():
+    class Meter:
+        def start(self):
+            events.append("start")
+
+        def stop(self):
+            events.append("stop")
+            return {"foreign_cores": 0.0}
+
+    events = []
+
+    def start(slot, name, group):
+        events.append((name, group))
+        return {"slot seen": slot}
+
+    order = workers.plan(["a", "b"], ["x"], 2, seed=1)
+    records, met = workers.run_plan(order, start, Meter())
+    assert events[0] == "start" and events[3] == "stop" and events[4] == "start"
+    assert [r["round"] for r in records] == [0, 0, 1, 1]
+    assert [r["slot"] for r in records] == [r["slot seen"] for r in records]
+    assert set(met) == {"0", "1"}
 
 
 def test_analysis_of_a_quiet_run():
@@ -264,12 +323,10 @@ def test_records_index_and_aggregate(tmp_path):
 
 
 def test_asv_runs_the_branches_of_benchbuilds():
-    from pathlib import Path
-
     from kbb.bench import builds
     from kbb.workspace import Workspace
 
-    root = Path(__file__).parents[2]
+    root = ROOT
     text = (root / "asv.conf.json").read_text()
     config = json.loads(
         "\n".join(
@@ -278,3 +335,90 @@ def test_asv_runs_the_branches_of_benchbuilds():
     )
     chain = builds.default_builds(Workspace.find(root))
     assert config["branches"] == [b.ref for b in chain]
+
+
+def test_the_machine_fields_pyperf_records(tmp_path):
+    cpu = tmp_path / "cpu"
+    for n, governor in ((0, "performance"), (1, "powersave")):
+        (cpu / f"cpu{n}" / "cpufreq").mkdir(parents=True)
+        (cpu / f"cpu{n}" / "cpufreq" / "scaling_governor").write_text(governor)
+    (cpu / "intel_pstate").mkdir()
+    (cpu / "intel_pstate" / "no_turbo").write_text("1\n")
+    (cpu / "isolated").write_text("\n")
+    assert record.cpu_settings(cpu) == {
+        "governor": "performance, powersave",
+        "turbo": "off (intel_pstate)",
+        "isolated": "none",
+    }
+    (cpu / "intel_pstate" / "no_turbo").unlink()
+    (cpu / "cpufreq").mkdir()
+    (cpu / "cpufreq" / "boost").write_text("1")
+    (cpu / "isolated").write_text("2-3")
+    assert record.cpu_settings(cpu)["turbo"] == "on (cpufreq boost)"
+    assert record.cpu_settings(cpu)["isolated"] == "2-3"
+    meta = record.machine()
+    assert {"governor", "turbo", "isolated", "cpu", "date"} <= set(meta)
+    # A new run's record states them; an old one's renders as it did.
+    data = raw()
+    summary = report.analyse(data)
+    assert "governor" not in record.markdown(summary, "Run")
+    data["meta"].update(governor="performance", turbo="n/a", isolated="none")
+    text = record.markdown(report.analyse(data), "Run")
+    assert "governor performance, turbo n/a, isolated CPUs none;" in text
+
+
+def test_doctests_of_the_small_helpers():
+    from kbb import bench
+    from kbb.bench import decisions
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import worker
+
+    for module in (bench, decisions, record, stats, tables, worker):
+        assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def decision_samples(rounds, kernel=0.5, seed=3):
+    """{config: {"PATH KIND CASE": [[seconds] per round]}}: each round meets
+    its own load, the same on the three paths of its process."""
+    rng = random.Random(seed)
+    levels = [rng.lognormvariate(0, 0.3) for _ in range(rounds)]
+    cases = ["layer 64x64", "layer 32x28x28x64", "train 256x64"]
+    paths = {"kernel": kernel, "composite": 1.0, "aa": 1.0}
+    return {
+        "torch": {
+            f"{path} {case}": [
+                [1e-3 * f * lvl * rng.lognormvariate(0, 0.01) for _ in range(5)]
+                for lvl in levels
+            ]
+            for path, f in paths.items()
+            for case in cases
+        }
+    }
+
+
+def test_decisions_from_an_earlier_runs_samples(tmp_path, capsys):
+    from argparse import Namespace
+
+    from kbb.bench import decisions
+
+    old = tmp_path / "old.json"  # the first runs' files: samples only
+    old.write_text(json.dumps(decision_samples(6)))
+    args = Namespace(samples=old, record=False)
+    assert decisions.main(None, args) == 0
+    out = capsys.readouterr().out
+    assert "<!-- table: native-decisions -->" in out
+    assert "| torch | layer 64x64 | " in out and "| faster |" in out
+    assert "torch: no minimum size (no interval says slower below 32768" in out
+    # A kernel 30 % slower below 32768 values brings the minimum size back.
+    found = decisions.intervals(decision_samples(6, kernel=1.3))
+    assert "the minimum size comes back" in decisions.decisions(found)[0]
+    # A loaded round is left out by the gate; two rounds give no interval.
+    new = tmp_path / "new.json"
+    loaded = {"foreign_cores": 1.5}
+    data = {"samples": decision_samples(3), "rounds": {"1": loaded}}
+    new.write_text(json.dumps(data))
+    assert decisions.main(None, Namespace(samples=new, record=False)) == 0
+    out = capsys.readouterr().out
+    assert "torch: inconclusive (fewer than 3 rounds)" in out
+    assert "| n/a | n/a | n/a |" in out

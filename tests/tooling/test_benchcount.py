@@ -1,6 +1,7 @@
 """kbb.bench.counters's checks and gate, on fixture records (no ML framework)."""
 
 import copy
+import json
 
 from kbb.bench import builds
 from kbb.bench import counters
@@ -211,3 +212,19 @@ ENTRY %main (Arg_0.1: f32[8,64]) -> (f32[64], f32[8,64]) {
         ("tuple", 512),
     ]
     assert (counted["instructions"], counted["fusions"]) == (7, 1)
+
+
+def test_an_update_of_one_backend_keeps_the_others(tmp_path):
+    path = tmp_path / "expected.json"
+    both = measured(lambda b: [["mul", C]])
+    for name in both:
+        both[name]["torch"] = copy.deepcopy(both[name]["jax"])
+    assert counters.update(path, counters.summarize(both))[0] == 0
+    jax_only = measured(lambda b: [["mul", C], ["add", C]])
+    assert counters.update(path, counters.summarize(jax_only))[0] == 0
+    written = json.loads(path.read_text())
+    for part in ("counters", "deltas", "checks"):
+        assert set(written[part]["bessel"]) == {"jax", "torch"}
+    added = written["deltas"]["bessel"]
+    assert len(added["jax"]["layer/static/N8"]["jaxpr"]["added"]) == 2
+    assert len(added["torch"]["layer/static/N8"]["jaxpr"]["added"]) == 1

@@ -1,10 +1,9 @@
-"""kbb.bench.power's verdicts and kbb.bench.index's smallest detectable
+"""kbb.bench.power's verdicts and kbb.bench.tables's smallest detectable
 regression, on fixture summaries (no ML framework, no worker)."""
 
 import json
 from pathlib import Path
 
-from kbb.bench import index
 from kbb.bench import power
 from kbb.bench import tables
 
@@ -93,12 +92,33 @@ def test_the_smallest_detectable_regression_of_each_kind_of_record(tmp_path):
         "delta": 0.05,
         "detectable": {"bessel": {"best": 1.1, "median": 1.2}},
     }
-    assert index.detectable_cell(new, tmp_path) == "bessel 1.10x (median 1.20x)"
+    assert tables.detectable_cell(new, tmp_path) == "bessel 1.10x (median 1.20x)"
     # A run recorded before the figure was stored: from its intervals.
     old = {"comparisons": {"bessel": {"a": {"lo": 0.9, "hi": 1.1}}}, "delta": 0.05}
-    assert index.detectable_cell(old, tmp_path).startswith("bessel 1.16x")
+    assert tables.detectable_cell(old, tmp_path).startswith("bessel 1.16x")
     (tmp_path / "record.md").write_text("| x | 0.66 [0.40, 1.08] | undecided |\n")
-    assert index.detectable_cell({}, tmp_path).startswith("1.73x")
+    assert tables.detectable_cell({}, tmp_path).startswith("1.73x")
     asv = {"verdict": "passed (A/A floor 1.41)"}
-    assert index.detectable_cell(asv, tmp_path / "none").startswith("A/A floor 1.41")
-    assert json.dumps(index.detectable_cell({}, tmp_path / "none"))
+    assert tables.detectable_cell(asv, tmp_path / "none").startswith("A/A floor 1.41")
+    assert json.dumps(tables.detectable_cell({}, tmp_path / "none"))
+
+
+def test_a_power_run_is_written_with_its_table_first(tmp_path):
+    import test_bench
+
+    from kbb.bench import report
+
+    layer = test_bench.LAYER
+    times = {b: {layer: 10.0} for b in ("pristine", "aa", "bessel", "null")}
+    times["slow"] = {layer: 12.0}
+    bases = {"bessel": "pristine", "null": "bessel", "slow": "bessel"}
+    raw = test_bench.raw(times, rounds=4, bases=bases)
+    raw["meta"]["minutes_total"] = 3.0
+    summary = report.analyse(raw)
+    summary["power"] = power.judge(summary, power.mutants(ROOT), {}, raw)
+    assert summary["power"]["held"]
+    folder = tmp_path / "again"
+    text = power.write(None, raw, summary, folder).read_text()
+    assert text.startswith("# Power run again: held\n\n## Power: the benchmark")
+    assert "<!-- table: power -->" in text and "## Against the peer kernel" in text
+    assert (folder / "raw.json.gz").is_file() and (folder / "summary.json").is_file()

@@ -1,22 +1,30 @@
-"""The benchmarks' harness: `run` (the paired timings), `builds` (the
-builds side by side), `load` (the load gate), `stats` (intervals and
-verdicts), `report`, `tables`, `record`, `index`, `aggregate` (records
-and docs/benchmarks.md), `counters` and `checks` (the exact counters),
+"""The benchmarks' harness: `workers` (the worker processes and their
+rounds), `run` (the paired timings), `builds` (the builds side by side),
+`load` (the load gate), `stats` (intervals and verdicts), `report`,
+`tables`, `record`, `index`, `aggregate` (records and
+docs/benchmarks.md), `counters` and `checks` (the exact counters),
 `power` (benchmark mutants) and `decisions` (the native group's rules).
 The suite they run is benchmarks/ at the workspace's root."""
+
+import os
+from pathlib import Path
 
 
 def threads_env(threads):
     """The environment that fixes the threads of every framework a worker
-    may load (OpenMP, MKL, OpenBLAS, TensorFlow, XLA) to `threads`; the one
-    definition every worker process of the workspace starts with.
+    may load (OpenMP, MKL, OpenBLAS, TensorFlow, XLA) to `threads`, and
+    tells the worker (KBB_BENCH_THREADS); the one definition every worker
+    process of the workspace starts with.
 
     >>> threads_env(1)["XLA_FLAGS"]
     '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
+    >>> threads_env(4)["OMP_NUM_THREADS"], threads_env(4)["TF_NUM_INTEROP_THREADS"]
+    ('4', '1')
     """
     n = str(threads)
     eigen = "true" if threads > 1 else "false"
     return {
+        "KBB_BENCH_THREADS": n,
         "OMP_NUM_THREADS": n,
         "MKL_NUM_THREADS": n,
         "OPENBLAS_NUM_THREADS": n,
@@ -27,3 +35,13 @@ def threads_env(threads):
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "PYTHONHASHSEED": "0",
     }
+
+
+def write_text(path, text):
+    """Writes `text` to `path` whole or not at all: to a temporary name
+    beside it, then renamed; returns `path`."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.part")
+    partial.write_text(text)
+    os.replace(partial, path)
+    return path

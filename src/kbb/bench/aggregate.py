@@ -1,12 +1,9 @@
 """`kbb bench aggregate`: docs/benchmarks.md, the aggregate of the
-recorded runs and counters, and the runs' index.
-
-From benchmarks/runs/*/summary.json (kbb.bench's recorded runs) and
-benchmarks/counters/expected.json (the exact counters, checked by `tox -e
-counters`). Only runs whose A/A control held count; a speed-up is claimed
-at the lower bound that two of them reach (the second-largest lower
-bound), never from one run. Named tables (`<!-- table: NAME -->`) for the
-README, docs and pull requests: bench-bessel, bench-native, bench-peer,
+recorded runs (benchmarks/runs/) and counters (benchmarks/counters/
+expected.json), and the runs' index. Only runs whose A/A control held
+count; a speed-up is claimed at the lower bound that two of them reach
+(the second-largest), never from one run. Named tables for the README,
+docs and pull requests: bench-bessel, bench-native, bench-peer,
 counters-bessel, counters-native.
 """
 
@@ -16,26 +13,23 @@ from pathlib import Path
 from kbb.bench import builds
 from kbb.bench import stats
 from kbb.bench import tables
-from kbb.bench.index import index
-from kbb.bench.index import runs
+from kbb.bench import write_text
+from kbb.bench.tables import index
 from kbb.bench.tables import label
+from kbb.bench.tables import runs
 from kbb.bench.tables import table
 from kbb.results import stamp_line
 
 RUNS = Path("benchmarks") / "runs"
 COUNTERS = Path("benchmarks") / "counters" / "expected.json"
 OUTPUT = Path("docs") / "benchmarks.md"
-SHOWN = {  # counters shown per backend: (part, counter)
-    "tensorflow": [("graph", "ops"), ("xla", "instructions")],
-    "tensorflow-onednn": [("graph", "ops"), ("xla", "instructions")],
-    "jax": [
-        ("jaxpr", "equations"),
-        ("xla", "instructions"),
-        ("xla", "flops"),
-        ("xla", "bytes_accessed"),
-        ("xla", "temp_bytes"),
-    ],
-    "torch": [("aten", "ops"), ("aten", "bytes")],
+NONE = "No conclusive run yet."
+JAX = "jaxpr equations|xla instructions|xla flops|xla bytes_accessed|xla temp_bytes"
+SHOWN = {  # counters shown per backend: "part counter"
+    "tensorflow": ["graph ops", "xla instructions"],
+    "tensorflow-onednn": ["graph ops", "xla instructions"],
+    "jax": JAX.split("|"),
+    "torch": ["aten ops", "aten bytes"],
 }
 
 
@@ -66,19 +60,14 @@ def fix_table(good, build="bessel"):
                 highs[b] = max(highs.get(b, 0), r["hi"])
                 d = stats.detectable(r["lo"], r["hi"], s["delta"])
                 seen[b] = min(seen.get(b, d), d)
-        for backend, hi in sorted(highs.items()):
+        tolerance = f"{100 * s['delta']:.0f} %"
+        for b, hi in sorted(highs.items()):
             verdict = "no regression" if hi < 1 + s["delta"] else "not shown"
-            tolerance = f"{100 * s['delta']:.0f} %"
-            detectable = f"{seen[backend]:.2f}x"
-            rows.append([name, backend, f"{hi:.3f}", tolerance, verdict, detectable])
-    header = [
-        "run",
-        "backend",
-        "largest upper bound of the ratio",
-        "tolerance",
-        "at the tolerance",
-        "smallest detectable regression",
-    ]
+            rows.append([name, b, f"{hi:.3f}", tolerance, verdict, f"{seen[b]:.2f}x"])
+    header = (
+        "run | backend | largest upper bound of the ratio | tolerance "
+        "| at the tolerance | smallest detectable regression"
+    )
     return table(f"bench-{build}", header, rows)
 
 
@@ -105,14 +94,10 @@ def claims(good, name, backends, build="native"):
         claim = f"{bounds[1]:.2f}x" if len(bounds) > 1 and bounds[1] > 1 else "none"
         runs_text = "; ".join(f"{n[:3]}: {s:.2f}x (>= {lo:.2f})" for n, s, lo in seen)
         rows.append([*label(key), runs_text, claim])
-    header = [
-        "backend",
-        "benchmark",
-        "case",
-        "mode",
-        "speed-up (lower bound) per run",
-        "claimed (two runs)",
-    ]
+    header = (
+        "backend | benchmark | case | mode | speed-up (lower bound) per run "
+        "| claimed (two runs)"
+    )
     return table(name, header, rows)
 
 
@@ -128,22 +113,17 @@ def counter_table(expected, build):
         after = counters.get(build, {}).get(backend, {})
         deltas = expected.get("deltas", {}).get(build, {}).get(backend, {})
         for case in sorted(after):
-            for part, name in shown:
+            for part, name in map(str.split, shown):
                 if part in after[case] and case.endswith("N16"):
                     a, b = before[case][part][name], after[case][part][name]
                     added = deltas[case][part]["added"]
                     ops = ", ".join(f"{k} x {op}[{n}]" for op, n, k in added) or "-"
                     a, b = _number(a), _number(b)
                     rows.append([backend, case, f"{part} {name}", a, b, b - a, ops])
-    header = [
-        "backend",
-        "case",
-        "counter",
-        "pristine",
-        "group",
-        "delta",
-        "ops added (x count, [output elements])",
-    ]
+    header = (
+        "backend | case | counter | pristine | group | delta "
+        "| ops added (x count, [output elements])"
+    )
     return table(f"counters-{build}", header, rows)
 
 
@@ -165,14 +145,12 @@ def native_section(good, expected):
         f"backends where the group compiles other programs than group/bessel "
         f"(exact counters: {', '.join(sorted(changed)) or 'none'}):",
         "",
-        claims(good, "bench-native", changed) if good else "No conclusive run yet.",
+        claims(good, "bench-native", changed) if good else NONE,
         "",
         "On the other backends the two groups run the same programs (equal "
         "counters); their ratios show the noise of the method:",
         "",
-        claims(good, "bench-native-unchanged", others)
-        if good
-        else "No conclusive run yet.",
+        claims(good, "bench-native-unchanged", others) if good else NONE,
         "",
     ]
 
@@ -203,8 +181,8 @@ def document(root, series, stamp):
     root = Path(root)
     all_runs = runs(root / RUNS)
     good = conclusive(all_runs, series)
-    expected_path = root / COUNTERS
-    expected = json.loads(expected_path.read_text()) if expected_path.is_file() else {}
+    path = root / COUNTERS
+    expected = json.loads(path.read_text()) if path.is_file() else {}
     latest = good[-1] if good else None
     parts = [
         "# Benchmarks: what the patch groups cost, and what they save",
@@ -231,7 +209,7 @@ def document(root, series, stamp):
         "Timings: the largest upper bound of the fix's time ratios per run and "
         "backend (simultaneous intervals); below 1 + tolerance is no regression.",
         "",
-        fix_table(good) if good else "No conclusive run yet.",
+        fix_table(good) if good else NONE,
         "",
         *native_section(good, expected),
         *power_section(all_runs),
@@ -247,16 +225,15 @@ def document(root, series, stamp):
             tables.peer_table("bench-peer", latest[1].get("peers", {})),
         ]
     else:
-        parts.append("No conclusive run yet.")
+        parts.append(NONE)
     return "\n".join(parts) + "\n\n" + stamp + "\n"
 
 
 def write(root, series, stamp):
     """Rewrites the runs' index and the aggregate (see `document`)."""
     root = Path(root)
-    (root / RUNS / "README.md").write_text(index(root / RUNS))
-    (root / OUTPUT).write_text(document(root, series, stamp))
-    return root / OUTPUT
+    write_text(root / RUNS / "README.md", index(root / RUNS))
+    return write_text(root / OUTPUT, document(root, series, stamp))
 
 
 def arguments(parser):

@@ -1,16 +1,14 @@
 """The builds that the benchmarks and the cost counters compare.
 
-A build is a branch (or any ref) of the upstream checkout, built into a
-wheel (`kbb wheel`) and unpacked: keras' wheels are pure Python, so a
-worker process imports a build by putting its folder first on PYTHONPATH,
-and several builds stand side by side in one virtual environment.
-
-The default builds come from the series: `pristine`, then every group of
-patches/keras/series that changes more than tests (branch group/NAME),
-each stacked on the build before it. benchmarks/groups.toml declares the
-groups that change kernels (read by kbb.bench.counters's gate). `--builds`
-selects others: `pristine,group/bessel,NAME=REF`; a selected build's base
-is the nearest selected build it stacks on (git ancestry).
+A build is a ref of the upstream checkout built into a wheel (`kbb
+wheel`) and unpacked: keras' wheels are pure Python, so a worker imports a
+build by putting its folder first on PYTHONPATH, and the builds stand
+side by side in one environment. The default builds: `pristine`, then
+every group of patches/keras/series that changes more than tests (branch
+group/NAME), each stacked on the one before (benchmarks/groups.toml
+declares the groups that change kernels). `--builds` selects others
+(`pristine,group/bessel,NAME=REF`), each based on the nearest selected
+build it stacks on (git ancestry).
 """
 
 import base64
@@ -163,17 +161,13 @@ def unpacked(ws, target, builds, names=None):
             ref = by_name[name]
             commit = _ref(checkout, ref)
             if commit is None:
-                raise KbbError(
-                    f"{checkout} has no ref {ref} (build {name}); "
-                    f"`kbb apply {target}` makes the groups' branches"
-                )
+                mend = f"`kbb apply {target}` makes the groups' branches"
+                raise KbbError(f"{checkout} has no ref {ref} (build {name}); {mend}")
             folder = ws.upstream_dir / "unpacked" / f"{target}-{name}-{commit[:12]}"
             if folder.is_dir() and not _intact(folder):
                 shutil.rmtree(folder)
-                log(
-                    f"build {name}: {ws.shown(folder)} differs from its wheel's "
-                    "RECORD (changed or cut short): unpacking it again"
-                )
+                why = "differs from its wheel's RECORD (changed or cut short)"
+                log(f"build {name}: {ws.shown(folder)} {why}: unpacking it again")
             if not folder.is_dir():
                 wheel = build.wheel(ws, pin, commit)
                 partial = folder.with_name(folder.name + ".part")
@@ -221,7 +215,7 @@ def series(ws, target, builds=None):
     }
 
 
-def pythonpath(folder, extra=()):
+def pythonpath(folder):
     """PYTHONPATH with the build's folder first."""
-    rest = [p for p in (*extra, os.environ.get("PYTHONPATH")) if p]
-    return os.pathsep.join([str(folder), *map(str, rest)])
+    rest = os.environ.get("PYTHONPATH")
+    return os.pathsep.join([str(folder), *([rest] if rest else [])])

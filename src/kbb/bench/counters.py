@@ -1,78 +1,49 @@
 """`kbb counters` (`tox -e counters`): exact cost counters of each build,
-gated exactly.
+gated exactly (benchmarks/README.md, "Exact counters").
 
-Each build (builds.default_builds: pristine, and each patch group of
-the series beyond tests, stacked on the one before it) is counted
-on each backend by benchmarks/counters/run.py, in a worker process with
-the build's unpacked wheel first on PYTHONPATH: jaxpr equations, XLA's
-optimized HLO (instructions, fusions, flops, bytes, memory), TensorFlow's
-graph after Grappler, PyTorch's aten ops and the bytes they write (see
-benchmarks/counters/). The counters and the deltas against pristine (the
-ops each group adds and removes, with the elements of their outputs) must
-equal EXPECTED exactly, no factor; `--update` rewrites EXPECTED instead
-(the command to run when a pin or a patch changes, then review its diff).
-
-Structural checks, on the measured records, of every group against the
-group it stacks on (its base), each failing the gate:
-- a group that declares no kernel change (benchmarks/groups.toml): every
-  op it adds has at most C elements in its output (C channels), at both
-  batch sizes, and it adds the same ops at both: its cost is O(C), not
-  O(N x C);
-- a group that declares one (native): no more ops of over C elements than
-  its base, and no counter of bytes above its base's.
-`--update` refuses to record a summary whose checks fail: a full-size op
-is recorded only as a declared kernel change that removes as many.
-
-Exit status 0 when everything holds, 1 otherwise, 2 on an error.
+Each build (pristine, then each patch group beyond tests, stacked on the
+one before) is counted on each backend by benchmarks/counters/run.py in a
+worker process, the build first on PYTHONPATH. The counters, the deltas
+against pristine and the structural checks of every group against its
+base (O(C) ops only, `linear_problems`, unless the group declares a
+kernel change in benchmarks/groups.toml: `large_problems`) must equal
+EXPECTED exactly; `--update` rewrites it (after a change of a pin or a
+patch; review its diff), and refuses a summary whose checks fail. Exit
+status 0 when everything holds, 1 otherwise, 2 on an error.
 """
 
+import collections
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from kbb import KbbError
 from kbb import log
 from kbb.bench import builds
-from kbb.bench import checks
 from kbb.bench import record
+from kbb.bench import workers
+from kbb.bench import write_text
 
-# "tensorflow-onednn": TensorFlow with its oneDNN optimizations on (on by
-# default on CPUs with AVX512-VNNI and newer), where the native group uses
-# FusedBatchNormV3; "tensorflow" has them off.
+# "tensorflow-onednn": oneDNN's optimizations on (the default on CPUs with
+# AVX512-VNNI and newer), where the native group uses FusedBatchNormV3.
 CONFIGS = ("tensorflow", "tensorflow-onednn", "jax", "torch")
 EXPECTED = Path("benchmarks") / "counters" / "expected.json"
 WORKER = Path("benchmarks") / "counters" / "run.py"
 UPDATE = "tox -e counters -- --update"
-# What the counts depend on besides the code: fixed in every worker.
-WORKER_ENV = {
-    "TF_ENABLE_ONEDNN_OPTS": "0",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "CUDA_VISIBLE_DEVICES": "",
-    "JAX_PLATFORMS": "cpu",
-    "PYTHONHASHSEED": "0",
-}
+PARTS = ("counters", "deltas", "checks")  # of EXPECTED: per build and backend
+# What the counts depend on besides the code, fixed in every worker (with
+# the threads, as the frameworks' defaults set them: all CPUs, and the hash
+# seed: kbb.bench.threads_env): oneDNN's optimizations, the CPU.
+WORKER_ENV = {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
 
 
 def run_worker(root, folder, backend, output):
-    env = {**os.environ, **WORKER_ENV, "KERAS_BACKEND": backend.split("-")[0]}
-    if backend == "tensorflow-onednn":
-        env["TF_ENABLE_ONEDNN_OPTS"] = "1"
-    env["PYTHONPATH"] = builds.pythonpath(folder)
-    command = [sys.executable, str(root / WORKER), backend, str(output)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    if result.returncode:
-        raise KbbError(
-            f"counting {folder.name} on {backend} failed:\n{result.stderr[-3000:]}"
-        )
-    found = json.loads(Path(output).read_text())
-    if not found["keras_file"].startswith(str(folder)):
-        raise KbbError(
-            f"the worker imported {found['keras_file']}, not the build in {folder}"
-        )
-    return found
+    onednn = "1" if backend == "tensorflow-onednn" else "0"
+    settings = {**WORKER_ENV, "TF_ENABLE_ONEDNN_OPTS": onednn}
+    env = workers.env(backend.split("-")[0], os.cpu_count() or 1, folder, **settings)
+    command = [root / WORKER, backend, output]
+    what = f"counting {folder.name} on {backend}"
+    return workers.launch(command, env, output, what, folder)
 
 
 def measure(root, folders, backends, keep=None):
@@ -90,6 +61,98 @@ def measure(root, folders, backends, keep=None):
     return measured
 
 
+# The structural checks (tests/tooling/test_benchcount.py injects each
+# failure). A worker record holds, per case and part, the records of its
+# ops: [op, elements of its largest output].
+
+
+def delta(before, after):
+    """The records `after` adds and removes: [[op, elements, count], ...]."""
+    a = collections.Counter(map(tuple, before))
+    b = collections.Counter(map(tuple, after))
+    rows = lambda c: sorted(([op, n, k] for (op, n), k in c.items()), key=str)  # noqa: E731
+    return {"added": rows(b - a), "removed": rows(a - b)}
+
+
+def deltas(pristine, build):
+    """{case: {part: delta}} of a build's worker record against pristine's."""
+    out = {}
+    for case, parts in build["cases"].items():
+        for part, values in parts.items():
+            before = pristine["cases"][case][part]["records"]
+            out.setdefault(case, {})[part] = delta(before, values["records"])
+    return out
+
+
+def large(records, channels):
+    """Records with more than `channels` elements, or an unknown count."""
+    return [r for r in records if r[1] is None or r[1] > channels]
+
+
+def linear_problems(build_deltas, channels):
+    """The fix's O(C) check: every added op has at most C elements, and the
+    ops added at one batch size are those added at the other."""
+    problems, by_case = [], {}
+    for case, parts in build_deltas.items():
+        kind = case.rsplit("/", 1)[0]
+        for part, d in parts.items():
+            for op, n, k in large(d["added"], channels):
+                problems.append(f"{case} {part}: adds {k} x {op} of {n} elements")
+            by_case.setdefault((kind, part), []).append((case, d["added"]))
+    for (kind, part), seen in sorted(by_case.items()):
+        if any(added != seen[0][1] for _, added in seen[1:]):
+            names = ", ".join(case for case, _ in seen)
+            problems.append(f"{kind} {part}: adds other ops at {names}")
+    return problems
+
+
+def large_problems(base, build, channels, name="pristine"):
+    """A declared kernel change: no more ops of over C elements than its
+    base (`name`), and no counter of bytes above the base's."""
+    problems = []
+    for case, parts in build["cases"].items():
+        for part, values in parts.items():
+            n_after = len(large(values["records"], channels))
+            before = base["cases"][case][part]
+            n_before = len(large(before["records"], channels))
+            if n_after > n_before:
+                problems.append(
+                    f"{case} {part}: {n_after} ops of over {channels} elements, "
+                    f"{name} {n_before}"
+                )
+            for key, value in values.items():
+                if key.endswith("bytes") and value > before.get(key, value):
+                    problems.append(
+                        f"{case} {part}: {key} {value}, {name} {before[key]}"
+                    )
+    return problems
+
+
+def check(build, base_name, base, record, channels):
+    """The problems of a build's record against its base's (module doc)."""
+    if build.kernels:
+        return large_problems(base, record, channels, base_name)
+    return linear_problems(deltas(base, record), channels)
+
+
+def stacked(names):
+    """[Build] stacked in the order of `names`, no kernels declared."""
+    out = []
+    for name in names:
+        out.append(builds.Build(name, name, out[-1].name if out else None))
+    return out
+
+
+def problems_of(summary):
+    """["build backend: problem"] of every failed structural check."""
+    return [
+        f"{name} {backend}: {p}"
+        for name, by_backend in summary["checks"].items()
+        for backend, problems in by_backend.items()
+        for p in problems
+    ]
+
+
 def counters(found):
     """{case: {part: {counter: value}}}: a worker record without its records."""
     return {
@@ -104,7 +167,7 @@ def counters(found):
 def summarize(measured, chain=None):
     """The content of EXPECTED: versions, counters, deltas and checks
     (`chain`: [builds.Build], each checked against its base)."""
-    by_name = {b.name: b for b in chain or checks.chain(measured)}
+    by_name = {b.name: b for b in chain or stacked(measured)}
     pristine = measured["pristine"]
     first = next(iter(pristine.values()))
     channels = first["channels"]
@@ -115,21 +178,18 @@ def summarize(measured, chain=None):
         "channels": channels,
         "versions": first["versions"],
         "keras": {n: next(iter(r.values()))["keras"] for n, r in measured.items()},
-        "counters": {},
-        "deltas": {},
-        "checks": {},
+        **{part: {} for part in PARTS},
     }
     for name, by_backend in measured.items():
         for backend, found in by_backend.items():
             summary["counters"].setdefault(name, {})[backend] = counters(found)
             if name == "pristine":
                 continue
-            d = checks.deltas(pristine[backend], found)
+            d = deltas(pristine[backend], found)
             summary["deltas"].setdefault(name, {})[backend] = d
-            base = by_name[name].base or "pristine"
-            problems = checks.check(
-                by_name[name], base, measured[base][backend], found, channels
-            )
+            build = by_name[name]
+            base = build.base or "pristine"
+            problems = check(build, base, measured[base][backend], found, channels)
             summary["checks"].setdefault(name, {})[backend] = problems
     return summary
 
@@ -153,8 +213,9 @@ def differences(expected, actual, path=""):
 
 
 def update(path, summary):
-    """Writes EXPECTED unless a structural check fails; (status, lines)."""
-    problems = checks.problems_of(summary)
+    """Writes EXPECTED unless a structural check fails, with the backends it
+    did not measure kept as they were; (status, lines)."""
+    problems = problems_of(summary)
     if problems:
         why = "a group adds full-size ops or bytes over its base"
         return 1, [
@@ -162,7 +223,13 @@ def update(path, summary):
             f"{builds.GROUPS} only for one that replaces them):",
             *problems,
         ]
-    path.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    kept = json.loads(path.read_text()) if path.is_file() else {}
+    measured = {b for by_backend in summary["counters"].values() for b in by_backend}
+    for part in PARTS:  # the backends not measured keep their figures
+        for build, by_backend in summary[part].items():
+            old = kept.get(part, {}).get(build, {})
+            by_backend.update({b: v for b, v in old.items() if b not in measured})
+    write_text(path, json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return 0, [f"wrote {EXPECTED}: review its diff"]
 
 
@@ -176,12 +243,11 @@ def gate(expected, summary):
             f"environment has {summary['versions']}: use the pinned versions "
             f"(tox -e counters), or regenerate with `{UPDATE}`"
         )
-    lines.extend(checks.problems_of(summary))
-    machine = ("recorded_on",)
-    mismatches = differences(
-        {k: v for k, v in expected.items() if k not in machine},
-        {k: v for k, v in summary.items() if k not in machine},
+    lines.extend(problems_of(summary))
+    mine, theirs = (
+        {k: v for k, v in d.items() if k != "recorded_on"} for d in (expected, summary)
     )
+    mismatches = differences(mine, theirs)
     if mismatches and expected.get("recorded_on") != summary["recorded_on"]:
         lines.append(
             f"recorded on {expected.get('recorded_on')}, measured on "
@@ -192,15 +258,11 @@ def gate(expected, summary):
 
 
 def arguments(parser):
-    parser.add_argument(
-        "--update", action="store_true", help=f"rewrite {EXPECTED} (then review it)"
-    )
-    parser.add_argument(
-        "--backends",
-        default=",".join(CONFIGS),
-        help="which backends to count (default: %(default)s)",
-    )
-    parser.add_argument("--keep", type=Path, help="keep the workers' records here")
+    add = parser.add_argument
+    add("--update", action="store_true", help=f"rewrite {EXPECTED} (then review it)")
+    which = "which backends to count (default: %(default)s)"
+    add("--backends", default=",".join(CONFIGS), help=which)
+    add("--keep", type=Path, help="keep the workers' records here")
 
 
 def main(ws, args):
@@ -218,7 +280,7 @@ def main(ws, args):
             return status
     expected = json.loads(path.read_text()) if path.is_file() else {}
     if set(backends) != set(CONFIGS):
-        for part in ("counters", "deltas", "checks"):
+        for part in PARTS:
             for by_backend in expected.get(part, {}).values():
                 for b in set(by_backend) - set(backends):
                     by_backend.pop(b)
@@ -229,11 +291,8 @@ def main(ws, args):
         log(f"... and {len(lines) - 40} more")
     for build in chain[1:]:
         problems = [p for ps in summary["checks"][build.name].values() for p in ps]
-        what = (
-            "declared kernel change, no full-size op or byte added"
-            if build.kernels
-            else "O(C), adds only ops of at most C elements"
-        )
+        what = "declared kernel change, no full-size op or byte added"
+        what = what if build.kernels else "O(C), adds only ops of at most C elements"
         verdict = "FAILS" if problems else "holds"
         log(f"{build.name} over {build.base}: {what}: {verdict}")
     log("counters: " + ("as expected" if status == 0 else f"FAILED ({EXPECTED})"))

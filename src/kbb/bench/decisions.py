@@ -1,235 +1,165 @@
 """`kbb decisions` (`tox -e native-decisions`): the native group's two
-speed rules, measured on a CPU.
+speed rules, on a CPU, with its build installed (`kbb install keras --ref
+group/native`), on a quiet machine (docs/native-kernels.md). Inside one
+build, the layer on the backend's fused kernel ("kernel") against the
+backend-agnostic ops ("composite", keras' switch
+`config._set_use_backend_agnostic_ops`) and a second copy of them ("aa",
+the A/A control):
 
-`tox -e native-decisions` runs it with the native group's build installed
-(`kbb install keras --ref group/native`); run it on a quiet machine, where
-nothing else computes. Each configuration compares, inside one build, the
-layer on the backend's fused kernel ("kernel") with the backend-agnostic
-ops ("composite", keras' own switch `config._set_use_backend_agnostic_ops`)
-and with a second copy of the composite path ("aa", the A/A control):
-
-- torch: does `torch.nn.functional.batch_norm` cost more than the composite
-  ops for small inputs on a CPU, where its loop over the channels runs in
-  parallel whatever the size? (An earlier rule, decided with a CPU-time
-  clock, kept inputs below 32768 values on the composite ops.)
+- torch: does `torch.nn.functional.batch_norm` cost more than the
+  composite ops below 32768 values, where its loop over the channels runs
+  in parallel whatever the size?
 - tensorflow, tensorflow-onednn (TF_ENABLE_ONEDNN_OPTS=0 and 1): is
-  FusedBatchNormV3 faster than the composite ops in the layer? The group
-  has no TensorFlow kernel: the worker installs the variant below into the
-  TensorFlow backend, where the layer looks for it.
+  FusedBatchNormV3 faster in every case? (The worker installs it where
+  the layer looks for a TensorFlow kernel.)
 
-Every worker is a fresh process with its threads fixed (--threads), one
-per configuration and round, in an order shuffled anew each round; it
-runs every case and path in a shuffled order, each for --budget seconds of
-wall-clock samples after a warm-up. The ratios kernel / composite and
-aa / composite, with simultaneous 95 % intervals over the processes, come
-from kbb.bench.stats (hierarchical bootstrap, Student, Bonferroni).
-Duration: about 1.5 minutes per round (--processes rounds) on 2 quiet
-cores, 10 minutes with the default 6, once the environment is installed.
+The cases (CASES) are benchmarks of the suite, each on every path in one
+process of benchmarks/worker.py (--paths), one process per configuration
+and round as in `kbb bench run` (kbb.bench.workers); the ratios to the
+composite path are paired within each process, their intervals
+simultaneous over a configuration's cases. About 1.5 minutes per round on
+2 quiet cores.
 """
 
-import argparse
 import json
 import math
 import os
-import random
-import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "benchmarks")]
-# (config, kind, case): the layer's forward and backward with its input
-# gradient (benchmarks/keras3/steps.py), or `train_on_batch` of Input ->
-# BatchNormalization (no input gradient). Sizes below and above 32768.
+from kbb import log
+from kbb import results
+from kbb.bench import builds
+from kbb.bench import record
+from kbb.bench import stats
+from kbb.bench import tables
+from kbb.bench import workers
+from kbb.bench import write_text
+
+# "KIND CASE" per configuration: the layer's forward and backward with its
+# input gradient, or `train_on_batch` of Input -> BatchNormalization (no
+# input gradient); eager (PyTorch) or graph (TensorFlow). Sizes below and
+# above 32768 values.
+SIZES = "64x64 256x64 511x64 1024x64 32x28x28x64"
 CASES = {
-    "torch": [
-        ("layer", "64x64"),
-        ("layer", "256x64"),
-        ("layer", "511x64"),
-        ("layer", "1024x64"),
-        ("layer", "32x28x28x64"),
-        ("train", "256x64"),
-        ("train", "32x28x28x64"),
-    ],
-    "tensorflow": [
-        ("layer", "32x28x28x64"),
-        ("layer", "8x112x112x64"),
-        ("train", "32x28x28x64"),
-    ],
+    "torch": [f"layer {c}" for c in SIZES.split()]
+    + ["train 256x64", "train 32x28x28x64"],
+    "tensorflow": ["layer 32x28x28x64", "layer 8x112x112x64", "train 32x28x28x64"],
 }
 CASES["tensorflow-onednn"] = CASES["tensorflow"]
+SUITE = {"layer": "layer.BatchNormLayer.time_forward_backward"}
+SUITE["train"] = "train_step.BatchNormTrainStep.time_train_step"
 PATHS = ("kernel", "composite", "aa")
-TF_CALLS = []  # the variant's calls (traces): it must run on the kernel path only
-WARMUP = 0.3
+WARMUP, MIN_SAMPLES = 0.3, 5  # then samples for --budget seconds
+SAMPLES = Path("out") / "native-decisions.json"
 
 
-def tf_batch_normalization_training(
-    x, axis, offset=None, scale=None, epsilon=1e-3, synchronized=False
-):
-    """FusedBatchNormV3 as `ops.nn._batch_normalization_training` would call
-    a TensorFlow backend's `batch_normalization_training`: 4D channels-last
-    float32 inputs (the cases here), training mode; it returns the outputs,
-    the batch mean and the unbiased batch variance, as torch's does."""
-    import tensorflow as tf
+def benchmark(case):
+    """The suite's name of a case (benchmarks/keras3).
 
-    TF_CALLS.append(True)
-    channels = x.shape[-1]
-    scale = tf.ones([channels]) if scale is None else scale
-    offset = tf.zeros([channels]) if offset is None else offset
-    return tf.compat.v1.nn.fused_batch_norm(
-        x, scale, offset, epsilon=epsilon, is_training=True
-    )
+    >>> benchmark("train 256x64")
+    "train_step.BatchNormTrainStep.time_train_step('256x64', False)"
+    """
+    kind, shape = case.split()
+    return f"{SUITE[kind]}({shape!r}, False)"
 
 
-def program(kind, case):
-    """A callable running one step of `case`, built and traced under the
-    current setting of the switch."""
-    from keras3 import common
-    from keras3 import steps
-    from keras3 import train_step
+def by_round(processes, drop=()):
+    """{round: samples} of one process per round, less the rounds `drop`.
 
-    shape, _ = common.parse_case(case)
-    if kind == "layer":
-        layer = steps.bn_layer(shape)
-        return steps.gradient_step(layer, layer.trainable_weights, shape, False)
-    model, x, y = train_step.trained_bn_model(shape, False)
-    return lambda: model.train_on_batch(x, y)
+    >>> by_round([[1.0], [2.0], [3.0]], drop={"1"})
+    {'0': [1.0], '2': [3.0]}
+    """
+    return {str(r): s for r, s in enumerate(processes) if str(r) not in drop}
 
 
-def samples(run, budget):
-    start = time.perf_counter()
-    while time.perf_counter() - start < WARMUP:
-        run()
-    out, start = [], time.perf_counter()
-    while len(out) < 5 or time.perf_counter() - start < budget:
-        began = time.perf_counter()
-        run()
-        out.append(time.perf_counter() - began)
-    return out
-
-
-def worker(config, seed, budget, threads):
-    """{"PATH CASE-KIND": [seconds]} of one process."""
-    import worker as bench_worker
-    from keras.src import backend
-    from keras.src.backend import config as keras_config
-
-    bench_worker.set_threads(backend.backend(), threads)
-    if config.startswith("tensorflow"):
-        nn = backend.ops.nn if hasattr(backend, "ops") else backend.nn
-        nn.batch_normalization_training = tf_batch_normalization_training
-    jobs = [(path, kind, case) for kind, case in CASES[config] for path in PATHS]
-    random.Random(seed).shuffle(jobs)
-    out = {}
-    for path, kind, case in jobs:
-        keras_config._set_use_backend_agnostic_ops(path != "kernel")
-        before = len(TF_CALLS)
-        try:
-            out[f"{path} {kind} {case}"] = samples(program(kind, case), budget)
-        finally:
-            keras_config._set_use_backend_agnostic_ops(False)
-        if config.startswith("tensorflow") and (len(TF_CALLS) > before) != (
-            path == "kernel"
-        ):
-            raise RuntimeError(f"{path} {kind} {case}: the wrong path ran")
-    return out
-
-
-def worker_env(config, threads):
-    backend = "torch" if config == "torch" else "tensorflow"
-    return {
-        **os.environ,
-        "KERAS_BACKEND": backend,
-        "TF_ENABLE_ONEDNN_OPTS": "1" if config == "tensorflow-onednn" else "0",
-        "KBB_BENCH_THREADS": str(threads),
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-        "TF_NUM_INTRAOP_THREADS": str(threads),
-        "TF_NUM_INTEROP_THREADS": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "PYTHONHASHSEED": "0",
-    }
-
-
-def run_all(args):
-    """{config: {"PATH CASE-KIND": [[seconds] per process]}}."""
+def measure(ws, args):
+    """{"samples": {config: {"PATH KIND CASE": [[seconds] per round]}},
+    "rounds": {round: what the load meter noted}}."""
     configs = args.configs.split(",")
-    rng = random.Random(args.seed)
-    results = {c: {} for c in configs}
-    for round_ in range(args.processes):
-        for config in rng.sample(configs, len(configs)):
-            print(f"round {round_ + 1}/{args.processes}: {config}", flush=True)
-            command = [sys.executable, __file__, "--worker", config]
-            command += ["--seed", str(rng.randrange(2**31))]
-            command += ["--budget", str(args.budget), "--threads", str(args.threads)]
-            done = subprocess.run(
-                command,
-                env=worker_env(config, args.threads),
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            for name, values in json.loads(done.stdout.splitlines()[-1]).items():
-                results[config].setdefault(name, []).append(values)
-    return results
+    worker = ws.root / "benchmarks" / "worker.py"
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def start(slot, _build, config):
+            out = Path(tmp) / f"{slot}.json"
+            names = [benchmark(case) for case in CASES[config]]
+            command = [worker, out, "--paths", ",".join(PATHS), "--case", *names]
+            command += ["--min", MIN_SAMPLES, "--max", 10**9, "--warmup", WARMUP]
+            command += ["--budget", args.budget, "--seed", args.seed + slot]
+            onednn = str(int(config.endswith("onednn")))
+            env = workers.env(config.split("-")[0], args.threads, KBB_BENCH_BACKENDS="")
+            env["TF_ENABLE_ONEDNN_OPTS"] = onednn
+            return {**workers.launch(command, env, out, config), "config": config}
+
+        order = workers.plan(["native"], configs, args.processes, args.seed)
+        meter = workers.Meter(ws.root, args.threads)
+        processes, rounds = workers.run_plan(order, start, meter)
+    samples = {c: {} for c in configs}
+    short = {benchmark(case): case for c in configs for case in CASES[c]}
+    for p in processes:  # in round order
+        for key, values in p["benchmarks"].items():
+            path, name = key.split(" ", 1)
+            runs = samples[p["config"]].setdefault(f"{path} {short[name]}", [])
+            # 4 significant digits, far below what a decision can see:
+            # what is analysed is what is kept, and raw.json.gz stays small.
+            runs.append([float(f"{t:.4g}") for t in values["wall"]])
+    return {"samples": samples, "rounds": rounds}
 
 
-def intervals(results):
+def intervals(samples, drop=()):
     """{config: {case: (kernel Interval, A/A Interval, composite seconds)}}:
-    ratios to the composite path, simultaneous over a configuration's
-    cases (kbb.bench.stats)."""
-    from kbb.bench import stats
-
+    ratios to the composite path, paired within each round's process,
+    simultaneous over a configuration's cases (kbb.bench.stats); an
+    Interval is None with fewer than stats.MIN_ROUNDS rounds. The rounds
+    in `drop` (the load gate's) are left out."""
     out = {}
-    for config, runs in results.items():
+    for config, runs in samples.items():
         cases = sorted({name.split(" ", 1)[1] for name in runs})
-        by_path = {p: {c: runs[f"{p} {c}"] for c in cases} for p in PATHS}
-        kernel = stats.compare(by_path["composite"], by_path["kernel"])
-        aa = stats.compare(by_path["composite"], by_path["aa"])
-        out[config] = {
-            c: (
-                kernel[c],
-                aa[c],
-                math.exp(stats.statistic(by_path["composite"][c])),
-            )
-            for c in cases
+        by_path = {
+            p: {c: by_round(runs[f"{p} {c}"], drop) for c in cases} for p in PATHS
         }
+        composite = by_path["composite"]
+        kernel = stats.compare(composite, by_path["kernel"])
+        aa = stats.compare(composite, by_path["aa"])
+        seconds = {c: math.exp(stats.statistic(composite[c])) for c in cases}
+        out[config] = {c: (kernel[c], aa[c], seconds[c]) for c in cases}
     return out
+
+
+def _interval(iv):
+    return f"{iv.ratio:.2f} [{iv.lo:.2f}, {iv.hi:.2f}]"
 
 
 def table(found):
-    lines = [
-        "<!-- table: native-decisions -->",
-        "| config | case | composite | kernel / composite [95 %] | verdict "
-        "| A/A [95 %] |",
-        "|---|---|---|---|---|---|",
-    ]
+    """The table `native-decisions`."""
+    rows = []
     for config, cases in found.items():
         for case, (k, a, seconds) in cases.items():
-            aa = f"{a.ratio:.2f} [{a.lo:.2f}, {a.hi:.2f}]"
-            lines.append(
-                f"| {config} | {case} | {seconds * 1e3:.3g} ms "
-                f"| {k.ratio:.2f} [{k.lo:.2f}, {k.hi:.2f}] | {k.verdict()} "
-                f"| {aa}{'' if a.contains_one else ' (fails)'} |"
-            )
-    return "\n".join(lines)
+            row = [config, case, f"{tables.ms(seconds)} ms"]
+            if k is None or a is None:
+                rows.append([*row, "n/a", "n/a", "n/a"])
+                continue
+            aa = _interval(a) + ("" if a.contains_one else " (fails)")
+            rows.append([*row, _interval(k), k.verdict(), aa])
+    header = "config | case | composite | kernel / composite [95 %] | verdict "
+    return tables.table("native-decisions", header + "| A/A [95 %]", rows)
 
 
 def decisions(found):
     """The two rules, from the intervals (docs/native-kernels.md)."""
     out = []
     for config, cases in found.items():
-        if any(not a.contains_one for _, a, _ in cases.values()):
+        if any(k is None or a is None for k, a, _ in cases.values()):
+            out.append(f"{config}: inconclusive (fewer than {stats.MIN_ROUNDS} rounds)")
+        elif any(not a.contains_one for _, a, _ in cases.values()):
             out.append(f"{config}: inconclusive (an A/A interval leaves out 1)")
         elif config == "torch":
             small = {c: k for c, (k, _, _) in cases.items() if _size(c) < 32768}
             slower = [c for c, k in small.items() if k.verdict() == "regression"]
-            open_ = [
-                f"{c} {k.ratio:.2f} [{k.lo:.2f}, {k.hi:.2f}]"
-                for c, k in small.items()
-                if k.verdict() == "undecided"
-            ]
+            open_ = [c for c, k in small.items() if k.verdict() == "undecided"]
+            open_ = [f"{c} {_interval(small[c])}" for c in open_]
             rule = (
                 f"the minimum size comes back (slower below 32768 values: "
                 f"{', '.join(slower)})"
@@ -251,153 +181,91 @@ def _size(case):
 
 
 def arguments(parser):
-    parser.add_argument(
-        "--processes", type=int, default=6, help="rounds (default %(default)s)"
-    )
-    parser.add_argument("--budget", type=float, default=1.0, help="s per case and path")
-    parser.add_argument(
-        "--threads", type=int, default=2, help="threads per worker (default 2)"
-    )
-    parser.add_argument(
-        "--configs", default=",".join(CASES), help="default: %(default)s"
-    )
-    parser.add_argument("--seed", type=int, default=12, help="order")
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=ROOT / "out/native-decisions.json",
-        help="the samples file (default out/native-decisions.json)",
-    )
-    parser.add_argument(
-        "--record",
-        action="store_true",
-        help="also keep the run in benchmarks/runs/ (a quiet machine's run)",
-    )
-    parser.add_argument(
-        "--samples",
-        type=Path,
-        help="analyse (and with --record keep) an earlier run's samples file "
-        "instead of running; its date is the file's",
-    )
+    add = parser.add_argument
+    add("--processes", type=int, default=6, help="rounds (default %(default)s)")
+    add("--budget", type=float, default=1.0, help="s per case and path")
+    add("--threads", type=int, default=2, help="threads per worker (default 2)")
+    add("--configs", default=",".join(CASES), help="default: %(default)s")
+    add("--seed", type=int, default=12, help="order")
+    add("--output", type=Path, help=f"the samples file (default {SAMPLES})")
+    keep = "also keep the run in benchmarks/runs/ (a quiet machine's run)"
+    add("--record", action="store_true", help=keep)
+    again = "analyse (and with --record keep) an earlier run's samples file"
+    add("--samples", type=Path, help=again + " instead; its date is the file's")
 
 
 def main(ws, args):
+    meta = record.machine()
     if args.samples:
-        results = rounded(json.loads(args.samples.read_text()))
-        args.processes = len(next(iter(next(iter(results.values())).values())))
-        args.output = args.samples
+        data = json.loads(args.samples.read_text())
+        if "samples" not in data:  # a file of the first runs: samples only
+            data = {"samples": data, "rounds": {}}
+        when = time.gmtime(args.samples.stat().st_mtime)
+        meta.update(date=time.strftime("%Y-%m-%d %H:%M UTC", when), load_before=None)
+        output = args.samples
     else:
-        results = rounded(run_all(args))
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(results))
-    found = intervals(results)
+        data = measure(ws, args)
+        output = args.output or ws.root / SAMPLES
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_text(output, json.dumps(data))
+        meta["load_after"] = os.getloadavg()
+    drop = workers.dropped(data["rounds"])
+    found = intervals(data["samples"], drop)
     print(table(found))
     print("\n".join(decisions(found)))
-    print(f"samples: {args.output}")
+    log(f"samples: {output}")
     if args.record:
-        print(f"recorded: {keep_run(results, found, args)}")
+        log(f"recorded: {keep_run(ws, data, found, meta, drop, args)}")
     return 0
 
 
-def rounded(results):
-    """The samples to 4 significant digits (0.01 % of a sample, far below
-    what a decision can see): what is analysed is what is kept, and a
-    record's raw.json.gz stays small."""
-    return {
-        config: {
-            case: [[float(f"{t:.4g}") for t in process] for process in processes]
-            for case, processes in cases.items()
-        }
-        for config, cases in results.items()
-    }
-
-
-def keep_run(results, found, args):
+def keep_run(ws, data, found, meta, drop, args):
     """Keeps the run in benchmarks/runs/NNN-DATE-native-decisions/: its
     samples (raw.json.gz), what it ran on (meta.json) and its table and
     decisions (record.md); the runs' index and docs/benchmarks.md list it."""
-    import datetime
-    import sys as _sys
-
-    from kbb.bench import aggregate
-    from kbb.bench import builds
-    from kbb.bench import record
-    from kbb.results import installed_builds
-    from kbb.results import stamp_line
-    from kbb.workspace import Workspace
-
-    ws = Workspace.find(ROOT)
-    build = installed_builds(_sys.prefix).get("keras", {})
-    model, flags, mhz = record.cpu_info()
-    decided = decisions(found)
-    when = (
-        datetime.datetime.fromtimestamp(args.samples.stat().st_mtime, datetime.UTC)
-        if args.samples
-        else datetime.datetime.now(datetime.UTC)
+    build = results.installed_builds(sys.prefix).get("keras", {})
+    first = next(iter(data["samples"].values()))
+    meta.update(
+        commits={"native": build.get("commit", "?")},
+        series={"native": build.get("series")},
+        version=build.get("version"),
+        clock="wall",
+        threads=args.threads,
+        processes=len(next(iter(first.values()))),
+        seed=args.seed,
+        onednn="off (tensorflow), on (tensorflow-onednn)",
+        verdict="; ".join(decisions(found)),
+        configs=sorted(data["samples"]),
+        dropped=drop,
     )
-    meta = {
-        "date": when.strftime("%Y-%m-%d %H:%M UTC"),
-        "commits": {"native": build.get("commit", "?")},
-        "series": {"native": build.get("series")},
-        "version": build.get("version"),
-        "cpu": model,
-        "cpu_flags": flags,
-        "cpu_mhz": mhz,
-        "cpus": os.cpu_count(),
-        "clock": "wall",
-        "threads": args.threads,
-        "processes": args.processes,
-        "seed": args.seed,
-        "onednn": "off (tensorflow), on (tensorflow-onednn)",
-        "verdict": "; ".join(decided),
-        "load": "not recorded" if args.samples else os.getloadavg(),
-        "configs": sorted(results),
-    }
-    number, folder = record.new_run(ws, meta["date"][:10], "native-decisions")
-    record.write_raw(folder, results)
-    (folder / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
-    (folder / "record.md").write_text(record_text(number, meta, found, args))
-    aggregate.write(
-        ws.root, builds.series(ws, "keras"), stamp_line(ws, ws.pin("keras"))
-    )
-    return folder / "record.md"
+
+    def files(number):
+        text = record_text(number, meta, found, args)
+        return {"meta.json": json.dumps(meta, indent=1) + "\n", "record.md": text}
+
+    day, stamp = meta["date"][:10], results.stamp_line(ws, ws.pin("keras"))
+    series = builds.series(ws, "keras")
+    return record.keep(ws, day, "native-decisions", data, files, series, stamp)
 
 
 def record_text(number, meta, found, args):
     """The run's record.md: what ran, its table and its decisions."""
-    return "\n".join(
-        [
-            f"# Benchmark run {number:03d}: the native group's two speed rules",
-            "",
-            f"`tox -e native-decisions -- --record` (scripts/native_decisions.py) "
-            f"on {meta['version']} ({meta['commits']['native'][:12]}), "
-            f"{meta['date']}: {meta['cpu']}, {meta['cpus']} CPUs, "
-            f"{args.threads} threads, {args.processes} processes per "
-            "configuration in a shuffled order, wall clock; kernel and A/A "
-            "ratios to the composite path with simultaneous 95 % intervals "
-            "(kbb.bench.stats)."
-            + (
-                " Recorded afterwards from that run's samples "
-                f"(`--samples {args.samples.name} --record`); the load "
-                "during the run was not recorded."
-                if args.samples
-                else ""
-            ),
-            "",
-            table(found),
-            "",
-            *(f"- {line}" for line in decisions(found)),
-            "",
-        ]
+    dropped = "; ".join(f"round {int(r) + 1}: {w}" for r, w in meta["dropped"].items())
+    what = (
+        f"`kbb decisions --record` (`tox -e native-decisions`) on "
+        f"{meta['version']} ({meta['commits']['native'][:12]}), {meta['date']}: "
+        f"{meta['cpu']}, {meta['cpus']} CPUs (governor {meta['governor']}, turbo "
+        f"{meta['turbo']}, isolated CPUs {meta['isolated']}), {args.threads} "
+        f"threads, {meta['processes']} processes per configuration in a shuffled "
+        "order, wall clock; kernel and A/A ratios to the composite path, paired "
+        "within each process, with simultaneous 95 % intervals (kbb.bench.stats); "
+        f"the load gate dropped {len(meta['dropped'])} round(s)"
+        + (f" ({dropped})." if dropped else ".")
     )
-
-
-if __name__ == "__main__":
-    # A worker: `python decisions.py --worker CONFIG --seed S --budget B
-    # --threads T` prints its samples as JSON.
-    worker_args = argparse.ArgumentParser()
-    worker_args.add_argument("--worker")
-    for option, kind in (("--seed", int), ("--budget", float), ("--threads", int)):
-        worker_args.add_argument(option, type=kind)
-    a = worker_args.parse_args()
-    print(json.dumps(worker(a.worker, a.seed, a.budget, a.threads)))
+    if args.samples:
+        what += (
+            f" Recorded afterwards from its samples (`--samples {args.samples.name}`)."
+        )
+    title = f"# Benchmark run {number:03d}: the native group's two speed rules"
+    rules = [f"- {line}" for line in decisions(found)]
+    return "\n".join([title, "", what, "", table(found), "", *rules, ""])

@@ -1,49 +1,41 @@
 """`kbb bench power` (`tox -e bench-power`): can the timing method see a
 known regression?
 
-Benchmark mutants (benchmarks/mutants/NAME.patch, a `Mutant:` line, an
-`Expect:` line, then a diff against group/bessel): each is committed on
-group/bessel as refs/kbb/bench/NAME of the upstream checkout (a fixed
-author and date, as tests/mutants does), built and unpacked like any
-build. `slow` adds one full-size multiply to the training path, `null`
-changes nothing that runs. kbb.bench's paired run then times pristine,
-the A/A control, group/bessel and the mutants (each also against bessel,
-the group it stacks on) on PyTorch at --threads 1, on a few layer
-benchmarks (CASES), for ROUNDS rounds; benchmarks/inprocess.py measures
-the slow mutant's true ratio in one process, its op turned on and off in
-interleaved blocks.
-
-It passes (exit 0) when `slow over bessel` is called a regression, `null
-over bessel` is not, and no A/A interval leaves out 1; 1 when one of
-these fails; 3 when the load gate left fewer than MIN_ROUNDS rounds; 2 on
-an error. The record (benchmarks/runs/NNN-DATE-power/) puts the true
-ratio beside each verdict, with the smallest regression the run could
-have seen; a quick test of the same machinery: `--rounds 3 --no-record`.
+Each benchmark mutant (benchmarks/mutants/NAME.patch: a `Mutant:` and an
+`Expect:` line, then a diff against group/bessel) is committed on
+group/bessel as refs/kbb/bench/NAME and built like any build; `kbb bench
+run`'s method then times pristine, the A/A control, group/bessel and the
+mutants (each also against bessel) on PyTorch at 1 thread on a few layer
+benchmarks (CASES), and benchmarks/worker.py --slow measures the slow
+mutant's true ratio in one process. Exit status: 0 when `slow over
+bessel` is a regression, `null over bessel` is not and the A/A control is
+clean; 1 when one fails; 3 when the load gate left fewer than MIN_ROUNDS
+rounds; 2 on an error. Recorded in benchmarks/runs/NNN-DATE-power/ with
+the true ratio beside each verdict; a quick test: `--rounds 3 --no-record`.
 """
 
 import gzip
 import json
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from kbb import KbbError
 from kbb import log
+from kbb import results
 from kbb.bench import builds
-from kbb.bench import load
 from kbb.bench import record
 from kbb.bench import report
 from kbb.bench import run
 from kbb.bench import stats
 from kbb.bench import tables
+from kbb.bench import workers
 from kbb.git import git
 
 MUTANTS = Path("benchmarks") / "mutants"
-INPROCESS = Path("benchmarks") / "inprocess.py"
+SLOW_BLOCKS = 15  # of the true ratio's measure, in one process
 # Three eager layer steps: small (511x64: Python overhead), a dense layer
 # of 4M values, and a convolutional map (torch runs eagerly: jit False).
 CASES = (
@@ -55,16 +47,11 @@ ROUNDS = 10  # 5 processes each, under 2 min on 2 cores: the run within 20 min
 # window (run 016).
 BUDGET, MIN_SAMPLES = 1.0, 12
 POWER_AT = 1.10  # the regression the method should call with 80 % power
-power_table = tables.power_table  # its former home
+SCRATCH = Path("out") / "bench" / "power"
 BASE = "group/bessel"
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "kbb bench-power",
-    "GIT_AUTHOR_EMAIL": "bench-power@kbb.invalid",
-    "GIT_COMMITTER_NAME": "kbb bench-power",
-    "GIT_COMMITTER_EMAIL": "bench-power@kbb.invalid",
-    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+0000",
-    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+0000",
-}
+WHO = {"NAME": "kbb bench-power", "EMAIL": "bench-power@kbb.invalid"}
+WHO["DATE"] = "2026-01-01T00:00:00+0000"  # a fixed author and date
+GIT_ENV = {f"GIT_{r}_{k}": v for r in ("AUTHOR", "COMMITTER") for k, v in WHO.items()}
 
 
 def mutants(root):
@@ -88,31 +75,28 @@ def commit(checkout, name, patch):
         git("read-tree", BASE, cwd=checkout, env=env)
         git("apply", "--cached", str(patch), cwd=checkout, env=env)
         tree = git("write-tree", cwd=checkout, env=env).strip()
-        sha = git(
-            "commit-tree",
-            tree,
-            "-p",
-            BASE,
-            cwd=checkout,
-            env=env,
-            input=f"Benchmark mutant {name}\n",
-        ).strip()
+        message = f"Benchmark mutant {name}\n"
+        sha = git("commit-tree", tree, "-p", BASE, cwd=checkout, env=env, input=message)
+        sha = sha.strip()
     ref = f"refs/kbb/bench/{name}"
     git("update-ref", ref, sha, cwd=checkout)
     return ref
 
 
 def in_process(ws, folder, args):
-    """{key: {ratio, lo, hi}}: the slow mutant's true ratio (inprocess.py)."""
+    """{key: {ratio, lo, hi, blocks}}: the slow mutant's true ratio, from the
+    log ratios of the blocks of benchmarks/worker.py --slow (95 % Student)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "truth.json"
+        command = [ws.root / run.WORKER, out, "--slow", SLOW_BLOCKS]
+        command += ["--bench", args.bench, "--seed", args.seed]
         env = run.worker_env(folder, "torch", args.threads, False)
-        command = [sys.executable, str(ws.root / INPROCESS), str(out)]
-        command += ["--bench", args.bench, "--seed", str(args.seed)]
-        result = subprocess.run(command, env=env, capture_output=True, text=True)
-        if result.returncode:
-            raise KbbError(f"inprocess.py:\n{result.stderr[-3000:]}")
-        return json.loads(out.read_text())
+        found = workers.launch(command, env, out, "the slow mutant's cost", folder)
+    truth = {}
+    for key, logs in found["logs"].items():
+        ratio, lo, hi = stats.mean_interval(logs)
+        truth[key] = {"ratio": ratio, "lo": lo, "hi": hi, "blocks": len(logs)}
+    return truth
 
 
 def noise(raw, summary, name):
@@ -142,23 +126,10 @@ def judge(summary, found, truth, raw):
             t = truth.get(bench_key) if name == "slow" else None
             sd, n = sds.get(bench_key), r["processes"][0]
             power = stats.power(POWER_AT, sd, n, len(comparison)) if sd else None
-            rows.append(
-                {
-                    "mutant": name,
-                    "expect": expect,
-                    "benchmark": bench_key,
-                    "verdict": r.get("verdict", "no interval"),
-                    "ratio": r["ratio"],
-                    "lo": r.get("lo"),
-                    "hi": r.get("hi"),
-                    "detectable": r.get("detectable"),
-                    "true": t,
-                    "sd": sd,
-                    "power": power,
-                    "group": verdict,
-                    "held": ok,
-                }
-            )
+            row = {k: r.get(k) for k in ("ratio", "lo", "hi", "detectable")}
+            row.update(mutant=name, expect=expect, benchmark=bench_key, true=t)
+            row.update(verdict=r.get("verdict", "no interval"), sd=sd, power=power)
+            rows.append({**row, "group": verdict, "held": ok})
     aa = summary.get("aa_outside")
     held &= aa == []
     seen = all(r["lo"] is not None for r in rows) and rows
@@ -167,39 +138,21 @@ def judge(summary, found, truth, raw):
 
 
 def arguments(parser):
-    parser.add_argument(
-        "--rounds", type=int, default=ROUNDS, help="rounds (default %(default)s)"
-    )
-    parser.add_argument(
-        "--bench", default=CASES, help="regex of benchmark names (default: CASES)"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=int(time.time()), help="order (default: now)"
-    )
-    parser.add_argument(
-        "--max-load",
-        type=float,
-        default=load.MAX_LOAD,
-        help="drop rounds where others took more cores (default %(default)s)",
-    )
-    parser.add_argument(
-        "--no-record", action="store_true", help="write out/bench/ only"
-    )
-    parser.add_argument(
-        "--again", type=Path, metavar="RUN", help="re-analyse a recorded run"
-    )
-
-
-def run_arguments(args):
-    """The options of the paired timing run (`kbb bench run`)."""
-    common = ["--backends", "torch", "--threads", "1", "--bench", args.bench]
-    common += ["--rounds", str(args.rounds), "--seed", str(args.seed)]
-    common += ["--budget", str(BUDGET), "--min-samples", str(MIN_SAMPLES)]
-    return run.parse([*common, "--max-load", str(args.max_load)])
+    add = parser.add_argument
+    add("--rounds", type=int, default=ROUNDS, help="rounds (default %(default)s)")
+    add("--bench", default=CASES, help="regex of benchmark names (default: CASES)")
+    add("--seed", type=int, default=int(time.time()), help="order (default: now)")
+    gate = "drop rounds where others took more cores (default %(default)s)"
+    add("--max-load", type=float, default=workers.MAX_LOAD, help=gate)
+    add("--no-record", action="store_true", help="write out/bench/ only")
+    add("--again", type=Path, metavar="RUN", help="re-analyse a recorded run")
 
 
 def main(ws, args):
-    run_args = run_arguments(args)
+    given = {k: getattr(args, k) for k in ("bench", "rounds", "seed", "max_load")}
+    run_args = run.options(
+        **given, backends=["torch"], threads=1, budget=BUDGET, min_samples=MIN_SAMPLES
+    )
     if args.again:
         return again(ws, args.again)
     started = time.time()
@@ -238,15 +191,17 @@ def again(ws, folder):
 
 
 def write(ws, raw, summary, scratch):
+    """Writes the run: into the folder `scratch` (--again), out/bench/power/
+    (`scratch` true: --no-record), else recorded in benchmarks/runs/; its
+    record.md, with the power table before the run's own tables."""
     power = summary["power"]
     aa = power["aa_outside"]
-    lines = [
+    held = {"held": "Every expectation held", "FAILED": "An expectation FAILED"}
+    intro = [
         "## Power: the benchmark mutants (benchmarks/mutants)",
         "",
         "Generated by `kbb bench power` (`tox -e bench-power`). "
-        + {"held": "Every expectation held", "FAILED": "An expectation FAILED"}.get(
-            power["status"], "Inconclusive: a comparison has no interval"
-        )
+        + held.get(power["status"], "Inconclusive: a comparison has no interval")
         + "; A/A control: "
         + (f"{len(aa)} interval(s) leave out 1 ({', '.join(aa)})" if aa else "clean")
         + f"; {raw['meta']['minutes_total']:.1f} min in all.",
@@ -254,20 +209,14 @@ def write(ws, raw, summary, scratch):
         tables.power_table(power, power_at=POWER_AT),
         "",
     ]
-    if isinstance(scratch, Path):
-        folder = scratch
-    elif scratch:
-        folder = ws.root / record.SCRATCH.parent / "power"
-    else:
-        _, folder = record.new_run(ws, summary["meta"]["date"][:10], "power")
-    record.write_folder(folder, raw, summary)
-    text = (folder / "record.md").read_text().split("\n", 2)
-    title = f"# Power run {folder.name}: {power['status']}"
-    (folder / "record.md").write_text("\n".join([title, text[1], *lines, text[2]]))
-    if not scratch:
-        from kbb.bench import aggregate
+    if scratch:
+        folder = scratch if isinstance(scratch, Path) else ws.root / SCRATCH
+        title = f"Power run {folder.name}: {power['status']}"
+        return record.write(folder, raw, record.texts(summary, title, intro))
+    day, stamp = summary["meta"]["date"][:10], results.stamp_line(ws, ws.pin("keras"))
 
-        (ws.root / record.RUNS / "README.md").write_text(
-            aggregate.index(ws.root / record.RUNS)
-        )
-    return folder / "record.md"
+    def files(number):
+        title = f"Power run {number:03d}: {power['status']}"
+        return record.texts(summary, title, intro)
+
+    return record.keep(ws, day, "power", raw, files, raw["meta"]["series"], stamp)

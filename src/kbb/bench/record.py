@@ -1,11 +1,9 @@
-"""Where benchmark runs are kept: benchmarks/runs/NNN-DATE/, and the index.
-
-A recorded run is a folder: record.md (its markdown, generated),
-summary.json (benchreport's summary) and raw.json.gz (every sample of
-every process, to re-analyse). benchmarks/runs/README.md is the index,
-regenerated from the folders' summaries (or meta.json, for the earlier
-asv runs kept as they were); docs/benchmarks.md is the aggregate
-(benchagg). A smoke run goes to out/bench/quick/ and is not recorded.
+"""Where benchmark runs are kept, benchmarks/runs/NNN-DATE[-KIND]/, and
+what each ran on (`machine`). A kept run is raw.json.gz (every sample, to
+re-analyse), record.md and summary.json (kbb.bench.report's) or meta.json
+(`kbb decisions`, and the earlier asv runs); keeping one regenerates the
+index and docs/benchmarks.md (kbb.bench.aggregate). A smoke run goes to
+out/bench/quick/, unrecorded.
 """
 
 import datetime
@@ -22,10 +20,12 @@ from kbb.bench import aggregate
 from kbb.bench import builds
 from kbb.bench import stats
 from kbb.bench import tables
+from kbb.bench import write_text
 
 RUNS = Path("benchmarks") / "runs"
 SCRATCH = Path("out") / "bench" / "quick"
 FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
+SYS_CPU = Path("/sys/devices/system/cpu")
 
 
 def cpu_info():
@@ -46,62 +46,88 @@ def cpu_info():
     return model, flags, statistics.median(clocks) if clocks else None
 
 
+def cpu_settings(root=SYS_CPU):
+    """The CPU settings pyperf records beside its timings (`pyperf system
+    show`), from /sys: the frequency governors, turbo (intel_pstate's
+    no_turbo, else cpufreq's boost) and the isolated CPUs; "n/a" where
+    /sys lacks them.
+
+    >>> cpu_settings(Path("/nonexistent"))
+    {'governor': 'n/a', 'turbo': 'n/a', 'isolated': 'n/a'}
+    """
+
+    def read(name):
+        try:
+            return (Path(root) / name).read_text().strip()
+        except OSError:
+            return None
+
+    paths = sorted(Path(root).glob("cpu[0-9]*/cpufreq/scaling_governor"))
+    governors = sorted({read(p.relative_to(root)) for p in paths} - {None, ""})
+    no_turbo, boost, isolated = (
+        read(n) for n in ("intel_pstate/no_turbo", "cpufreq/boost", "isolated")
+    )
+    if no_turbo is not None:
+        turbo = ("off" if no_turbo == "1" else "on") + " (intel_pstate)"
+    elif boost is not None:
+        turbo = ("on" if boost == "1" else "off") + " (cpufreq boost)"
+    else:
+        turbo = "n/a"
+    return {
+        "governor": ", ".join(governors) or "n/a",
+        "turbo": turbo,
+        "isolated": "n/a" if isolated is None else isolated or "none",
+    }
+
+
 def gpu():
     """ "name, driver, memory" of the first GPU (nvidia-smi), or None."""
+    query = "--query-gpu=name,driver_version,memory.total"
+    command = ["nvidia-smi", query, "--format=csv,noheader"]
     try:
-        result = subprocess.run(
-            [
-                "nvidia-smi",
-                "--query-gpu=name,driver_version,memory.total",
-                "--format=csv,noheader",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        found = subprocess.run(command, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
-    return result.stdout.splitlines()[0].strip()
+    return found.stdout.splitlines()[0].strip()
 
 
-def machine(args, settings):
+def machine():
+    """What a run runs on, for its meta: the date, the CPU (model, flags,
+    clock, count, cpu_settings), the GPU, Python, the load average."""
     model, flags, mhz = cpu_info()
     return {
-        "gpu": gpu(),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": model,
         "cpu_flags": flags,
         "cpu_mhz": mhz,
         "cpus": os.cpu_count(),
-        "threads": args.threads,
-        "rounds": args.rounds,
-        "seed": args.seed,
-        "backends": args.backends,
-        "settings": {k: os.environ[k] for k in settings if k in os.environ},
+        **cpu_settings(),
+        "gpu": gpu(),
         "python": platform.python_version(),
         "load_before": os.getloadavg(),
-        "quick": args.quick,
-        "bench": args.bench,
-        "samples": {"min": args.min_samples, "budget_s": args.budget},
     }
 
 
-def markdown(summary, title):
-    """The record of one run."""
+def markdown(summary, title, intro=()):
+    """The record.md of one run: its `title` line, the `intro` lines, what
+    it ran on, then its tables."""
     meta = summary["meta"]
     commits = ", ".join(
         f"{tables.branch(b)} {c[:12]}" for b, c in meta.get("commits", {}).items()
     )
+    cpu = "governor {governor}, turbo {turbo}, isolated CPUs {isolated}; "
+    cpu = cpu.format(**meta) if "governor" in meta else ""
     lines = [
-        f"# {title}: {summary['verdict']}",
+        f"# {title}",
         "",
+        *intro,
         "Generated by `kbb bench run` (`tox -e bench`); do not edit.",
         "",
         f"- Date {meta['date']}; {meta.get('minutes', 0):.0f} min; commits: {commits}.",
         f"- Machine: {meta.get('gpu') or 'no GPU'}; {meta['cpu']}, "
         f"{meta['cpus']} CPUs at "
         f"{meta['cpu_mhz'] or '?'} MHz, flags: {', '.join(meta['cpu_flags']) or '-'} "
-        f"(of {', '.join(FLAGS)}); "
+        f"(of {', '.join(FLAGS)}); {cpu}"
         f"load average {_load(meta['load_before'])} before, "
         f"{_load(meta.get('load_after'))} after.",
         f"- Threads: {meta['threads']} in every framework; TensorFlow's oneDNN "
@@ -121,33 +147,18 @@ def markdown(summary, title):
     quick = summary["verdict"] == "smoke"
     pairs = summary.get("pairs", {})
     for build, rows in summary["comparisons"].items():
-        verdict = summary["verdicts"][build]
-        bound = stats.bound(_intervals(rows))
         before, after = pairs.get(build, (builds.PRISTINE, build))
-        lines += [
-            "",
-            f"## {tables.branch(before)} against {tables.branch(after)}",
-            "",
-        ]
-        if quick:
-            pass
-        elif build == builds.AA:
+        lines += ["", f"## {tables.branch(before)} against {tables.branch(after)}"]
+        lines.append("")
+        if build == builds.AA and not quick:
             outside = summary.get("aa_outside", [])
-            lines += [
-                f"A/A control: {len(outside)} of {len(rows)} intervals leave out 1"
-                + (
-                    f" ({', '.join(outside)}): the run is inconclusive."
-                    if outside
-                    else "."
-                ),
-                "",
-            ]
-        else:
-            lines += [
-                f"Verdict: {verdict}; largest upper bound {bound:.3f}; "
-                f"{detectable_text(summary, build)}.",
-                "",
-            ]
+            why = f" ({', '.join(outside)}): the run is inconclusive" if outside else ""
+            text = f"A/A control: {len(outside)} of {len(rows)} intervals leave out 1"
+            lines += [f"{text}{why}.", ""]
+        elif not quick:
+            bound = stats.bound(stats.from_rows(rows))
+            text = f"Verdict: {summary['verdicts'][build]}; largest upper bound "
+            lines += [f"{text}{bound:.3f}; {detectable_text(summary, build)}.", ""]
         lines.append(tables.comparison_table(f"run-{build}", rows, quick))
     lines += ["", "## Against the peer kernel", ""]
     lines.append(tables.peer_table("run-peer", summary.get("peers", {})))
@@ -168,79 +179,65 @@ def _rounds(summary):
 
 
 def detectable_text(summary, name):
-    """ "smallest regression it could see": from the summary, or computed
+    """ "smallest regression it could have seen": stored in the summary, or
     from the rows' intervals (records made before it was stored)."""
-    found = summary.get("detectable", {}).get(name)
-    if found is None:
-        values = sorted(
-            stats.detectable(r["lo"], r["hi"], summary["delta"])
-            for r in summary["comparisons"].get(name, {}).values()
-            if "lo" in r
-        )
-        if not values:
-            return "smallest detectable regression: none (no interval)"
-        found = {"best": values[0], "median": statistics.median(values)}
+    rows, stored = summary["comparisons"].get(name, {}), summary.get("detectable", {})
+    found = stored.get(name) or stats.smallest(rows, summary["delta"])
+    if not found:
+        return "smallest detectable regression: none (no interval)"
     return (
         f"smallest regression it could have seen {found['best']:.2f}x "
         f"(median over benchmarks {found['median']:.2f}x; at even odds)"
     )
 
 
-def _intervals(rows):
-    return {
-        k: stats.Interval(r["ratio"], r["lo"], r["hi"], 0)
-        for k, r in rows.items()
-        if "lo" in r
-    }
-
-
 def _load(values):
     return "/".join(f"{v:.1f}" for v in values) if values else "?"
 
 
-def write_scratch(ws, raw, summary):
-    return write_folder(ws.root / SCRATCH, raw, summary)
+def texts(summary, title, intro=()):
+    """{file name: text} of a run analysed by kbb.bench.report."""
+    return {
+        "summary.json": json.dumps(summary, indent=1) + "\n",
+        "record.md": markdown(summary, title, intro),
+    }
+
+
+def write(folder, raw, files):
+    """Writes raw.json.gz and `files` ({name: text}) into `folder`, each
+    whole or not at all; returns its record.md."""
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / ".raw.json.gz.part"
+    with gzip.open(partial, "wt") as f:
+        json.dump(raw, f)
+    os.replace(partial, folder / "raw.json.gz")
+    for name, text in files.items():
+        write_text(folder / name, text)
+    return folder / "record.md"
 
 
 def write_folder(folder, raw, summary):
     """A run's files in a folder of the caller's (not recorded)."""
     title = "Smoke run (--quick)" if summary["verdict"] == "smoke" else "Run"
-    _write(folder, raw, summary, title)
-    return folder / "record.md"
+    return write(folder, raw, texts(summary, f"{title}: {summary['verdict']}"))
 
 
-def next_number(runs):
-    numbers = [
-        int(m.group(1)) for p in runs.glob("*") if (m := re.match(r"(\d{3})-", p.name))
-    ]
-    return max(numbers, default=0) + 1
-
-
-def new_run(ws, day, kind=""):
-    """(number, folder) of a new record benchmarks/runs/NNN-DAY[-KIND]."""
+def keep(ws, day, kind, raw, files, series, stamp):
+    """Keeps a run as benchmarks/runs/NNN-DAY[-KIND]/: raw.json.gz and
+    `files(NNN)` ({name: text}), then rewrites the index and the aggregate,
+    whose `stamp` line names the `series` the run measured. Its record.md."""
     runs = ws.root / RUNS
-    number = next_number(runs)
+    taken = [int(m[1]) for p in runs.glob("*") if (m := re.match(r"(\d{3})-", p.name))]
+    number = max(taken, default=0) + 1
     folder = runs / (f"{number:03d}-{day}" + (f"-{kind}" if kind else ""))
     folder.mkdir(parents=True)
-    return number, folder
-
-
-def write_raw(folder, raw):
-    folder.mkdir(parents=True, exist_ok=True)
-    with gzip.open(folder / "raw.json.gz", "wt") as f:
-        json.dump(raw, f)
+    write(folder, raw, files(number))
+    aggregate.write(ws.root, series, stamp)
+    return folder / "record.md"
 
 
 def write_run(ws, raw, summary, stamp):
-    """Records a run in benchmarks/runs/ and rewrites the aggregate, whose
-    `stamp` line names the series the run measured."""
-    number, folder = new_run(ws, summary["meta"]["date"][:10])
-    _write(folder, raw, summary, f"Benchmark run {number:03d}")
-    aggregate.write(ws.root, raw["meta"]["series"], stamp)
-    return folder / "record.md"
-
-
-def _write(folder, raw, summary, title):
-    write_raw(folder, raw)
-    (folder / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    (folder / "record.md").write_text(markdown(summary, title))
+    """Keeps a run of `kbb bench run` (kbb.bench.report's `summary`)."""
+    day, verdict = summary["meta"]["date"][:10], summary["verdict"]
+    files = lambda n: texts(summary, f"Benchmark run {n:03d}: {verdict}")  # noqa: E731
+    return keep(ws, day, "", raw, files, raw["meta"]["series"], stamp)

@@ -1,16 +1,12 @@
-"""One benchmark run: its samples turned into intervals, verdicts, tables.
-
-`analyse(raw)` takes what kbb.bench recorded ({"meta", "processes",
-"rounds"}: one record per worker process, with its build, round and
-samples; what benchload measured around each round) and returns the run's
-summary (JSON): the rounds dropped by the load gate; per comparison (each
-build and the A/A control against pristine, and each group against the
-group it stacks on: "native over bessel") a row per benchmark with the
-paired ratio of the wall clock, its simultaneous interval, verdict and the
-smallest regression it could have seen (benchstats), and the ratio of the
-CPU time beside it; the peer table (each build's layer against the
-backend's own kernel) with the bandwidth each reaches as a fraction of the
-triad; the verdict of the run. `markdown(summary)` is its record.
+"""One benchmark run analysed: `analyse(raw)` turns what `kbb bench run`
+recorded ({"meta", "processes", "rounds"}) into the run's summary (JSON):
+the rounds the load gate dropped; per comparison (each build and the A/A
+control against pristine, each group against the one it stacks on:
+"native over bessel") a row per benchmark with the paired ratio of the
+wall clock, its simultaneous interval, verdict and the smallest
+regression it could have seen (kbb.bench.stats), the CPU-time ratio
+beside it; each build's layer against the backend's own kernel (the
+peer), with the bandwidths as fractions of the triad's; the verdict.
 """
 
 import math
@@ -18,8 +14,8 @@ import re
 import statistics
 
 from kbb.bench import builds
-from kbb.bench import load
 from kbb.bench import stats
+from kbb.bench import workers
 
 PRISTINE, AA = builds.PRISTINE, builds.AA
 PEER = re.compile(r"^(\w+) peer\.PeerKernel\.time_forward_backward(\(.*\))$")
@@ -59,13 +55,9 @@ def _paired(before, after):
 
 
 def _row(before, after, cpu_before, cpu_after, interval, delta):
-    row = {
-        "before_s": seconds(before),
-        "after_s": seconds(after),
-        "ratio": _paired(before, after),
-        "cpu_ratio": _paired(cpu_before, cpu_after),
-        "processes": [len(before), len(after)],
-    }
+    row = {"before_s": seconds(before), "after_s": seconds(after)}
+    row.update(ratio=_paired(before, after), cpu_ratio=_paired(cpu_before, cpu_after))
+    row["processes"] = [len(before), len(after)]
     if interval:
         row.update(lo=interval.lo, hi=interval.hi, verdict=interval.verdict(delta))
         row["detectable"] = stats.detectable(interval.lo, interval.hi, delta)
@@ -89,34 +81,9 @@ def comparison(data, cpu, build, delta, reference=PRISTINE):
     before, after = data[reference], data[build]
     intervals = families(before, after)
     return {
-        key: _row(
-            before[key],
-            after[key],
-            cpu[reference][key],
-            cpu[build][key],
-            interval,
-            delta,
-        )
-        for key, interval in intervals.items()
+        k: _row(before[k], after[k], cpu[reference][k], cpu[build][k], iv, delta)
+        for k, iv in intervals.items()
     }
-
-
-def _verdict_of(rows, delta):
-    intervals = {
-        k: stats.Interval(r["ratio"], r["lo"], r["hi"], 0)
-        for k, r in rows.items()
-        if "lo" in r
-    }
-    return intervals, stats.group_verdict(intervals, delta)
-
-
-def smallest(rows):
-    """The smallest regression a comparison could have seen (at even
-    odds, on its best benchmark), and the median over its benchmarks."""
-    values = sorted(r["detectable"] for r in rows.values() if "detectable" in r)
-    if not values:
-        return None
-    return {"best": values[0], "median": statistics.median(values)}
 
 
 def peers(data, cpu, bytes_, triad, delta):
@@ -137,13 +104,8 @@ def peers(data, cpu, bytes_, triad, delta):
             continue
         own = {k: v for k, v in data[build].items() if k in pooled}
         own_cpu = {k: cpu[build][k] for k in own}
-        rows = comparison(
-            {"peer": pooled, build: own},
-            {"peer": pooled_cpu, build: own_cpu},
-            build,
-            delta,
-            reference="peer",
-        )
+        data_, cpu_ = {"peer": pooled, build: own}, {"peer": pooled_cpu, build: own_cpu}
+        rows = comparison(data_, cpu_, build, delta, reference="peer")
         for key, row in rows.items():
             size = bytes_.get(key)
             if size and triad:
@@ -169,36 +131,20 @@ def pairs(data, meta):
     return out
 
 
-def gate(raw):
-    """{round: reason} of the rounds the load gate drops."""
-    max_load = raw["meta"].get("max_load", load.MAX_LOAD)
-    return load.dropped(raw.get("rounds", {}), max_load)
-
-
 def analyse(raw, delta=stats.DELTA, quick=False):
     processes, meta = raw["processes"], raw["meta"]
-    drop = gate(raw)
+    max_load = meta.get("max_load", workers.MAX_LOAD)
+    drop = workers.dropped(raw.get("rounds", {}), max_load)
     data = _ordered(by_build(processes, drop=drop), meta)
     cpu = by_build(processes, "cpu", drop)
     triads = [p[k] for p in processes for k in ("triad_gbps", "triad_gbps_after")]
     triad = statistics.median(triads) if triads else None
-    summary = {
-        "meta": meta,
-        "delta": delta,
-        "alpha": stats.ALPHA,
-        "correction": "max-t bootstrap over paired rounds",
-        "triad_gbps": triad,
-        "rounds": {
-            "run": len({str(p["round"]) for p in processes}),
-            "dropped": drop,
-            "max_load": meta.get("max_load", load.MAX_LOAD),
-            "triad_min": load.TRIAD_MIN,
-        },
-        "pairs": {},
-        "comparisons": {},
-        "verdicts": {},
-        "detectable": {},
-    }
+    run = len({str(p["round"]) for p in processes})
+    rounds = dict(run=run, dropped=drop, max_load=max_load, triad_min=workers.TRIAD_MIN)
+    correction = "max-t bootstrap over paired rounds"
+    summary = dict(meta=meta, delta=delta, alpha=stats.ALPHA, correction=correction)
+    summary.update(triad_gbps=triad, rounds=rounds)
+    summary.update({k: {} for k in ("pairs", "comparisons", "verdicts", "detectable")})
     sizes = model_bytes(processes)
     for name, (before, after) in pairs(data, meta).items():
         rows = comparison(data, cpu, after, delta, reference=before)
@@ -207,17 +153,16 @@ def analyse(raw, delta=stats.DELTA, quick=False):
                 row["fraction"] = sizes[key] / row["after_s"] / 1e9 / triad
         summary["pairs"][name] = [before, after]
         summary["comparisons"][name] = rows
-        intervals, verdict = _verdict_of(rows, delta)
-        summary["verdicts"][name] = verdict
-        summary["detectable"][name] = smallest(rows)
+        intervals = stats.from_rows(rows)
+        summary["verdicts"][name] = stats.group_verdict(intervals, delta)
+        summary["detectable"][name] = stats.smallest(rows, delta)
         if name == AA:
             summary["aa_outside"] = stats.aa_outside(intervals)
     summary["peers"] = peers(data, cpu, sizes, triad, delta) if PRISTINE in data else {}
     if quick:
         summary["verdict"] = "smoke"
     else:
-        aa_rows = summary["comparisons"].get(AA, {})
-        aa_intervals, _ = _verdict_of(aa_rows, delta)
+        aa_intervals = stats.from_rows(summary["comparisons"].get(AA, {}))
         groups = {b: v for b, v in summary["verdicts"].items() if b != AA}
         summary["verdict"] = stats.run_verdict(aa_intervals, groups)
     return summary

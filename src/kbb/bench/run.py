@@ -1,35 +1,22 @@
 """`kbb bench run` (`tox -e bench`): timings of pristine keras against
-each patch group.
+each patch group, with an A/A control (the method: benchmarks/README.md).
 
-Each build (benchbuilds: pristine, each patch group of the series, or
-those of --builds, and `aa`, the A/A control: the pristine wheel again in
-a folder of its own) runs benchmarks/worker.py in a fresh process per
-backend and round, with the build first on PYTHONPATH. A round runs every
-build of a backend in adjacent processes, builds and backends in an order
-shuffled anew in each round (seed recorded): the ratios are taken within
-a round (benchstats). The threads of every framework are fixed to
---threads (default: 1 on machines with 2 CPUs or fewer, where more
-oversubscribe the cores, else all CPUs) and recorded, and so is the triad
-bandwidth each process measured with them. Around each round benchload
-notes the load and the triad bandwidth; the analysis drops the rounds
-where other processes took more than --max-load cores.
-
-benchreport turns the samples into intervals and verdicts (benchstats),
-a markdown record and a summary; a full run is recorded in
-benchmarks/runs/ (benchrecord: raw samples compressed, the index, and the
-aggregate docs/benchmarks.md); --quick (one round, a few samples of one
-case per benchmark, no A/A control) writes out/bench/quick/ only and
-gives no timing verdict.
+Each build (pristine, the patch groups or --builds, and `aa`, pristine
+again) runs benchmarks/worker.py in a fresh process per backend and round
+(kbb.bench.workers), the threads fixed to --threads; the load gate drops
+the rounds where others took more than --max-load cores; kbb.bench.report
+gives paired intervals and verdicts. A full run is recorded in
+benchmarks/runs/; --quick (one round, a few samples of one case each, no
+A/A control) writes out/bench/quick/ and gives no timing verdict.
 
 Exit status: 0 no regression, 1 a regression, 3 inconclusive (the A/A
-control left its interval, or an interval is too wide to decide: rerun on
-a quieter machine, or with more rounds), 2 an error.
+control left its interval, or an interval is too wide: rerun on a quieter
+machine, or with more rounds), 2 an error.
 """
 
 import argparse
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -42,11 +29,11 @@ from kbb import KbbError
 from kbb import log
 from kbb import results
 from kbb.bench import builds
-from kbb.bench import load
 from kbb.bench import record
 from kbb.bench import report
 from kbb.bench import stats
-from kbb.bench import threads_env
+from kbb.bench import workers
+from kbb.bench import write_text
 
 WORKER = Path("benchmarks") / "worker.py"
 # Rounds: the units of the intervals (Student's quantile with ROUNDS - 1
@@ -67,18 +54,11 @@ PEER = r"^peer\."
 
 
 def worker_env(folder, backend, threads, quick):
-    """The environment of a worker: the build first, threads fixed."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": builds.pythonpath(folder),
-        "KERAS_BACKEND": backend,
-        "KBB_BENCH_THREADS": str(threads),
-        "KBB_BENCH_QUICK": "1" if quick else "0",
-        **threads_env(threads),
-        # Device synchronization and memory statistics (benchmarks/keras3).
-        "KBB_BENCH_GPU": "1" if shutil.which("nvidia-smi") else "",
-    }
-    return env
+    """The environment of a worker: the build first, threads fixed, and
+    on a GPU device synchronization and memory statistics."""
+    gpu = "1" if shutil.which("nvidia-smi") else ""
+    settings = {"KBB_BENCH_QUICK": "1" if quick else "0", "KBB_BENCH_GPU": gpu}
+    return workers.env(backend, threads, folder, **settings)
 
 
 def default_threads(cpus=None):
@@ -87,71 +67,25 @@ def default_threads(cpus=None):
     return 1 if cpus <= 2 else cpus
 
 
-def plan(names, backends, rounds, seed):
-    """[(round, build, backend)]: each pair once per round; within a round
-    the builds of one backend run in adjacent processes; backends and
-    builds in an order shuffled anew in every round."""
-    rng = random.Random(seed)
-    order = []
-    for r in range(rounds):
-        for k in rng.sample(backends, len(backends)):
-            order.extend((r, b, k) for b in rng.sample(names, len(names)))
-    return order
-
-
-def run_worker(root, folder, backend, output, args, seed, peer=True):
+def run(ws, folders, args):
+    """Every worker of the plan: ([process record], {round: what the load
+    meter noted})."""
     samples = QUICK_SAMPLES if args.quick else None
-    command = [
-        sys.executable,
-        str(root / WORKER),
-        str(output),
-        "--bench",
-        args.bench,
-        "--min",
-        str(samples or args.min_samples),
-        "--max",
-        str(samples or MAX),
-        "--budget",
-        str(0 if samples else args.budget),
-        "--seed",
-        str(seed),
-        *([] if peer else ["--skip", PEER]),
-    ]
-    env = worker_env(folder, backend, args.threads, args.quick)
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    if result.returncode:
-        raise KbbError(f"{folder.name} on {backend}:\n{result.stderr[-3000:]}")
-    found = json.loads(output.read_text())
-    if not found["keras_file"].startswith(str(folder)):
-        raise KbbError(f"the worker imported {found['keras_file']}, not {folder}")
-    return found
-
-
-def run(ws, folders, backends, args):
-    """Every worker of the plan: ([process record] with build and round,
-    {round: what benchload measured around it})."""
-    order = plan(list(folders), backends, args.rounds, args.seed)
-    processes, rounds, started = [], {}, time.time()
-    meter = load.Meter(ws.root, args.threads)
+    sampling = ["--min", samples or args.min_samples, "--max", samples or MAX]
+    sampling += ["--budget", 0 if samples else args.budget, "--bench", args.bench]
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (r, build, backend) in enumerate(order):
-            if i == 0 or order[i - 1][0] != r:
-                meter.start()
-            log(f"[{i + 1}/{len(order)}] round {r + 1}: {build} on {backend}")
-            out = Path(tmp) / f"{i}.json"
-            t0 = time.time()
-            peer = build == builds.PRISTINE
-            found = run_worker(ws.root, folders[build], backend, out, args, i, peer)
-            found.update(build=build, round=r, slot=i, seconds=time.time() - t0)
-            processes.append(found)
-            if i + 1 == len(order) or order[i + 1][0] != r:
-                rounds[str(r)] = meter.stop()
-            if i + 1 == len(order) // args.rounds and args.rounds > 1:
-                spent = (time.time() - started) / 60
-                log(
-                    f"round 1 took {spent:.1f} min: about {spent * args.rounds:.0f} min"
-                )
-    return processes, rounds
+
+        def start(slot, build, backend):
+            out = Path(tmp) / f"{slot}.json"
+            command = [ws.root / WORKER, out, "--seed", slot, *sampling]
+            if build != builds.PRISTINE:
+                command += ["--skip", PEER]
+            folder = folders[build]
+            env = worker_env(folder, backend, args.threads, args.quick)
+            return workers.launch(command, env, out, f"{build} on {backend}", folder)
+
+        order = workers.plan(list(folders), args.backends, args.rounds, args.seed)
+        return workers.run_plan(order, start, workers.Meter(ws.root, args.threads))
 
 
 def builds_of(ws, carried, selected, names):
@@ -174,83 +108,42 @@ def export_builds(ws, dest, selected):
     for name, folder in folders.items():
         shutil.copytree(folder, dest / name, dirs_exist_ok=True)
     commits = builds.commits(ws, "keras", selected, names)
-    (dest / "commits.json").write_text(json.dumps(commits, indent=1) + "\n")
+    write_text(dest / "commits.json", json.dumps(commits, indent=1) + "\n")
     log(f"wrote {dest}: {', '.join(names)}")
     return 0
 
 
-# `kbb bench asv ARGS` and `kbb bench asv --tf-keras ARGS`: target, config.
-ASV = {
-    "asv": ("keras", "asv.conf.json"),
-    "asv-tf-keras": ("tf-keras", "asv-tf-keras.conf.json"),
-}
-
-
-def asv_passthrough(ws, target, config, argv):
-    """asv ARGS with the workspace's configuration; its machine info (which
-    `asv run` and `continuous` need) is written first, with defaults."""
-    builds.applied_checkout(ws, target)
-    config = str(ws.root / config)
-    asv = [sys.executable, "-m", "asv", "--config", config]
-    machine = subprocess.run([*asv, "machine", "--yes"], capture_output=True)
-    if machine.returncode:
-        log(f"asv machine --yes failed: {machine.stderr.decode()[-500:]}")
-        return 2
-    return subprocess.run([*asv, *argv]).returncode
-
-
 def arguments(parser):
-    parser.add_argument("--quick", action="store_true", help="smoke run")
-    parser.add_argument("--rounds", type=int, help=f"rounds (default {ROUNDS})")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=default_threads(),
-        help="threads of every framework (default: 1 on 2 CPUs or fewer)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=int(time.time()), help="order (default: now)"
-    )
-    parser.add_argument(
-        "--backends",
-        default=os.environ.get("KBB_BENCH_BACKENDS"),
-        help="tensorflow,jax,torch (default: $KBB_BENCH_BACKENDS, else all)",
-    )
-    parser.add_argument("--bench", default="", help="regex of benchmark names")
-    parser.add_argument(
-        "--builds", default="", help="pristine,group/bessel,NAME=REF (default: all)"
-    )
-    parser.add_argument(
-        "--max-load",
-        type=float,
-        default=load.MAX_LOAD,
-        help="drop rounds where others took more cores (default %(default)s)",
-    )
-    parser.add_argument(
-        "--budget", type=float, default=BUDGET, help="s per benchmark and process"
-    )
-    parser.add_argument(
-        "--min-samples", type=int, default=MIN, help="samples per benchmark at least"
-    )
-    parser.add_argument(
-        "--delta",
-        type=float,
-        default=stats.DELTA,
-        help="tolerated slowdown (default %(default)s)",
-    )
-    parser.add_argument(
-        "--no-record", action="store_true", help="write out/bench/ only"
-    )
-    parser.add_argument("--output", type=Path, help="the record's folder instead")
-    parser.add_argument(
-        "--export-builds",
-        type=Path,
-        metavar="DIR",
-        help="copy the unpacked builds to DIR (for a machine without .upstream/)",
-    )
-    parser.add_argument(
-        "--builds-from", type=Path, metavar="DIR", help="run the builds in DIR"
-    )
+    add = parser.add_argument
+    add("--quick", action="store_true", help="smoke run")
+    add("--rounds", type=int, help=f"rounds (default {ROUNDS})")
+    threads = "threads of every framework (default: 1 on 2 CPUs or fewer)"
+    add("--threads", type=int, default=default_threads(), help=threads)
+    add("--seed", type=int, default=int(time.time()), help="order (default: now)")
+    backends = "tensorflow,jax,torch (default: $KBB_BENCH_BACKENDS, else all)"
+    add("--backends", default=os.environ.get("KBB_BENCH_BACKENDS"), help=backends)
+    add("--bench", default="", help="regex of benchmark names")
+    add("--builds", default="", help="pristine,group/bessel,NAME=REF (default: all)")
+    gate = "drop rounds where others took more cores (default %(default)s)"
+    add("--max-load", type=float, default=workers.MAX_LOAD, help=gate)
+    add("--budget", type=float, default=BUDGET, help="s per benchmark and process")
+    add("--min-samples", type=int, default=MIN, help="samples per benchmark at least")
+    delta = "tolerated slowdown (default %(default)s)"
+    add("--delta", type=float, default=stats.DELTA, help=delta)
+    add("--no-record", action="store_true", help="write out/bench/ only")
+    add("--output", type=Path, help="the record's folder instead")
+    export = "copy the unpacked builds to DIR (for a machine without .upstream/)"
+    add("--export-builds", type=Path, metavar="DIR", help=export)
+    add("--builds-from", type=Path, metavar="DIR", help="run the builds in DIR")
+
+
+def options(**given):
+    """The options of a run: the defaults but `given` (`kbb bench power`)."""
+    parser = argparse.ArgumentParser(prog="kbb bench run")
+    arguments(parser)
+    args = parser.parse_args([])
+    vars(args).update(given)
+    return finish(args)
 
 
 def finish(args):
@@ -261,25 +154,20 @@ def finish(args):
     return args
 
 
-def parse(argv):
-    """The options of a run from a list (as `kbb bench power` makes one)."""
-    parser = argparse.ArgumentParser(prog="kbb bench run")
-    arguments(parser)
-    return finish(parser.parse_args(argv))
-
-
 def collect(ws, args, selected):
     """The raw record of a run of the `selected` builds (and the A/A
     control, unless --quick): {"meta", "processes", "rounds"}."""
-    meta = record.machine(args, SETTINGS)
+    given = ("threads", "rounds", "seed", "backends", "quick", "bench", "max_load")
+    meta = {**record.machine(), **{k: getattr(args, k) for k in given}}
+    meta["settings"] = {k: os.environ[k] for k in SETTINGS if k in os.environ}
+    meta["samples"] = {"min": args.min_samples, "budget_s": args.budget}
     names = [b.name for b in selected] + ([] if args.quick else [builds.AA])
     folders, meta["commits"] = builds_of(ws, args.builds_from, selected, names)
     meta["series"] = builds.series(ws, "keras")
     meta["bases"] = {b.name: b.base for b in selected if b.base}
     started = time.time()
-    processes, rounds = run(ws, folders, args.backends, args)
+    processes, rounds = run(ws, folders, args)
     meta.update(minutes=(time.time() - started) / 60, load_after=os.getloadavg())
-    meta["max_load"] = args.max_load
     onednn = {p["threads"].get("onednn") for p in processes} - {None}
     meta["onednn"] = " / ".join(sorted(map(str, onednn))) or "n/a (no TensorFlow)"
     return {"meta": meta, "processes": processes, "rounds": rounds}, folders
@@ -287,35 +175,41 @@ def collect(ws, args, selected):
 
 class Asv:
     """`kbb bench asv ARGS`: asv with the workspace's configuration
-    (asv.conf.json, or asv-tf-keras.conf.json with --tf-keras)."""
+    (asv.conf.json, or asv-tf-keras.conf.json with --tf-keras); asv's
+    machine information, which `asv run` and `continuous` need, is
+    written first, with defaults."""
 
     @staticmethod
     def arguments(parser):
-        parser.add_argument(
-            "--tf-keras", action="store_true", help="tf-keras' suite instead"
-        )
-        parser.add_argument("asv", nargs=argparse.REMAINDER, help="asv's arguments")
+        add = parser.add_argument
+        add("--tf-keras", action="store_true", help="tf-keras' suite instead")
+        add("asv", nargs=argparse.REMAINDER, help="asv's arguments")
 
     @staticmethod
     def main(ws, args):
-        key = "asv-tf-keras" if args.tf_keras else "asv"
-        return asv_passthrough(ws, *ASV[key], args.asv)
+        target = "tf-keras" if args.tf_keras else "keras"
+        builds.applied_checkout(ws, target)
+        config = "asv-tf-keras.conf.json" if args.tf_keras else "asv.conf.json"
+        asv = [sys.executable, "-m", "asv", "--config", str(ws.root / config)]
+        machine = subprocess.run([*asv, "machine", "--yes"], capture_output=True)
+        if machine.returncode:
+            why = machine.stderr.decode()[-500:]
+            raise KbbError(f"asv machine --yes failed (is asv installed?): {why}")
+        return subprocess.run([*asv, *args.asv]).returncode
 
 
 def main(ws, args):
     args = finish(args)
-    if args.builds:
-        selected = builds.select(ws, args.builds)
-    else:
-        selected = builds.default_builds(ws)
+    selected = builds.select(ws, args.builds) if args.builds else None
+    selected = selected or builds.default_builds(ws)
     if args.export_builds:
         return export_builds(ws, args.export_builds, selected)
     raw, _ = collect(ws, args, selected)
     summary = report.analyse(raw, args.delta, quick=args.quick)
-    if args.output:
-        where = record.write_folder(args.output, raw, summary)
-    elif args.quick or args.no_record:
-        where = record.write_scratch(ws, raw, summary)
+    if args.output or args.quick or args.no_record:
+        where = record.write_folder(
+            args.output or ws.root / record.SCRATCH, raw, summary
+        )
     else:
         stamp = results.stamp_line(ws, ws.pin("keras"))
         where = record.write_run(ws, raw, summary, stamp)

@@ -3,39 +3,38 @@
 kbb.bench runs every build of a round in adjacent processes (in an order
 shuffled anew in each round), so a round's builds meet the same load. The
 data of one benchmark in one build is {round: samples} (seconds, wall
-clock), one process per round. Hence:
+clock), one process per round: nested data (rounds, then the samples of a
+process). Hence:
 
 - the statistic of a process is the median of its log samples (the noise
   within a process enters through it only, not on top of the rounds');
 - the difference of a round is after's statistic minus before's, and the
   estimate of the log ratio is the mean of these differences over the
   rounds both sides have; its standard error is their standard deviation
-  over sqrt(R): a paired design (e.g. Box, Hunter & Hunter, Statistics for
+  over sqrt(R): a paired design (Box, Hunter & Hunter, Statistics for
   Experimenters, 2nd ed., 2005, ch. 3);
 - the intervals of the m benchmarks of one comparison and backend hold
   together (simultaneous, level 1 - ALPHA): a single-step max-t bootstrap
-  over the rounds (resample the rounds, all benchmarks with the same
-  rounds, so their correlation is kept; Westfall & Young, Resampling-Based
-  Multiple Testing, 1993, sect. 2.6; Romano & Wolf, Econometrica 73, 2005)
-  gives the quantile q of the largest standardized deviation. The rounds
-  are few (5 to 20), where a bootstrap quantile is too narrow, so q is
-  taken as a per-benchmark level (2 P(Z > q)), kept between ALPHA / m
+  (Westfall & Young, Resampling-Based Multiple Testing, 1993, sect. 2.6;
+  Romano & Wolf, Econometrica 73, 2005) gives the quantile q of the
+  largest studentized deviation. It resamples the rounds, the outer level
+  of the nested data, all benchmarks with the same rounds, so that their
+  correlation is kept (a hierarchical bootstrap resamples the top level:
+  Davison & Hinkley, Bootstrap Methods and their Application, 1997, sect.
+  3.8; each resample studentized by its own standard error, ch. 5). The
+  rounds are few (5 to 20), where a bootstrap quantile is too narrow, so
+  q is taken as a per-benchmark level (2 P(T > q)), kept between ALPHA / m
   (Bonferroni, when the benchmarks are independent) and ALPHA (when they
   are one), and the interval uses Student's quantile of that level with
-  R - 1 degrees of freedom. The bootstrap resamples are studentized (each
-  resample's own standard error), whose tails are Student-like. Below
-  BOOT_ROUNDS rounds, Bonferroni. tests/tooling/test_benchstats.py simulates its
-  coverage and its power.
+  R - 1 degrees of freedom (scipy.stats.t). Below BOOT_ROUNDS rounds,
+  Bonferroni. tests/tooling/test_benchstats.py simulates its coverage and
+  its power. The practice follows pyperf's (worker processes, warm-ups,
+  the spread beside every figure, the machine's settings recorded) and
+  asv's (a change called only past a tolerance and a statistical test).
 
-Verdicts (Interval.verdict) of a benchmark, with its interval [lo, hi] of
-the ratio and the tolerance DELTA: `faster` (hi < 1), `no regression` (hi
-< 1 + DELTA), `regression` (lo > 1 + DELTA), else `undecided`. A group is
-"no regression" when all its benchmarks are faster or no regression, a
-"regression" when one is, else "inconclusive". The A/A control (pristine
-again, in processes of its own) must contain 1 in every interval, or the
-run is "inconclusive" whatever the groups show. What a run could see:
-`detectable`, the smallest true ratio whose interval would clear 1 + DELTA
-at even odds (the estimate on the truth), from the interval's width.
+Verdicts, with the tolerance DELTA: Interval.verdict of a benchmark,
+group_verdict of a patch group, run_verdict of a run (the A/A control
+must contain 1 in every interval); `detectable`: what a run could see.
 """
 
 import math
@@ -57,56 +56,45 @@ MIN_ROUNDS = 3  # fewer paired rounds give no interval
 BOOT_ROUNDS = 8
 
 
-def _betacf(a, b, x):
-    """The continued fraction of the incomplete beta function (Lentz)."""
-    tiny, c, d = 1e-300, 1.0, 1.0 - (a + b) * x / (a + 1)
-    d = 1 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        for num in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1 + num * d
-            d = 1 / (d if abs(d) > tiny else tiny)
-            c = 1 + num / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1) < 1e-15:
-            break
-    return h
-
-
 def t_tail(t, df):
-    """P(T > t) of Student's t with df degrees of freedom, t >= 0."""
-    x = df / (df + t * t)
-    a, b = df / 2, 0.5
-    log_front = (
-        math.lgamma(a + b)
-        - math.lgamma(a)
-        - math.lgamma(b)
-        + a * math.log(x)
-        + b * math.log1p(-x)
-    )
-    if x < (a + 1) / (a + b + 2):
-        ibeta = math.exp(log_front) * _betacf(a, b, x) / a
-    else:
-        ibeta = 1 - math.exp(log_front) * _betacf(b, a, 1 - x) / b
-    return ibeta / 2
+    """P(T > t) of Student's t with df degrees of freedom (scipy.stats.t).
+
+    >>> round(t_tail(2.0, 10), 4)
+    0.0367
+    """
+    from scipy.stats import t as student  # kept out of `kbb --help`
+
+    return float(student.sf(t, df))
 
 
 def t_quantile(level, df):
-    """Student's two-sided quantile: P(|T| > t) = level."""
-    lo, hi = 0.0, 1e6
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if t_tail(mid, df) > level / 2 else (lo, mid)
-    return hi
+    """Student's two-sided quantile: P(|T| > t) = level.
+
+    >>> round(t_quantile(0.05, 6), 3)
+    2.447
+    """
+    from scipy.stats import t as student
+
+    return float(student.isf(level / 2, df))
 
 
 def critical(m, df, alpha=ALPHA):
     """Student's quantile of the two-sided Bonferroni level 1 - alpha / m."""
     return t_quantile(alpha / max(m, 1), df)
+
+
+def mean_interval(logs, m=1, alpha=ALPHA):
+    """(ratio, lo, hi): the geometric mean of the ratios whose logs are
+    `logs`, with Student's interval of level 1 - alpha, simultaneous over m
+    of them (Bonferroni); lo and hi are nan with one value.
+
+    >>> [round(v, 3) for v in mean_interval([0.1, 0.2, 0.3])]
+    [1.221, 0.953, 1.566]
+    """
+    mean = statistics.fmean(logs)
+    n = len(logs)
+    half = critical(m, n - 1, alpha) * _se(logs) if n > 1 else math.nan
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
 
 
 def process_statistic(samples):
@@ -146,12 +134,11 @@ def joint_level(diffs, alpha=ALPHA, reps=None, rng=None):
     maxima = []
     for _ in range(reps):
         idx = [rng.randrange(n) for _ in range(n)]
-        maxima.append(
-            max(
-                abs(statistics.fmean(x := [d[i] for i in idx]) - means[k]) / _se(x)
-                for k, d in diffs.items()
-            )
+        resampled = {k: [d[i] for i in idx] for k, d in diffs.items()}
+        deviations = (
+            abs(statistics.fmean(x) - means[k]) / _se(x) for k, x in resampled.items()
         )
+        maxima.append(max(deviations))
     q = sorted(maxima)[min(reps - 1, int((1 - alpha) * reps))]
     return min(alpha, max(alpha / m, 2 * t_tail(q, n - 1)))
 
@@ -166,6 +153,8 @@ class Interval:
     se: float  # standard error of the log ratio
 
     def verdict(self, delta=DELTA):
+        """faster (hi < 1), no regression (hi < 1 + delta), regression
+        (lo > 1 + delta), else undecided."""
         if self.hi < 1:
             return "faster"
         if self.hi < 1 + delta:
@@ -207,8 +196,36 @@ def detectable(lo, hi, delta=DELTA):
     return (1 + delta) * math.sqrt(hi / lo)
 
 
+def smallest(rows, delta=DELTA):
+    """{"best", "median"}: the smallest regression that a comparison's rows
+    (a summary's, with "lo" and "hi" where they have an interval) could
+    have seen at even odds, on its best benchmark and the median over
+    them; None without an interval.
+
+    >>> found = smallest({"a": {"lo": 0.9, "hi": 1.1}, "b": {"ratio": 1.0}})
+    >>> round(found["best"], 3), round(found["median"], 3)
+    (1.161, 1.161)
+    """
+    values = sorted(
+        detectable(r["lo"], r["hi"], delta) for r in rows.values() if "lo" in r
+    )
+    if not values:
+        return None
+    return {"best": values[0], "median": statistics.median(values)}
+
+
+def from_rows(rows):
+    """{key: Interval} of a summary's rows that have one."""
+    return {
+        k: Interval(r["ratio"], r["lo"], r["hi"], 0)
+        for k, r in rows.items()
+        if "lo" in r
+    }
+
+
 def group_verdict(intervals, delta=DELTA):
-    """no regression / regression / inconclusive over a group's intervals."""
+    """ "no regression" when every benchmark is faster or no regression, a
+    "regression" when one is, else "inconclusive"."""
     verdicts = [iv.verdict(delta) for iv in intervals.values() if iv]
     if not verdicts:
         return "inconclusive"

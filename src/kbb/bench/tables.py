@@ -1,12 +1,21 @@
-"""Markdown of the benchmark runs: labels, numbers, named tables.
-
-A table that other documents may quote (README, docs, `kbb pr`) is
-preceded by a line `<!-- table: NAME -->`.
+"""Markdown of the benchmark runs: labels, numbers, named tables (each
+preceded by its line `<!-- table: NAME -->`, kbb.markdown, so that README,
+docs and `kbb pr` quote it by name), and the index of the runs
+(benchmarks/runs/README.md, and the runs table of docs/benchmarks.md) with
+the smallest regression each could have seen beside its verdict
+(`detectable_cell`): from a run's summary (stats.smallest), from the
+intervals its record.md shows (runs kept as meta.json), or the A/A floor
+of the factor gate of the earlier asv runs, which had no intervals.
 """
 
+import json
 import re
+import statistics
+from pathlib import Path
 
+from kbb import markdown
 from kbb.bench import builds
+from kbb.bench import stats
 
 _NAME = re.compile(r"^(\w+) (\w+)\.(\w+)\.(\w+)\((.*)\)$")
 WHAT = {
@@ -16,12 +25,8 @@ WHAT = {
     "ConvBlock": "Conv-BN-ReLU, forward + backward",
     "PeerKernel": "peer kernel, forward + backward",
 }
-MODES = {
-    ("tensorflow", "False"): "graph",
-    ("tensorflow", "True"): "XLA",
-    ("jax", "True"): "jit",
-    ("torch", "False"): "eager",
-}
+MODES = {("tensorflow", "False"): "graph", ("tensorflow", "True"): "XLA"}
+MODES.update({("jax", "True"): "jit", ("torch", "False"): "eager"})
 
 
 def label(key):
@@ -41,6 +46,10 @@ def label(key):
 
 
 def branch(build):
+    """
+    >>> branch("aa"), branch("pristine"), branch("bessel")
+    ('aa (pristine again)', 'pristine', 'group/bessel')
+    """
     if build == builds.AA:
         return "aa (pristine again)"
     return build if build == builds.PRISTINE else f"group/{build}"
@@ -51,6 +60,10 @@ def ms(seconds):
 
 
 def ratio(row):
+    """
+    >>> ratio({"ratio": 1.0, "lo": 0.95, "hi": 1.05}), ratio({"ratio": 2})
+    ('1.000 [0.950, 1.050]', '2.000')
+    """
     text = f"{row['ratio']:.3f}"
     if "lo" in row:
         text += f" [{row['lo']:.3f}, {row['hi']:.3f}]"
@@ -62,43 +75,23 @@ def percent(x):
 
 
 def table(name, header, rows):
-    """Markdown table with its name line; rows of strings."""
-    lines = [f"<!-- table: {name} -->"] if name else []
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "|".join("---" for _ in header) + "|")
-    lines.extend("| " + " | ".join(map(str, r)) + " |" for r in rows)
-    return "\n".join(lines)
+    """A named markdown table (kbb.markdown.table; `header` "a | b" or a
+    list), without the blank line that follows it there."""
+    return "\n".join(markdown.table(header, rows, name)[:-1])
 
 
 def comparison_table(name, rows, quick=False):
     """Per benchmark: times, ratio with its interval, verdict, CPU ratio."""
-    header = [
-        "backend",
-        "benchmark",
-        "case",
-        "mode",
-        "pristine ms",
-        "ms",
-        "ratio [interval]",
-        "verdict",
-        "CPU-time ratio",
-        "% of triad",
-    ]
     body = []
     for key in sorted(rows, key=label):
         r = rows[key]
         verdict = r.get("verdict", "smoke run" if quick else "n/a (< 3 rounds)")
-        body.append(
-            [
-                *label(key),
-                ms(r["before_s"]),
-                ms(r["after_s"]),
-                ratio(r),
-                verdict,
-                f"{r['cpu_ratio']:.3f}",
-                percent(r.get("fraction")),
-            ]
-        )
+        row = [*label(key), ms(r["before_s"]), ms(r["after_s"]), ratio(r), verdict]
+        body.append([*row, f"{r['cpu_ratio']:.3f}", percent(r.get("fraction"))])
+    header = (
+        "backend | benchmark | case | mode | pristine ms | ms | ratio [interval] "
+        "| verdict | CPU-time ratio | % of triad"
+    )
     return table(name, header, body)
 
 
@@ -114,13 +107,8 @@ def peer_table(name, peers):
     body = []
     for key in sorted(first, key=label):
         backend, _, case, mode = label(key)
-        row = [
-            backend,
-            case,
-            mode,
-            ms(first[key]["before_s"]),
-            percent(first[key].get("peer_fraction")),
-        ]
+        peer = [ms(first[key]["before_s"]), percent(first[key].get("peer_fraction"))]
+        row = [backend, case, mode, *peer]
         for b in names:
             r = peers[b].get(key)
             row += [ratio(r), percent(r.get("fraction"))] if r else ["", ""]
@@ -137,32 +125,80 @@ def power_table(power, name="power", power_at=1.10):
     rows = []
     for r in power["rows"]:
         t = r["true"]
-        true = (
-            f"{t['ratio']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}]" if t else "1 (by design)"
-        )
-        interval = f"[{_num(r['lo'])}, {_num(r['hi'])}]"
-        rows.append(
-            [
-                r["mutant"],
-                " ".join(label(r["benchmark"])[1:3]),
-                true,
-                f"{r['ratio']:.3f} {interval}",
-                r["verdict"],
-                _num(r["detectable"], "{:.2f}x"),
-                _num(r.get("sd")),
-                _num(r.get("power"), "{:.0%}"),
-                f"{r['group']} (expected {r['expect']})",
-            ]
-        )
-    header = [
-        "mutant over bessel",
-        "benchmark",
-        "true ratio, in process [95 %]",
-        "timed ratio [joint interval]",
-        "verdict",
-        "smallest detectable",
-        "paired noise (sd)",
-        f"power at {power_at:.2f}",
-        "group verdict",
-    ]
+        true = f"{t['ratio']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}]" if t else None
+        timed = f"{r['ratio']:.3f} [{_num(r['lo'])}, {_num(r['hi'])}]"
+        what = " ".join(label(r["benchmark"])[1:3])
+        row = [r["mutant"], what, true or "1 (by design)", timed, r["verdict"]]
+        row += [_num(r["detectable"], "{:.2f}x"), _num(r.get("sd"))]
+        group = f"{r['group']} (expected {r['expect']})"
+        rows.append([*row, _num(r.get("power"), "{:.0%}"), group])
+    header = (
+        "mutant over bessel | benchmark | true ratio, in process [95 %] "
+        "| timed ratio [joint interval] | verdict | smallest detectable "
+        f"| paired noise (sd) | power at {power_at:.2f} | group verdict"
+    )
     return table(name, header, rows)
+
+
+_INTERVAL = re.compile(r"(\d+\.\d+) \[(\d+\.\d+), (\d+\.\d+)\]")
+_FLOOR = re.compile(r"floor (\d+\.\d+)")
+
+
+def detectable_cell(s, folder):
+    """The smallest regression a run could have seen, as a table cell."""
+    if "comparisons" in s:
+        cells = []
+        for name, rows in s["comparisons"].items():
+            stored = s.get("detectable", {}).get(name)
+            found = stored or stats.smallest(rows, s["delta"])
+            if found and name != "aa":
+                best, median = found["best"], found["median"]
+                cells.append(f"{name} {best:.2f}x (median {median:.2f}x)")
+        return ", ".join(cells) or "none (no interval)"
+    record = folder / "record.md"
+    text = record.read_text() if record.is_file() else ""
+    intervals = [(float(lo), float(hi)) for _, lo, hi in _INTERVAL.findall(text)]
+    if intervals:
+        values = [stats.detectable(lo, hi) for lo, hi in intervals]
+        median = statistics.median(values)
+        return f"{min(values):.2f}x (median {median:.2f}x; from record.md's intervals)"
+    floor = _FLOOR.search(s.get("verdict", ""))
+    if floor:
+        return f"A/A floor {floor[1]} (asv factor gate, no interval)"
+    return "n/a (no interval recorded)"
+
+
+def runs(folder):
+    """[(name, summary or meta)] of the run folders, in order."""
+    out = []
+    for path in sorted(p for p in Path(folder).glob("[0-9]*") if p.is_dir()):
+        for name in ("summary.json", "meta.json"):
+            if (path / name).is_file():
+                out.append((path.name, json.loads((path / name).read_text())))
+                break
+    return out
+
+
+def _index_row(folder, name, s, prefix):
+    meta = s.get("meta", s)
+    commits = ", ".join(c[:8] for c in meta.get("commits", {}).values()) or "n/a"
+    cpu = f"{meta.get('cpu', '?')} ({', '.join(meta.get('cpu_flags', [])) or '-'})"
+    mhz = meta.get("cpu_mhz")
+    clock = meta.get("clock", "wall") + (f", {mhz:.0f} MHz" if mhz else "")
+    row = [f"[{name}]({prefix}{name}/record.md)", meta.get("date", "?"), commits]
+    row += [cpu, clock, meta.get("threads", "?"), meta.get("onednn", "not recorded")]
+    return row + [s.get("verdict", "?"), detectable_cell(s, Path(folder) / name)]
+
+
+def index(folder, prefix=""):
+    header = (
+        "run | date | commits | CPU (flags) | clock | threads | oneDNN | verdict "
+        "| smallest detectable regression"
+    )
+    rows = [_index_row(folder, n, s, prefix) for n, s in runs(folder)]
+    text = (
+        "# Benchmark runs\n\nGenerated by `kbb bench aggregate` from the run "
+        "folders (`tox -e bench` adds one); do not edit. The aggregate: "
+        "[docs/benchmarks.md](../../docs/benchmarks.md).\n\n"
+    )
+    return text + table("runs", header, rows) + "\n"
