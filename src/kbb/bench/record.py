@@ -91,6 +91,13 @@ def gpu():
     return found.stdout.splitlines()[0].strip()
 
 
+def _statistic(meta):
+    """The statistic of each process, as records from run 022 on say it."""
+    if "statistic" not in meta:
+        return ""
+    return f", the {meta['statistic']} of each process's samples"
+
+
 def machine():
     """What a run runs on, for its meta: the date, the CPU (model, flags,
     clock, count, cpu_settings), the GPU, Python, the load average."""
@@ -138,7 +145,8 @@ def markdown(summary, title, intro=()):
         f"{', '.join(meta.get('backends', []))}.",
         f"- {meta['rounds']} round(s), one process per build and backend in "
         f"each, in an order shuffled in each round (seed {meta['seed']}); wall "
-        f"clock; intervals: simultaneous {100 * (1 - summary['alpha']):.0f} % "
+        f"clock{_statistic(meta)}; intervals: simultaneous "
+        f"{100 * (1 - summary['alpha']):.0f} % "
         f"({summary['correction']}, over the benchmarks of a comparison and "
         "backend); "
         f"tolerance {100 * summary['delta']:.0f} %.",

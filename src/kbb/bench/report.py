@@ -36,6 +36,22 @@ def by_build(processes, clock="wall", drop=()):
     return data
 
 
+def located(data, statistic):
+    """`data` with each process's samples reduced to the one value of
+    `statistic` (stats.STATISTICS), which every later step then reads.
+
+    >>> located({"b": {"k": {"0": [3.0, 1.0, 2.0]}}}, "min")
+    {'b': {'k': {'0': [1.0]}}}
+    """
+    if statistic == "median":
+        return data
+    reduce = stats.STATISTICS[statistic]
+    return {
+        build: {k: {r: [reduce(s)] for r, s in v.items()} for k, v in by_key.items()}
+        for build, by_key in data.items()
+    }
+
+
 def model_bytes(processes):
     return {
         f"{p['backend']} {name}": v["model_bytes"]
@@ -135,8 +151,9 @@ def analyse(raw, delta=stats.DELTA, quick=False):
     processes, meta = raw["processes"], raw["meta"]
     max_load = meta.get("max_load", workers.MAX_LOAD)
     drop = workers.dropped(raw.get("rounds", {}), max_load)
-    data = _ordered(by_build(processes, drop=drop), meta)
-    cpu = by_build(processes, "cpu", drop)
+    statistic = meta.get("statistic", "median")
+    data = located(_ordered(by_build(processes, drop=drop), meta), statistic)
+    cpu = located(by_build(processes, "cpu", drop), statistic)
     triads = [p[k] for p in processes for k in ("triad_gbps", "triad_gbps_after")]
     triad = statistics.median(triads) if triads else None
     run = len({str(p["round"]) for p in processes})

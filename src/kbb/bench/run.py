@@ -130,6 +130,8 @@ def arguments(parser):
     add("--min-samples", type=int, default=MIN, help="samples per benchmark at least")
     delta = "tolerated slowdown (default %(default)s)"
     add("--delta", type=float, default=stats.DELTA, help=delta)
+    statistic = "each process's statistic (default: %(default)s)"
+    add("--statistic", choices=list(stats.STATISTICS), default="min", help=statistic)
     add("--no-record", action="store_true", help="write out/bench/ only")
     add("--output", type=Path, help="the record's folder instead")
     export = "copy the unpacked builds to DIR (for a machine without .upstream/)"
@@ -158,6 +160,7 @@ def collect(ws, args, selected):
     """The raw record of a run of the `selected` builds (and the A/A
     control, unless --quick): {"meta", "processes", "rounds"}."""
     given = ("threads", "rounds", "seed", "backends", "quick", "bench", "max_load")
+    given += ("statistic",)
     meta = {**record.machine(), **{k: getattr(args, k) for k in given}}
     meta["settings"] = {k: os.environ[k] for k in SETTINGS if k in os.environ}
     meta["samples"] = {"min": args.min_samples, "budget_s": args.budget}

@@ -6,8 +6,13 @@ data of one benchmark in one build is {round: samples} (seconds, wall
 clock), one process per round: nested data (rounds, then the samples of a
 process). Hence:
 
-- the statistic of a process is the median of its log samples (the noise
-  within a process enters through it only, not on top of the rounds');
+- the statistic of a process is the minimum of its samples (the default;
+  `--statistic median` as runs before 022 used, recorded in each run's
+  meta): on a shared machine the noise within a process is other work
+  slowing some calls down, which the minimum leaves out (Chen & Revels,
+  Robust benchmarking in noisy environments, arXiv:1608.04295, 2016;
+  Python's timeit documentation), while the level of each process, which
+  the spread of the rounds carries, stays in;
 - the difference of a round is after's statistic minus before's, and the
   estimate of the log ratio is the mean of these differences over the
   rounds both sides have; its standard error is their standard deviation
@@ -43,6 +48,8 @@ import statistics
 from dataclasses import dataclass
 
 ALPHA = 0.05
+# The statistic of a process: `kbb bench run --statistic`.
+STATISTICS = {"min": min, "median": statistics.median}
 # The largest slowdown called "no regression": 5 %, below what a user
 # notices in a training step. Not within reach of a shared 2-core CPU:
 # runs 012 and 013 (the earlier unpaired method) had half-widths of
