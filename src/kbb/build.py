@@ -80,15 +80,14 @@ def _cached(ws, cache):
     """The wheel cached in `cache`, if its bytes are those recorded when it
     was built; one that is not is reported and moved aside."""
     digest = cache / DIGEST
-    if not digest.is_file():
-        return None if not cache.exists() else _aside(ws, cache, "has no digest")
-    recorded, name = digest.read_text().split()
-    if (cache / name).is_file() and sha256(cache / name) == recorded:
-        return cache / name
-    return _aside(ws, cache, f"does not match the sha256 recorded in {DIGEST}")
-
-
-def _aside(ws, cache, why):
+    if not cache.exists():
+        return None
+    why = "has no digest"
+    if digest.is_file():
+        recorded, name = digest.read_text().split()
+        if (cache / name).is_file() and sha256(cache / name) == recorded:
+            return cache / name
+        why = f"does not match the sha256 recorded in {DIGEST}"
     corrupt = cache.with_name(cache.name + ".corrupt")
     shutil.rmtree(corrupt, ignore_errors=True)
     os.replace(cache, corrupt)

@@ -158,8 +158,7 @@ def commits(repo, *spec):
 
 
 def describe(repo, *spec):
-    """'abc123def456 Subject' of each commit of `git log SPEC...`, oldest
-    first."""
+    """'abc123def456 Subject' of each commit of `git log SPEC...`, oldest first."""
     out = git("log", "--reverse", "--format=%h %s", "--abbrev=12", *spec, cwd=repo)
     return out.splitlines()
 

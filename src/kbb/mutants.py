@@ -223,13 +223,10 @@ def outcomes_table(outcomes):
 
 
 def arguments(parser):
-    parser.add_argument(
-        "--target", action="append", choices=sorted(TARGETS), help="default: all"
-    )
-    parser.add_argument(
-        "--mutant", action="append", help="only mutants whose name contains this"
-    )
-    parser.add_argument(
+    add = parser.add_argument
+    add("--target", action="append", choices=sorted(TARGETS), help="default: all")
+    add("--mutant", action="append", help="only mutants whose name contains this")
+    add(
         "--every-backend",
         action="store_true",
         help="run each mutant on all its backends, not only until one fails",

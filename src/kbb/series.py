@@ -12,8 +12,6 @@ from kbb.git import git
 PROVENANCE = ("Bug", "Origin", "Forwarded")
 # Upstream's test files (keras and tf-keras name them so).
 TEST_FILE = re.compile(r"_test\.py$")
-
-
 SOURCES = ("sdist", "git")
 
 
@@ -73,6 +71,7 @@ class Series:
         if not path.is_file():
             raise KbbError(f"no series file: {path}")
         header, patches, lines = [], [], {}
+        wheres = None if wheres is None else (*SOURCES, *wheres)
         for number, raw in enumerate(path.read_text().splitlines(), 1):
             line = raw.strip()
             if not line or line.startswith("#"):
@@ -90,15 +89,13 @@ class Series:
                     f"{path}:{number}: {patch.name} is listed twice (also on "
                     f"line {lines[patch.name]}): remove one of the lines"
                 )
-            lines[patch.name] = number
-            patches.append(patch)
-        wheres = None if wheres is None else (*SOURCES, *wheres)
-        for patch in patches:
             if wheres is not None and patch.only not in (None, *wheres):
                 raise KbbError(
                     f"{path}: {patch.name} has only={patch.only}, which is neither "
                     f"a source nor a target of pins.toml ({', '.join(wheres)})"
                 )
+            lines[patch.name] = number
+            patches.append(patch)
         series = cls(directory, header, patches)
         series._check_groups(path)
         return series

@@ -130,13 +130,8 @@ def _target_lines(state):
     out = [("series", state["series_problem"])] if state["series_problem"] else []
     checkout = state["checkout"]
     out += _checkout_lines(checkout) if checkout else [("checkout", "none")]
-    out += [
-        ("result", f"{e}: {why or 'current'}") for e, why in state["results"].items()
-    ]
-    out += [
-        ("document", f"{p}: {why or 'current'}")
-        for p, why in state["documents"].items()
-    ]
+    for label, key in (("result", "results"), ("document", "documents")):
+        out += [(label, f"{k}: {why or 'current'}") for k, why in state[key].items()]
     for group, pr in state["pr"].items():
         said = "; ".join(pr.get("problems", []) + pr["stale"]) or "no problem found"
         branch = f"pr/{group} on {pr['based_on']}" if "based_on" in pr else "no branch"

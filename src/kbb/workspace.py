@@ -80,9 +80,6 @@ class Workspace:
         """out/pr/TARGET/GROUP/ (without `group`: out/pr/TARGET/)."""
         return self.root / "out" / "pr" / target / group
 
-    def asv(self, target):
-        return self.root / ".asv" / target
-
     def shown(self, path):
         """`path` relative to the root, for messages."""
         return os.path.relpath(path, self.root)

@@ -24,15 +24,13 @@ from kbb.upstream import checkout
 from kbb.upstream import export
 
 
-def _fetch(ws, pin, args):
+def _fetch(ws, pin, args, ref=None):
+    """The checkout; with `ref`, the series applied if needed for it."""
     source = args.source or os.environ.get("KBB_SOURCE") or None
-    return checkout.ensure(ws, pin, source, args.git_url)
-
-
-def _built(ws, pin, args):
-    """Fetches, and applies the series if needed for `args.ref`."""
-    _fetch(ws, pin, args)
-    apply.ensure_applied(ws, pin, args.ref)
+    made = checkout.ensure(ws, pin, source, args.git_url)
+    if ref:
+        apply.ensure_applied(ws, pin, ref)
+    return made
 
 
 def cmd_fetch(ws, pin, args):
@@ -50,7 +48,7 @@ def cmd_export(ws, pin, args):
 
 
 def cmd_wheel(ws, pin, args):
-    _built(ws, pin, args)
+    _fetch(ws, pin, args, args.ref)
     path = build.wheel(ws, pin, args.ref)
     if args.output:
         args.output.mkdir(parents=True, exist_ok=True)
@@ -59,12 +57,12 @@ def cmd_wheel(ws, pin, args):
 
 
 def cmd_install(ws, pin, args):
-    _built(ws, pin, args)
+    _fetch(ws, pin, args, args.ref)
     print(build.install(ws, pin, args.ref, no_deps=not args.deps))
 
 
 def cmd_tree(ws, pin, args):
-    _built(ws, pin, args)
+    _fetch(ws, pin, args, args.ref)
     print(build.tree(ws, pin, args.ref, args.dest))
 
 
@@ -235,19 +233,8 @@ def register(command):
         help="also apply the series to the cached pinned sdist, in a temporary copy",
     )
     subs["check"].add_argument("--json", action=flag, help="one JSON line per target")
-    _pr_options(subs["pr"])
-    sub = command(
-        "report",
-        "write docs/analysis.md from out/results/*.json (the tests' figures)",
-        ["kbb report", "kbb report --output /tmp/analysis.md"],
-    )
-    sub.add_argument("--results", type=Path, help="results folder (out/results)")
-    sub.add_argument("--output", type=Path, help="output file (docs/analysis.md)")
-    sub.set_defaults(run=cmd_report)
-
-
-def _pr_options(sub):
-    sub.add_argument(
+    pr = subs["pr"]
+    pr.add_argument(
         "--newest-git",
         nargs="?",
         const=True,
@@ -256,23 +243,29 @@ def _pr_options(sub):
         "pinned git-url) rather than the pinned newest sdist; a branch that "
         "applies there is based there, ready to push",
     )
-    sub.add_argument(
+    pr.add_argument(
         "--offline",
-        action="store_true",
+        action=flag,
         help="download nothing: check against the cached pinned newest sdist, if any",
     )
-    sub.add_argument(
+    pr.add_argument(
         "--group", action="append", help="only this patch group (repeatable)"
     )
-    sub.add_argument(
+    pr.add_argument(
         "--push",
         metavar="REMOTE",
         help="push branch pr/GROUP to REMOTE and open its pull request, once "
         "you have reviewed PR.md, ticked its boxes and filled in its marks",
     )
-    sub.add_argument(
-        "--json", action="store_true", help="also print each group's state as JSON"
+    pr.add_argument("--json", action=flag, help="also print each group's state as JSON")
+    sub = command(
+        "report",
+        "write docs/analysis.md from out/results/*.json (the tests' figures)",
+        ["kbb report", "kbb report --output /tmp/analysis.md"],
     )
+    sub.add_argument("--results", type=Path, help="results folder (out/results)")
+    sub.add_argument("--output", type=Path, help="output file (docs/analysis.md)")
+    sub.set_defaults(run=cmd_report)
 
 
 def run(ws, args, argv):

@@ -25,17 +25,6 @@ from kbb.upstream.keep import require_exported
 from kbb.workspace import Workspace
 
 
-def is_current(ws, pin, ref="series"):
-    """True when branch series was applied from (or exported to) the series
-    as it is now in patches/SERIES/, and, when only its first groups were
-    applied (`upto`), `ref` is one of them."""
-    upto = applied(ws, pin)
-    if upto is None:
-        return False
-    groups = ws.series(pin).upto(upto).groups if upto else []
-    return not upto or ref in ("pristine", *(f"group/{g}" for g in groups))
-
-
 def applied(ws, pin):
     """The group that branch series was applied up to ("": every group), or
     None when it is not the series as patches/SERIES/ holds it now."""
@@ -55,8 +44,13 @@ def ensure_applied(ws, pin, ref="series"):
     and the series applies only up to a later group (a newer upstream),
     the groups up to `ref`'s are applied."""
     verify(ws.checkout(pin.target), pin)
-    if is_current(ws, pin, ref):
+    upto = applied(ws, pin)
+    if upto == "":
         return
+    if upto is not None:
+        groups = ws.series(pin).upto(upto).groups
+        if ref in ("pristine", *(f"group/{g}" for g in groups)):
+            return
     try:
         apply(ws, pin)
     except KbbError as e:
@@ -103,11 +97,9 @@ def apply(ws, pin, force=False, upto=None):
     ):
         git("config", f"kbb.{key}", value, cwd=checkout)
     tip = tips[series.groups[-1]]
-    log(
-        f"applied {len(series.patches) - len(attempt.skipped)} patches of "
-        f"patches/{pin.series}/ "
-        f"on {pin.spec}: branch series ({tip[:12]})"
-    )
+    count = len(series.patches) - len(attempt.skipped)
+    done = f"on {pin.spec}: branch series ({tip[:12]})"
+    log(f"applied {count} patches of patches/{pin.series}/ {done}")
     return tip
 
 

@@ -52,33 +52,30 @@ def ensure(ws, pin, source=None, git_url=None):
         )
     ws.upstream_dir.mkdir(parents=True, exist_ok=True)
     with temporary_dir(checkout) as tmp:
-        made = tmp / "checkout"
-        made.mkdir()
-        _make(ws, pin, source, git_url, made)
-        made.rename(checkout)
+        dest = tmp / "checkout"
+        dest.mkdir()
+        git("init", "-q", "-b", "pristine", cwd=dest)
+        if source == "sdist":
+            date = fetch.unpack(fetch.download_sdist(ws, pin), dest)
+            git("add", "-A", cwd=dest)
+            message = (
+                f"{pin.project} {pin.version} (PyPI sdist, sha256 {pin.sdist_sha256})"
+            )
+            git("commit", "-q", "-m", message, cwd=dest, env=identity_env(date=date))
+        else:
+            commit = fetch.clone_tag(pin, git_url or pin.git_url, dest)
+            git("reset", "-q", "--hard", commit, cwd=dest)
+        git("tag", pin.pristine_tag, cwd=dest)
+        pinned = made_from(pin, source)
+        for key, value in (("target", pin.target), ("source", source), ("pin", pinned)):
+            git("config", f"kbb.{key}", value, cwd=dest)
+        (dest / ".git" / "info").mkdir(exist_ok=True)
+        (dest / ".git" / "info" / "exclude").write_text(_EXCLUDES)
+        dest.rename(checkout)
     log(
         f"{ws.shown(checkout)} is {pin.spec} from the {source} source (branch pristine)"
     )
     return checkout
-
-
-def _make(ws, pin, source, git_url, dest):
-    git("init", "-q", "-b", "pristine", cwd=dest)
-    if source == "sdist":
-        archive = fetch.download_sdist(ws, pin)
-        date = fetch.unpack(archive, dest)
-        git("add", "-A", cwd=dest)
-        message = f"{pin.project} {pin.version} (PyPI sdist, sha256 {pin.sdist_sha256})"
-        git("commit", "-q", "-m", message, cwd=dest, env=identity_env(date=date))
-    else:
-        commit = fetch.clone_tag(pin, git_url or pin.git_url, dest)
-        git("reset", "-q", "--hard", commit, cwd=dest)
-    git("tag", pin.pristine_tag, cwd=dest)
-    pinned = made_from(pin, source)
-    for key, value in (("target", pin.target), ("source", source), ("pin", pinned)):
-        git("config", f"kbb.{key}", value, cwd=dest)
-    (dest / ".git" / "info").mkdir(exist_ok=True)
-    (dest / ".git" / "info" / "exclude").write_text(_EXCLUDES)
 
 
 def verify(checkout, pin, source=None):

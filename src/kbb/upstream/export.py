@@ -31,23 +31,6 @@ FORMAT_PATCH = (
 ).split()
 
 
-def _require_whole(checkout, pin):
-    """Refuses a checkout that does not hold the whole series."""
-    upto = config(checkout, "kbb.upto")
-    if upto:
-        raise KbbError(
-            f"{checkout} has the groups up to {upto} only: "
-            f"`kbb apply {pin.target}` the whole series before exporting"
-        )
-    omitted = config(checkout, "kbb.omitted")
-    if omitted not in ("", "0"):
-        raise KbbError(
-            f"{checkout} lacks upstream's tests, so its commits lack {omitted} "
-            f"hunk(s) of the series: export from the checkout that has them "
-            f"(`kbb export {pin.series}`)"
-        )
-
-
 def export(ws, pin, new_group=None, force=False):
     """Writes the branches back to patches/SERIES/. `new_group` starts a
     group after the last one: it gets the commits from group/LAST to
@@ -57,7 +40,18 @@ def export(ws, pin, new_group=None, force=False):
     checkout = ws.checkout(pin.target)
     verify(checkout, pin)
     require_idle(checkout, pin)
-    _require_whole(checkout, pin)
+    upto, omitted = config(checkout, "kbb.upto"), config(checkout, "kbb.omitted")
+    if upto:
+        raise KbbError(
+            f"{checkout} has the groups up to {upto} only: "
+            f"`kbb apply {pin.target}` the whole series before exporting"
+        )
+    if omitted not in ("", "0"):
+        raise KbbError(
+            f"{checkout} lacks upstream's tests, so its commits lack {omitted} "
+            f"hunk(s) of the series: export from the checkout that has them "
+            f"(`kbb export {pin.series}`)"
+        )
     series = ws.series(pin)
     groups = _groups(pin, series, new_group)
     source = source_of(checkout)

@@ -1,13 +1,8 @@
-"""A mirror of the checkout in the series' layout.
-
-When the checkout's layout differs from the series' (tf-keras' sdist has
-tf_keras/src/..., its series the repository's tf_keras/...; keras 3.15.1 has
-keras/src/backend/NAME/nn.py, its series the newest upstream's
-.../NAME/ops/nn.py), the series is applied to, and exported from, mirror
-commits in the same repository: the pristine tree translated file by file
-(kbb.layout), then one commit per patch, replayed back and forth. Mirror
-commits have a fixed identity and date, so their ids are stable.
-"""
+"""A mirror of the checkout in the series' layout (see kbb.layout): the
+series is applied to, and exported from, mirror commits in the same
+repository: the pristine tree translated file by file, then one commit per
+patch, replayed back and forth. Mirror commits have a fixed identity and
+date, so their ids are stable."""
 
 from kbb import KbbError
 from kbb import layout
