@@ -12,11 +12,9 @@ from .steps import bn_layer
 from .steps import gradient_step
 from .steps import inference
 
-# (batch, features) of a Dense network, NHWC of a convolutional one, NCHW
-# (axis=1), and NHWC under the mixed_bfloat16 policy. 64x64, 256x64 and
-# 511x64 have fewer than 32768 values: below PyTorch's grain size for
-# parallel loops, where its batch_norm kernel still runs in parallel and
-# the elementwise ops do not (docs/native-kernels.md).
+# 64x64, 256x64 and 511x64 have fewer than 32768 values: below PyTorch's
+# grain size for parallel loops, where its batch_norm kernel still runs in
+# parallel and the elementwise ops do not (docs/native-kernels.md).
 CASES = "64x64 256x64 511x64 4096x1024 32x28x28x64 8x112x112x64".split()
 CASES += ["32x64x28x28:channels_first", "32x28x28x64:mixed_bfloat16"]
 if QUICK:

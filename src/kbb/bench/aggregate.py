@@ -1,10 +1,7 @@
 """`kbb bench aggregate`: docs/benchmarks.md, the aggregate of the
-recorded runs (benchmarks/runs/) and counters (benchmarks/counters/
-expected.json), and the runs' index. Only runs whose A/A control held
-count; a speed-up is claimed at the lower bound that two of them reach
-(the second-largest), never from one run. Named tables for the README,
-docs and pull requests: bench-bessel, bench-native, bench-peer,
-counters-bessel, counters-native.
+recorded runs and counters, and the runs' index. Only runs whose A/A
+control held count; a speed-up is claimed at the lower bound that two of
+them reach (the second-largest), never from one run.
 """
 
 import json

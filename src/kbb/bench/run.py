@@ -1,17 +1,7 @@
 """`kbb bench run` (`tox -e bench`): timings of pristine keras against
-each patch group, with an A/A control (the method: benchmarks/README.md).
-
-Each build (pristine, the patch groups or --builds, and `aa`, pristine
-again) runs benchmarks/worker.py in a fresh process per backend and round
-(kbb.bench.workers), the threads fixed to --threads; the load gate drops
-the rounds where others took more than --max-load cores; kbb.bench.report
-gives paired intervals and verdicts. A full run is recorded in
-benchmarks/runs/; --quick (one round, a few samples of one case each, no
-A/A control) writes out/bench/quick/ and gives no timing verdict.
-
-Exit status: 0 no regression, 1 a regression, 3 inconclusive (the A/A
-control left its interval, or an interval is too wide: rerun on a quieter
-machine, or with more rounds), 2 an error.
+each patch group, with an A/A control (the method and the exit status:
+benchmarks/README.md, "Timings"). A full run is recorded in
+benchmarks/runs/; --quick writes out/bench/quick/, with no verdict.
 """
 
 import argparse
@@ -54,8 +44,7 @@ PEER = r"^peer\."
 
 
 def worker_env(folder, backend, threads, quick):
-    """The environment of a worker: the build first, threads fixed, and
-    on a GPU device synchronization and memory statistics."""
+    """A worker's environment; on a GPU, with device synchronization."""
     gpu = "1" if shutil.which("nvidia-smi") else ""
     settings = {"KBB_BENCH_QUICK": "1" if quick else "0", "KBB_BENCH_GPU": gpu}
     return workers.env(backend, threads, folder, **settings)
@@ -159,8 +148,7 @@ def finish(args):
 def collect(ws, args, selected):
     """The raw record of a run of the `selected` builds (and the A/A
     control, unless --quick): {"meta", "processes", "rounds"}."""
-    given = ("threads", "rounds", "seed", "backends", "quick", "bench", "max_load")
-    given += ("statistic",)
+    given = "threads rounds seed backends quick bench max_load statistic".split()
     meta = {**record.machine(), **{k: getattr(args, k) for k in given}}
     meta["settings"] = {k: os.environ[k] for k in SETTINGS if k in os.environ}
     meta["samples"] = {"min": args.min_samples, "budget_s": args.budget}
