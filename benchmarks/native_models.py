@@ -219,8 +219,7 @@ def table(run):
 
 def render(folder):
     """Writes the table from FOLDER/models.json into docs/native-kernels.md
-    (whose table the pull request's texts quote: pr/keras/pr.toml), then
-    its stamp."""
+    (which pr/keras/pr.toml quotes), then its stamp."""
     run = json.loads((Path(folder) / "models.json").read_text())
     doc = ROOT / "docs/native-kernels.md"
     text = doc.read_text()
@@ -232,8 +231,7 @@ def render(folder):
 
 def stamp_native_doc():
     """Writes the stamp line of docs/native-kernels.md: its generated tables
-    (bench-native-models, native-equivalence) are of the series up to the
-    native group and of the pins now."""
+    are of the series up to the native group and of the pins now."""
     ws = Workspace.find(ROOT)
     doc = ROOT / "docs/native-kernels.md"
     text = doc.read_text().rstrip("\n").split("\n")

@@ -103,11 +103,10 @@ def named(name):
 
 
 def tf_kernel(x, axis, offset=None, scale=None, epsilon=1e-3, synchronized=False):
-    """FusedBatchNormV3 as `ops.nn._batch_normalization_training` would call
-    a TensorFlow backend's `batch_normalization_training`: 4D channels-last
-    float32 inputs (the cases of `kbb decisions`), training mode; it
-    returns the outputs, the batch mean and the unbiased batch variance, as
-    torch's does."""
+    """FusedBatchNormV3 as a TensorFlow backend's
+    `batch_normalization_training` (4D channels-last float32 inputs, the
+    cases of `kbb decisions`): the outputs, the batch mean and the unbiased
+    batch variance, as torch's returns them."""
     import tensorflow as tf
 
     TF_CALLS.append(True)

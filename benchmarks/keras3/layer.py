@@ -28,10 +28,6 @@ TRAIN_PASSES = 8
 INFERENCE_PASSES = 2
 
 
-def itemsize(option):
-    return 2 if option == "mixed_bfloat16" else 4
-
-
 class BatchNormLayer(Timed):
     """Forward in training mode, the gradients of the input, gamma and
     beta for a fixed output gradient, and the moving statistics, compiled
@@ -52,7 +48,8 @@ class BatchNormLayer(Timed):
 
     def model_bytes(self, case, jit_compile):
         shape, option = parse_case(case)
-        return TRAIN_PASSES * elements(shape) * itemsize(option)
+        itemsize = 2 if option == "mixed_bfloat16" else 4
+        return TRAIN_PASSES * elements(shape) * itemsize
 
 
 def _layer(case, jit_compile):

@@ -45,16 +45,12 @@ class Build:
     kernels: str = ""  # a declared kernel change (benchmarks/groups.toml)
 
 
-def declarations(root):
-    """{group: {"kernels": why}} of benchmarks/groups.toml."""
-    path = Path(root) / GROUPS
-    return tomllib.loads(path.read_text()) if path.is_file() else {}
-
-
 def default_builds(ws, target="keras"):
-    """[Build]: pristine, then each group of the series beyond tests."""
+    """[Build]: pristine, then each group of the series beyond tests, with
+    the kernel changes that benchmarks/groups.toml declares."""
     series = ws.series(ws.pin(target))
-    config = declarations(ws.root)
+    path = ws.root / GROUPS
+    config = tomllib.loads(path.read_text()) if path.is_file() else {}
     out = [Build(PRISTINE, "pristine")]
     for group in series.groups:
         if not tests_only(series.group_patches(group)):

@@ -27,9 +27,8 @@ EXPECTED = Path("benchmarks") / "counters" / "expected.json"
 WORKER = Path("benchmarks") / "counters" / "run.py"
 UPDATE = "tox -e counters -- --update"
 PARTS = ("counters", "deltas", "checks")  # of EXPECTED: per build and backend
-# What the counts depend on besides the code, fixed in every worker (with
-# the threads, as the frameworks' defaults set them: all CPUs, and the hash
-# seed: kbb.bench.threads_env): oneDNN's optimizations, the CPU.
+# What the counts depend on besides the code, fixed in every worker with
+# the threads (all CPUs), the hash seed and oneDNN's optimizations.
 WORKER_ENV = {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
 
 

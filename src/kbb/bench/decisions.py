@@ -28,10 +28,8 @@ from kbb.bench import tables
 from kbb.bench import workers
 from kbb.bench import write_text
 
-# "KIND CASE" per configuration: the layer's forward and backward with its
-# input gradient, or `train_on_batch` of Input -> BatchNormalization (no
-# input gradient); eager (PyTorch) or graph (TensorFlow). Sizes below and
-# above 32768 values.
+# "KIND CASE" per configuration (SUITE: the benchmarks of each KIND), eager
+# (PyTorch) or graph (TensorFlow), sizes below and above 32768 values.
 SIZES = "64x64 256x64 511x64 1024x64 32x28x28x64"
 CASES = {
     "torch": [f"layer {c}" for c in SIZES.split()]

@@ -26,12 +26,9 @@ from kbb.bench import workers
 from kbb.bench import write_text
 
 WORKER = Path("benchmarks") / "worker.py"
-# Rounds: the units of the intervals (Student's quantile with ROUNDS - 1
-# degrees of freedom). 5 keeps a full run of the four builds near 40 min
-# on 2 cores (benchmarks/README.md has a measured duration).
-ROUNDS = 5
+ROUNDS = 5  # keeps a full run of the four builds near 40 min on 2 cores
 # Samples per benchmark and process: at least MIN, then until BUDGET
-# seconds, at most MAX. --quick: QUICK_SAMPLES, one round.
+# seconds, at most MAX.
 MIN, MAX, BUDGET = 3, 30, 0.2
 QUICK_SAMPLES = 3
 STATUS = {"no regression": 0, "regression": 1, "inconclusive": 3, "smoke": 0}

@@ -25,19 +25,14 @@ import statistics
 from dataclasses import dataclass
 
 ALPHA = 0.05
-# The statistic of a process: `kbb bench run --statistic`.
-STATISTICS = {"min": min, "median": statistics.median}
-# The largest slowdown called "no regression": 5 %, below what a user
-# notices in a training step. Not within reach of a shared 2-core CPU:
-# runs 012 and 013 (the earlier unpaired method) had half-widths of
-# +-43 % to +-74 %; `detectable` states what each run reached.
+STATISTICS = {"min": min, "median": statistics.median}  # `--statistic`
+# The largest slowdown called "no regression": below what a user notices
+# in a training step (benchmarks/README.md).
 DELTA = 0.05
 REPS = 2000
 SEED = 20260
 MIN_ROUNDS = 3  # fewer paired rounds give no interval
-# Fewer rounds than this have too few distinct resamples for the max-t
-# bootstrap (4 rounds: 35): Bonferroni then.
-BOOT_ROUNDS = 8
+BOOT_ROUNDS = 8  # fewer have too few distinct resamples (4 rounds: 35)
 
 
 def t_tail(t, df):
@@ -104,8 +99,7 @@ def _se(diffs):
 def joint_level(diffs, alpha=ALPHA, reps=None, rng=None):
     """The per-benchmark two-sided level at which the intervals of `diffs`
     ({name: differences over the same rounds}) hold together with
-    probability 1 - alpha: studentized max-t bootstrap over the rounds,
-    kept between alpha / m and alpha (module doc)."""
+    probability 1 - alpha (module doc)."""
     m = len(diffs)
     rounds = {len(d) for d in diffs.values()}
     if m < 2 or len(rounds) != 1:
