@@ -1,15 +1,11 @@
-r"""Whole training steps of real models on PyTorch, BatchNormalization's
-kernel path against its backend-agnostic path in one build (the native
-group's; keras' switch `config._set_use_backend_agnostic_ops`): the table
-`bench-native-models` of docs/native-kernels.md. A benchmark is a model
-(MODELS) and a mode: eager or `jit_compile=True` (`torch.compile`).
-
-Each worker is a fresh process (kbb.bench.workers): after warming up each
-arm, blocks of `--steps` steps (`model.train_on_batch`) run the arms in a
-shuffled order: `kernel`, `composed` and `composed-again` (the A/A
-control). A process's statistic is the mean of its blocks' paired log
-ratios; the interval is Student's over the processes, Bonferroni over the
-benchmarks (kbb.bench.stats.mean_interval). Peak memory: MEMORY.
+r"""Whole training steps of real models (MODELS, eager or jit_compile) on
+PyTorch, BatchNormalization's kernel path against its backend-agnostic
+path in the native group's build: the table `bench-native-models` of
+docs/native-kernels.md. In each worker process, blocks of `--steps` steps
+run the arms `kernel`, `composed` and `composed-again` (the A/A control)
+in a shuffled order; a process's statistic is the mean of its blocks'
+paired log ratios, the interval Student's over the processes, Bonferroni
+over the benchmarks. Peak memory: MEMORY.
 
     python benchmarks/native_models.py --processes 3 \
         --record benchmarks/runs/NNN-DAY-native-models
@@ -223,8 +219,7 @@ def table(run):
 
 def render(folder):
     """Writes the table from FOLDER/models.json into docs/native-kernels.md
-    (whose table the pull request's texts quote: pr/keras/pr.toml), then
-    its stamp."""
+    (which pr/keras/pr.toml quotes), then its stamp."""
     run = json.loads((Path(folder) / "models.json").read_text())
     doc = ROOT / "docs/native-kernels.md"
     text = doc.read_text()
@@ -236,8 +231,7 @@ def render(folder):
 
 def stamp_native_doc():
     """Writes the stamp line of docs/native-kernels.md: its generated tables
-    (bench-native-models, native-equivalence) are of the series up to the
-    native group and of the pins now."""
+    are of the series up to the native group and of the pins now."""
     ws = Workspace.find(ROOT)
     doc = ROOT / "docs/native-kernels.md"
     text = doc.read_text().rstrip("\n").split("\n")
@@ -279,9 +273,8 @@ def main():
             return workers.launch(command, env, out, f"process {slot + 1}")
 
         order = workers.plan(["native"], ["torch"], args.processes, args.seed)
-        found, rounds = workers.run_plan(
-            order, start, workers.Meter(ROOT, args.threads)
-        )
+        meter = workers.Meter(ROOT, args.threads)
+        found, rounds = workers.run_plan(order, start, meter)
     processes = [p["results"] for p in found]
     run = {"meta": meta(args), "rounds": rounds, "processes": processes}
     run["rows"] = analyse(processes)

@@ -2,14 +2,10 @@
 
     python benchmarks/triad.py [--threads T] [--mib M]
 
-a = b + s * c over float64 arrays of M MiB each (default 256, far beyond
-the caches), split between T threads (default: all CPUs) that each run
-numpy on their own contiguous part in blocks of 64 KiB elements (numpy
-releases the GIL, so the threads run in parallel; within a block the
-multiply's result stays in the cache for the add). Bytes counted as
-STREAM counts them: 24 per element (read b and c, write a). The best of
-REPEATS passes, in GB/s (1e9 bytes per second). benchmarks/worker.py runs
-it in every benchmark process, with that process's thread count.
+a = b + s * c over float64 arrays of M MiB each, split between T threads
+(numpy releases the GIL) in blocks of BLOCK elements, so that the
+multiply's result stays in the cache for the add; 24 bytes per element,
+as STREAM counts them. The best of REPEATS passes, in GB/s.
 """
 
 import argparse

@@ -5,23 +5,19 @@ kbb.bench.workers (`kbb bench run`, `kbb bench power`, `kbb decisions`):
         [--paths PATH,...] [--min N] [--max N] [--budget S] [--warmup S]
         [--seed K]
 
-It fixes the frameworks' thread pools to KBB_BENCH_THREADS, measures the
-triad bandwidth (benchmarks/triad.py), then runs each benchmark (as asv
-runs them, or named in full by --case; in an order shuffled by --seed):
-`setup`, calls for --warmup seconds, then one-call samples (the wall clock
-and the process's CPU time) until it has --min of them and --budget
-seconds passed, or --max. With --paths, each benchmark on each path of
-keras' switch (`kernel`: the backend's kernel; any other name: the
-backend-agnostic ops). Writes the samples, the bytes model, the device's
-memory peak where the backend reports it, the threads and the versions.
+Each benchmark (or each named in full by --case), in an order shuffled
+by --seed: `setup`, calls for --warmup seconds, then one-call samples
+(wall clock and CPU time) until --min of them and --budget seconds, or
+--max (benchmarks/README.md, "Timings"). With --paths, each benchmark on
+each path of keras' switch (`kernel`: the backend's kernel; any other
+name: the backend-agnostic ops).
 
-With --slow BLOCKS (`kbb bench power`, the slow mutant's build first on
-PYTHONPATH: benchmarks/mutants/slow.patch) it measures instead the true
-cost of the mutant's extra multiply, turned on and off in this process
-(the module's KBB_SLOW), so that both sides share the process, its memory
-and its load: per benchmark, BLOCKS blocks, each the median of
-SLOW_SAMPLES calls with the op and of as many without, in a random order
-after a warm-up of each; it writes the log ratio of each block.
+With --slow BLOCKS (`kbb bench power`) it measures instead the true cost
+of the slow mutant's multiply (benchmarks/mutants/slow.patch), turned on
+and off in this process (the module's KBB_SLOW) so that both sides share
+its memory and load: per benchmark, BLOCKS blocks, each the median of
+SLOW_SAMPLES calls with the op and of as many without, in a random order;
+it writes the log ratio of each block.
 """
 
 import argparse
@@ -107,11 +103,10 @@ def named(name):
 
 
 def tf_kernel(x, axis, offset=None, scale=None, epsilon=1e-3, synchronized=False):
-    """FusedBatchNormV3 as `ops.nn._batch_normalization_training` would call
-    a TensorFlow backend's `batch_normalization_training`: 4D channels-last
-    float32 inputs (the cases of `kbb decisions`), training mode; it
-    returns the outputs, the batch mean and the unbiased batch variance, as
-    torch's does."""
+    """FusedBatchNormV3 as a TensorFlow backend's
+    `batch_normalization_training` (4D channels-last float32 inputs, the
+    cases of `kbb decisions`): the outputs, the batch mean and the unbiased
+    batch variance, as torch's returns them."""
     import tensorflow as tf
 
     TF_CALLS.append(True)

@@ -1,13 +1,7 @@
-"""The cases the cost counters trace, the same on every backend
-(benchmarks/README.md, "Exact counters"): a BatchNormalization layer on
-NHWC float32 input (N, 8, 8, C), C = 64, at N = 8 and 16 (32768 and 65536
-values, at or above the size from which the native group uses PyTorch's
-kernel on a CPU). `layer`: forward in training mode and the gradients of
-the input, gamma and beta for a given output gradient, every output
-returned; `train_step`: `model.train_step` of Input -> BatchNormalization
-(SGD, MSE; no input gradient); `inference`: training=False. The batch
-size is `static` everywhere, and `dynamic` (unknown when tracing, as in
-`fit`) in TensorFlow's graph; XLA and eager PyTorch see the concrete one.
+"""The cases the cost counters trace, the same on every backend (their
+table: benchmarks/README.md, "Exact counters"). N = 8 and 16 give 32768
+and 65536 values, at or above the size from which the native group uses
+PyTorch's kernel on a CPU.
 """
 
 CHANNELS = 64

@@ -1,10 +1,6 @@
-"""JAX counters: the jaxpr, and XLA's optimized HLO of the jitted case.
-
-`jaxpr`: equations of the traced function, nested jaxprs (pjit, custom
-derivatives) included, one record per equation (primitive, elements of its
-largest output). `xla`: the compiled module's HLO (hlo.count), XLA's
-`cost_analysis` (flops, bytes accessed) and `memory_analysis` (argument,
-output, temporary and aliased bytes: the arrays the program needs).
+"""JAX counters: the jaxpr's equations (nested jaxprs included, one record
+per equation), and the jitted case's optimized HLO (hlo.count) with XLA's
+`cost_analysis` and `memory_analysis`.
 """
 
 import cases

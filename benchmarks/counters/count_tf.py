@@ -1,11 +1,7 @@
-"""TensorFlow counters: graph ops after Grappler, and XLA's optimized HLO.
-
-`graph`: the traced tf.function, optimized by Grappler as TensorFlow runs
-it (tf_optimizer.OptimizeGraph with the default rewriters, the outputs as
-fetches), imported into a graph for the shapes; one record per op with
-the elements of its largest output (None where a dimension is unknown).
-`xla`: the same function with jit_compile=True, its optimized HLO
-(experimental_get_compiler_ir), counted by hlo.count.
+"""TensorFlow counters: `graph`, the traced tf.function as Grappler
+optimizes it, imported into a graph for the shapes (an output's elements
+None where a dimension is unknown); `xla`, its optimized HLO with
+jit_compile=True (hlo.count).
 """
 
 import cases

@@ -1,11 +1,6 @@
-"""PyTorch counters: the aten ops of a case, counted by a dispatch mode.
-
-Every op that reaches the dispatcher while the case runs (forward and
-backward, and the SGD update of the train step) is one record (op name,
-elements of its largest output tensor); `bytes` is the sum of the bytes of
-every output tensor, what the ops write. A view op (`view`, `permute`, ...)
-writes nothing: it is recorded with 0 elements and no bytes. PyTorch runs
-eagerly: the batch size is always known.
+"""PyTorch counters: every aten op that reaches the dispatcher while a case
+runs, and `bytes`, what the ops write (a view op writes nothing: recorded
+with 0 elements and no bytes).
 """
 
 import cases

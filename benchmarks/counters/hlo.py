@@ -1,9 +1,6 @@
-"""Counts of an optimized HLO module, from its text.
-
-Every instruction of every computation (fused computations included) is
-one record (opcode, elements of its largest output array); `fusions` is
-the number of fusion instructions, `instructions` the number of records.
-Instruction names and layouts are left out: they are not costs.
+"""Counts of an optimized HLO module, from its text: every instruction of
+every computation (fused ones included) is one record (opcode, elements of
+its largest output array); names and layouts are not costs.
 """
 
 import re

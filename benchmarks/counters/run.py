@@ -2,11 +2,9 @@
 
     run.py BACKEND OUTPUT.json
 
-BACKEND: jax, torch, tensorflow, or tensorflow-onednn (TensorFlow with
-TF_ENABLE_ONEDNN_OPTS=1, set by the caller). Started by `kbb counters`
-once per build and backend, the build first on PYTHONPATH. Writes the
-versions and, per case, each counter with its records (op, elements of
-its largest output).
+BACKEND: jax, torch, tensorflow, or tensorflow-onednn (TF_ENABLE_ONEDNN_OPTS
+set by the caller, `kbb counters`). Writes the versions and, per case,
+each counter with its records (op, elements of its largest output).
 """
 
 import importlib

@@ -2,11 +2,10 @@
 
     python benchmarks/gpu/kernels.py BACKEND OUTPUT.json
 
-The layer forward + backward of benchmarks/keras3 (BatchNormLayer) at each
-of its cases, run once after a warm-up: PyTorch counts the CUDA kernels
-that torch.profiler records (and their names); JAX counts the kernels of
-the compiled program's optimized HLO (fusions, custom calls and the other
-top-level instructions that launch work), without a profiler.
+BatchNormLayer's forward + backward at each of its cases, once after a
+warm-up: on PyTorch the CUDA kernels that torch.profiler records (and
+their names); on JAX the fusions and instructions of the compiled
+program's optimized HLO.
 """
 
 import json

@@ -1,10 +1,6 @@
 """What the benchmark modules share: cases, threads, steps, device sync.
-
-The classes follow asv's conventions (`params`, `param_names`, `setup`,
-`time_` methods): `asv continuous` runs them, and so does `tox -e bench`
-(src/kbb/bench/run.py) through benchmarks/worker.py, which also records the
-CPU time and the process of every sample. Nothing here touches a device
-at import time, so that asv's forkserver may fork after importing it.
+Nothing here touches a device at import time, so that asv's forkserver
+may fork after importing it.
 """
 
 import os

@@ -12,11 +12,9 @@ from .steps import bn_layer
 from .steps import gradient_step
 from .steps import inference
 
-# (batch, features) of a Dense network, NHWC of a convolutional one, NCHW
-# (axis=1), and NHWC under the mixed_bfloat16 policy. 64x64, 256x64 and
-# 511x64 have fewer than 32768 values: below PyTorch's grain size for
-# parallel loops, where its batch_norm kernel still runs in parallel and
-# the elementwise ops do not (docs/native-kernels.md).
+# 64x64, 256x64 and 511x64 have fewer than 32768 values: below PyTorch's
+# grain size for parallel loops, where its batch_norm kernel still runs in
+# parallel and the elementwise ops do not (docs/native-kernels.md).
 CASES = "64x64 256x64 511x64 4096x1024 32x28x28x64 8x112x112x64".split()
 CASES += ["32x64x28x28:channels_first", "32x28x28x64:mixed_bfloat16"]
 if QUICK:
@@ -28,10 +26,6 @@ if QUICK:
 # writes dx (5). The per-channel vectors are negligible.
 TRAIN_PASSES = 8
 INFERENCE_PASSES = 2
-
-
-def itemsize(option):
-    return 2 if option == "mixed_bfloat16" else 4
 
 
 class BatchNormLayer(Timed):
@@ -54,7 +48,8 @@ class BatchNormLayer(Timed):
 
     def model_bytes(self, case, jit_compile):
         shape, option = parse_case(case)
-        return TRAIN_PASSES * elements(shape) * itemsize(option)
+        itemsize = 2 if option == "mixed_bfloat16" else 4
+        return TRAIN_PASSES * elements(shape) * itemsize
 
 
 def _layer(case, jit_compile):

@@ -1,13 +1,8 @@
-"""The peer: the backend's own batch normalization kernel, called directly
-on the tensors of BatchNormLayer, forward in training mode and backward
-with the input gradient. What Keras' layer can be measured against.
-
-- PyTorch: torch.nn.functional.batch_norm, on NHWC data as a channels-last
-  NCHW view (PyTorch's own layout for such data; no copy), 2D data as is.
-- TensorFlow: FusedBatchNormV3 (tf.compat.v1.nn.fused_batch_norm, NHWC,
-  4D only) and its gradient kernel, in a tf.function (XLA for
-  jit_compile).
-- JAX has no kernel of its own (XLA fuses the composite ops): none.
+"""The peer: the backend's own batch normalization kernel on the tensors
+of BatchNormLayer, forward in training mode and backward with the input
+gradient (benchmarks/README.md, "The suite"). PyTorch's takes NHWC data
+as a channels-last NCHW view (no copy); JAX has none (XLA fuses the
+composite ops).
 """
 
 from .common import BACKEND

@@ -1,8 +1,6 @@
-"""The compiled programs the benchmarks time, one per backend.
-
-Each returns a callable that runs the program once and waits for all of
-its outputs (common.sync): under jit nothing can be pruned, because every
-output is returned from the compiled function.
+"""The compiled programs the benchmarks time, one per backend: each a
+callable that runs the program once and waits for all of its outputs,
+every output returned, so that nothing can be pruned under jit.
 """
 
 import keras

@@ -126,7 +126,7 @@ def test_worker_env_fixes_every_thread_pool(tmp_path):
     from kbb.bench import threads_env
 
     assert threads_env(2).items() <= env.items()
-    counting = inspect.getsource(counters.run_worker)
+    counting = inspect.getsource(counters.measure)
     assert "workers.env(" in counting and "os.cpu_count()" in counting
     native = (ROOT / "benchmarks" / "native_models.py").read_text()
     assert "workers.env(" in native and "OMP_NUM_THREADS" not in native

@@ -110,7 +110,6 @@ def test_verdicts_against_the_tolerance():
     assert Interval(1.0, 0.98, 1.04, 0).verdict(0.05) == "no regression"
     assert Interval(1.0, 0.90, 1.10, 0).verdict(0.05) == "undecided"
     assert Interval(1.3, 1.2, 1.4, 0).verdict(0.05) == "regression"
-    assert Interval(0.5, 0.4, 0.625, 0).speedup == (2.0, 1.6)
 
 
 def test_the_smallest_detectable_regression():

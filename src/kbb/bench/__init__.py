@@ -1,10 +1,9 @@
-"""The benchmarks' harness: `workers` (the worker processes and their
-rounds), `run` (the paired timings), `builds` (the builds side by side),
-`load` (the load gate), `stats` (intervals and verdicts), `report`,
-`tables`, `record`, `index`, `aggregate` (records and
-docs/benchmarks.md), `counters` and `checks` (the exact counters),
-`power` (benchmark mutants) and `decisions` (the native group's rules).
-The suite they run is benchmarks/ at the workspace's root."""
+"""The benchmarks' harness: `workers` (worker processes, rounds, the load
+gate), `run` (the paired timings), `builds`, `stats` (intervals and
+verdicts), `report`, `tables`, `record`, `aggregate` (records and
+docs/benchmarks.md), `counters` (the exact counters), `power` (benchmark
+mutants) and `decisions` (the native group's rules). The suite they run
+is benchmarks/."""
 
 import os
 from pathlib import Path
@@ -12,9 +11,8 @@ from pathlib import Path
 
 def threads_env(threads):
     """The environment that fixes the threads of every framework a worker
-    may load (OpenMP, MKL, OpenBLAS, TensorFlow, XLA) to `threads`, and
-    tells the worker (KBB_BENCH_THREADS); the one definition every worker
-    process of the workspace starts with.
+    may load to `threads`, and tells the worker (KBB_BENCH_THREADS); every
+    worker process of the workspace starts with it.
 
     >>> threads_env(1)["XLA_FLAGS"]
     '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'

@@ -1,10 +1,7 @@
 """`kbb bench aggregate`: docs/benchmarks.md, the aggregate of the
-recorded runs (benchmarks/runs/) and counters (benchmarks/counters/
-expected.json), and the runs' index. Only runs whose A/A control held
-count; a speed-up is claimed at the lower bound that two of them reach
-(the second-largest), never from one run. Named tables for the README,
-docs and pull requests: bench-bessel, bench-native, bench-peer,
-counters-bessel, counters-native.
+recorded runs and counters, and the runs' index. Only runs whose A/A
+control held count; a speed-up is claimed at the lower bound that two of
+them reach (the second-largest), never from one run.
 """
 
 import json
@@ -49,8 +46,7 @@ def conclusive(all_runs, series):
 
 def fix_table(good, build="bessel"):
     """Per run and backend: the largest upper bound of the fix's ratios,
-    and the smallest regression the run could have seen there (at even
-    odds, on its best benchmark: stats.detectable)."""
+    and the smallest regression the run could have seen there."""
     rows = []
     for name, s in good:
         highs, seen = {}, {}
@@ -128,9 +124,8 @@ def counter_table(expected, build):
 
 
 def native_section(good, expected):
-    """The lines of the native group's section: its counters, then its
-    speed-ups on the backends where its programs differ from the fix's
-    (table bench-native) and on the others (bench-native-unchanged)."""
+    """The native group's section: its counters, its speed-ups where its
+    programs differ from the fix's, and on the other backends."""
     changed = changed_backends(expected, "native")
     others = {
         label(key)[0] for _, s in good for key in s["comparisons"].get("native", {})

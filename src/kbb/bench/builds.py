@@ -1,13 +1,9 @@
-"""The builds that the benchmarks and the cost counters compare.
-
-A build is a ref of the upstream checkout built into a wheel (`kbb
-wheel`) and unpacked: keras' wheels are pure Python, so a worker imports a
-build by putting its folder first on PYTHONPATH, and the builds stand
-side by side in one environment. The default builds: `pristine`, then
-every group of patches/keras/series that changes more than tests (branch
-group/NAME), each stacked on the one before (benchmarks/groups.toml
-declares the groups that change kernels). `--builds` selects others
-(`pristine,group/bessel,NAME=REF`), each based on the nearest selected
+"""The builds that the benchmarks and the cost counters compare: a ref of
+the upstream checkout built into a wheel (`kbb wheel`) and unpacked;
+keras' wheels are pure Python, so a worker imports a build by putting its
+folder first on PYTHONPATH. The default builds: `pristine`, then every
+group of the series that changes more than tests, each stacked on the one
+before; `--builds` selects others, each based on the nearest selected
 build it stacks on (git ancestry).
 """
 
@@ -49,16 +45,12 @@ class Build:
     kernels: str = ""  # a declared kernel change (benchmarks/groups.toml)
 
 
-def declarations(root):
-    """{group: {"kernels": why}} of benchmarks/groups.toml."""
-    path = Path(root) / GROUPS
-    return tomllib.loads(path.read_text()) if path.is_file() else {}
-
-
 def default_builds(ws, target="keras"):
-    """[Build]: pristine, then each group of the series beyond tests."""
+    """[Build]: pristine, then each group of the series beyond tests, with
+    the kernel changes that benchmarks/groups.toml declares."""
     series = ws.series(ws.pin(target))
-    config = declarations(ws.root)
+    path = ws.root / GROUPS
+    config = tomllib.loads(path.read_text()) if path.is_file() else {}
     out = [Build(PRISTINE, "pristine")]
     for group in series.groups:
         if not tests_only(series.group_patches(group)):
@@ -124,9 +116,8 @@ def select(ws, spec, target="keras"):
 
 
 def applied_checkout(ws, target):
-    """The upstream checkout of `target`, fetched and with the series
-    applied (a contributor's unexported commits are kept, as `kbb wheel`
-    keeps them), under the workspace lock as `kbb` takes it."""
+    """The pin of `target`, its checkout fetched and the series applied (a
+    contributor's unexported commits kept, as `kbb wheel` keeps them)."""
     with lock.locked(ws, f"{os.path.basename(sys.argv[0])}: builds of {target}"):
         try:
             pin = ws.pin(target)
@@ -145,13 +136,9 @@ def refs(builds):
 
 
 def unpacked(ws, target, builds, names=None):
-    """{name: folder holding the unpacked wheel of that build} of `builds`
-    (and `aa` when in `names`).
-
-    Each folder is keyed by the commit (and `aa` gets its own copy of the
-    pristine files); one that exists is reused once checked against its
-    wheel's RECORD. Built under the workspace lock.
-    """
+    """{name: folder of the unpacked wheel} of `builds` (and `aa` when in
+    `names`, its own copy of pristine's), keyed by the commit; one that
+    exists is reused once checked against its wheel's RECORD."""
     with lock.locked(ws, f"{os.path.basename(sys.argv[0])}: builds of {target}"):
         pin = applied_checkout(ws, target)
         checkout = ws.checkout(target)

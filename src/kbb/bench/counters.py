@@ -1,15 +1,11 @@
 """`kbb counters` (`tox -e counters`): exact cost counters of each build,
-gated exactly (benchmarks/README.md, "Exact counters").
-
-Each build (pristine, then each patch group beyond tests, stacked on the
-one before) is counted on each backend by benchmarks/counters/run.py in a
-worker process, the build first on PYTHONPATH. The counters, the deltas
-against pristine and the structural checks of every group against its
-base (O(C) ops only, `linear_problems`, unless the group declares a
-kernel change in benchmarks/groups.toml: `large_problems`) must equal
-EXPECTED exactly; `--update` rewrites it (after a change of a pin or a
-patch; review its diff), and refuses a summary whose checks fail. Exit
-status 0 when everything holds, 1 otherwise, 2 on an error.
+gated exactly (benchmarks/README.md, "Exact counters"). Each build is
+counted on each backend by benchmarks/counters/run.py in a worker; the
+counters, the deltas against pristine and the structural checks of every
+group against its base (`linear_problems`, or `large_problems` for a
+declared kernel change) must equal EXPECTED; `--update` rewrites it, and
+refuses a summary whose checks fail. Exit status 0 when everything holds,
+1 otherwise, 2 on an error.
 """
 
 import collections
@@ -31,19 +27,9 @@ EXPECTED = Path("benchmarks") / "counters" / "expected.json"
 WORKER = Path("benchmarks") / "counters" / "run.py"
 UPDATE = "tox -e counters -- --update"
 PARTS = ("counters", "deltas", "checks")  # of EXPECTED: per build and backend
-# What the counts depend on besides the code, fixed in every worker (with
-# the threads, as the frameworks' defaults set them: all CPUs, and the hash
-# seed: kbb.bench.threads_env): oneDNN's optimizations, the CPU.
+# What the counts depend on besides the code, fixed in every worker with
+# the threads (all CPUs), the hash seed and oneDNN's optimizations.
 WORKER_ENV = {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
-
-
-def run_worker(root, folder, backend, output):
-    onednn = "1" if backend == "tensorflow-onednn" else "0"
-    settings = {**WORKER_ENV, "TF_ENABLE_ONEDNN_OPTS": onednn}
-    env = workers.env(backend.split("-")[0], os.cpu_count() or 1, folder, **settings)
-    command = [root / WORKER, backend, output]
-    what = f"counting {folder.name} on {backend}"
-    return workers.launch(command, env, output, what, folder)
 
 
 def measure(root, folders, backends, keep=None):
@@ -55,15 +41,20 @@ def measure(root, folders, backends, keep=None):
         for name, folder in folders.items():
             for backend in backends:
                 log(f"counting {name} on {backend}")
+                onednn = "1" if backend == "tensorflow-onednn" else "0"
+                settings = {**WORKER_ENV, "TF_ENABLE_ONEDNN_OPTS": onednn}
+                threads = os.cpu_count() or 1
+                env = workers.env(backend.split("-")[0], threads, folder, **settings)
                 path = out / f"{name}-{backend}.json"
-                found = run_worker(root, folder, backend, path)
+                command = [root / WORKER, backend, path]
+                what = f"counting {folder.name} on {backend}"
+                found = workers.launch(command, env, path, what, folder)
                 measured.setdefault(name, {})[backend] = found
     return measured
 
 
-# The structural checks (tests/tooling/test_benchcount.py injects each
-# failure). A worker record holds, per case and part, the records of its
-# ops: [op, elements of its largest output].
+# The structural checks. A worker record holds, per case and part, the
+# records of its ops: [op, elements of its largest output].
 
 
 def delta(before, after):
@@ -128,13 +119,6 @@ def large_problems(base, build, channels, name="pristine"):
     return problems
 
 
-def check(build, base_name, base, record, channels):
-    """The problems of a build's record against its base's (module doc)."""
-    if build.kernels:
-        return large_problems(base, record, channels, base_name)
-    return linear_problems(deltas(base, record), channels)
-
-
 def stacked(names):
     """[Build] stacked in the order of `names`, no kernels declared."""
     out = []
@@ -188,8 +172,12 @@ def summarize(measured, chain=None):
             d = deltas(pristine[backend], found)
             summary["deltas"].setdefault(name, {})[backend] = d
             build = by_name[name]
-            base = build.base or "pristine"
-            problems = check(build, base, measured[base][backend], found, channels)
+            base_name = build.base or "pristine"
+            base = measured[base_name][backend]
+            if build.kernels:
+                problems = large_problems(base, found, channels, base_name)
+            else:
+                problems = linear_problems(deltas(base, found), channels)
             summary["checks"].setdefault(name, {})[backend] = problems
     return summary
 

@@ -1,24 +1,14 @@
 """`kbb decisions` (`tox -e native-decisions`): the native group's two
-speed rules, on a CPU, with its build installed (`kbb install keras --ref
-group/native`), on a quiet machine (docs/native-kernels.md). Inside one
-build, the layer on the backend's fused kernel ("kernel") against the
-backend-agnostic ops ("composite", keras' switch
-`config._set_use_backend_agnostic_ops`) and a second copy of them ("aa",
-the A/A control):
+speed rules (docs/native-kernels.md; the method: benchmarks/README.md),
+with its build installed (`kbb install keras --ref group/native`), on a
+quiet CPU. Inside one build, the backend's kernel ("kernel") against the
+backend-agnostic ops ("composite") and a second copy of them ("aa"):
 
 - torch: does `torch.nn.functional.batch_norm` cost more than the
-  composite ops below 32768 values, where its loop over the channels runs
-  in parallel whatever the size?
-- tensorflow, tensorflow-onednn (TF_ENABLE_ONEDNN_OPTS=0 and 1): is
-  FusedBatchNormV3 faster in every case? (The worker installs it where
-  the layer looks for a TensorFlow kernel.)
+  composite ops below 32768 values?
+- tensorflow, tensorflow-onednn: is FusedBatchNormV3 faster in every case?
 
-The cases (CASES) are benchmarks of the suite, each on every path in one
-process of benchmarks/worker.py (--paths), one process per configuration
-and round as in `kbb bench run` (kbb.bench.workers); the ratios to the
-composite path are paired within each process, their intervals
-simultaneous over a configuration's cases. About 1.5 minutes per round on
-2 quiet cores.
+About 1.5 minutes per round on 2 quiet cores.
 """
 
 import json
@@ -38,10 +28,8 @@ from kbb.bench import tables
 from kbb.bench import workers
 from kbb.bench import write_text
 
-# "KIND CASE" per configuration: the layer's forward and backward with its
-# input gradient, or `train_on_batch` of Input -> BatchNormalization (no
-# input gradient); eager (PyTorch) or graph (TensorFlow). Sizes below and
-# above 32768 values.
+# "KIND CASE" per configuration (SUITE: the benchmarks of each KIND), eager
+# (PyTorch) or graph (TensorFlow), sizes below and above 32768 values.
 SIZES = "64x64 256x64 511x64 1024x64 32x28x28x64"
 CASES = {
     "torch": [f"layer {c}" for c in SIZES.split()]
@@ -77,7 +65,8 @@ def by_round(processes, drop=()):
 
 def measure(ws, args):
     """{"samples": {config: {"PATH KIND CASE": [[seconds] per round]}},
-    "rounds": {round: what the load meter noted}}."""
+    "rounds": {round: what the load meter noted}}: each of CASES on every
+    path in one process of benchmarks/worker.py --paths per round."""
     configs = args.configs.split(",")
     worker = ws.root / "benchmarks" / "worker.py"
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,9 +100,7 @@ def measure(ws, args):
 def intervals(samples, drop=()):
     """{config: {case: (kernel Interval, A/A Interval, composite seconds)}}:
     ratios to the composite path, paired within each round's process,
-    simultaneous over a configuration's cases (kbb.bench.stats); an
-    Interval is None with fewer than stats.MIN_ROUNDS rounds. The rounds
-    in `drop` (the load gate's) are left out."""
+    simultaneous over a configuration's cases, less the rounds `drop`."""
     out = {}
     for config, runs in samples.items():
         cases = sorted({name.split(" ", 1)[1] for name in runs})
@@ -220,9 +207,8 @@ def main(ws, args):
 
 
 def keep_run(ws, data, found, meta, drop, args):
-    """Keeps the run in benchmarks/runs/NNN-DATE-native-decisions/: its
-    samples (raw.json.gz), what it ran on (meta.json) and its table and
-    decisions (record.md); the runs' index and docs/benchmarks.md list it."""
+    """Keeps the run in benchmarks/runs/NNN-DATE-native-decisions/:
+    raw.json.gz, meta.json and record.md."""
     build = results.installed_builds(sys.prefix).get("keras", {})
     first = next(iter(data["samples"].values()))
     meta.update(

@@ -1,17 +1,10 @@
 """`kbb bench power` (`tox -e bench-power`): can the timing method see a
-known regression?
-
-Each benchmark mutant (benchmarks/mutants/NAME.patch: a `Mutant:` and an
-`Expect:` line, then a diff against group/bessel) is committed on
-group/bessel as refs/kbb/bench/NAME and built like any build; `kbb bench
-run`'s method then times pristine, the A/A control, group/bessel and the
-mutants (each also against bessel) on PyTorch at 1 thread on a few layer
-benchmarks (CASES), and benchmarks/worker.py --slow measures the slow
-mutant's true ratio in one process. Exit status: 0 when `slow over
-bessel` is a regression, `null over bessel` is not and the A/A control is
-clean; 1 when one fails; 3 when the load gate left fewer than MIN_ROUNDS
-rounds; 2 on an error. Recorded in benchmarks/runs/NNN-DATE-power/ with
-the true ratio beside each verdict; a quick test: `--rounds 3 --no-record`.
+known regression? (benchmarks/README.md, "The method's power".) Each
+benchmark mutant, benchmarks/mutants/NAME.patch (a `Mutant:` and an
+`Expect:` line, then a diff against group/bessel), is timed against
+group/bessel by `kbb bench run`'s method. Exit status: 0 when every
+expectation held, 1 when one failed, 3 when the load gate left fewer than
+MIN_ROUNDS rounds, 2 on an error. A quick test: `--rounds 3 --no-record`.
 """
 
 import gzip
@@ -42,9 +35,8 @@ CASES = (
     r"^layer\.BatchNormLayer\.time_forward_backward\('(511x64|4096x1024|32x28x28x64)'"
 )
 ROUNDS = 10  # 5 processes each, under 2 min on 2 cores: the run within 20 min
-# Samples per benchmark and process: at 0.2 s (kbb.bench's default) the
-# 50 ms steps got 4 samples, and their medians spread by +-30 % in a quiet
-# window (run 016).
+# At 0.2 s per benchmark the 50 ms steps got 4 samples, and their medians
+# spread by +-30 % in a quiet window (run 016).
 BUDGET, MIN_SAMPLES = 1.0, 12
 POWER_AT = 1.10  # the regression the method should call with 80 % power
 SCRATCH = Path("out") / "bench" / "power"
@@ -113,8 +105,8 @@ def noise(raw, summary, name):
 
 
 def judge(summary, found, truth, raw):
-    """[row] of the power table, and whether every expectation held; each
-    row with its paired noise and the power it gives a 10 % regression."""
+    """The power table's rows, each with its paired noise and the power it
+    gives a POWER_AT regression, and whether every expectation held."""
     rows, held = [], True
     for name, (_what, expect, _) in found.items():
         key = f"{name} over bessel"
@@ -219,10 +211,6 @@ def write(ws, raw, summary, scratch):
         folder = scratch if isinstance(scratch, Path) else ws.root / SCRATCH
         title = f"Power run {folder.name}: {power['status']}"
         return record.write(folder, raw, record.texts(summary, title, intro))
-    day, stamp = summary["meta"]["date"][:10], results.stamp_line(ws, ws.pin("keras"))
-
-    def files(number):
-        title = f"Power run {number:03d}: {power['status']}"
-        return record.texts(summary, title, intro)
-
-    return record.keep(ws, day, "power", raw, files, raw["meta"]["series"], stamp)
+    stamp = results.stamp_line(ws, ws.pin("keras"))
+    title = "Power run {:03d}: " + power["status"]
+    return record.write_run(ws, raw, summary, stamp, title, intro, "power")

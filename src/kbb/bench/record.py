@@ -1,9 +1,6 @@
-"""Where benchmark runs are kept, benchmarks/runs/NNN-DATE[-KIND]/, and
-what each ran on (`machine`). A kept run is raw.json.gz (every sample, to
-re-analyse), record.md and summary.json (kbb.bench.report's) or meta.json
-(`kbb decisions`, and the earlier asv runs); keeping one regenerates the
-index and docs/benchmarks.md (kbb.bench.aggregate). A smoke run goes to
-out/bench/quick/, unrecorded.
+"""Where benchmark runs are kept, benchmarks/runs/NNN-DATE[-KIND]/
+(benchmarks/README.md, "Records"), and what each ran on (`machine`);
+keeping one regenerates the index and docs/benchmarks.md.
 """
 
 import datetime
@@ -91,13 +88,6 @@ def gpu():
     return found.stdout.splitlines()[0].strip()
 
 
-def _statistic(meta):
-    """The statistic of each process, as records from run 022 on say it."""
-    if "statistic" not in meta:
-        return ""
-    return f", the {meta['statistic']} of each process's samples"
-
-
 def machine():
     """What a run runs on, for its meta: the date, the CPU (model, flags,
     clock, count, cpu_settings), the GPU, Python, the load average."""
@@ -124,6 +114,8 @@ def markdown(summary, title, intro=()):
     )
     cpu = "governor {governor}, turbo {turbo}, isolated CPUs {isolated}; "
     cpu = cpu.format(**meta) if "governor" in meta else ""
+    statistic = meta.get("statistic")  # recorded from run 022 on
+    statistic = f", the {statistic} of each process's samples" if statistic else ""
     lines = [
         f"# {title}",
         "",
@@ -145,7 +137,7 @@ def markdown(summary, title, intro=()):
         f"{', '.join(meta.get('backends', []))}.",
         f"- {meta['rounds']} round(s), one process per build and backend in "
         f"each, in an order shuffled in each round (seed {meta['seed']}); wall "
-        f"clock{_statistic(meta)}; intervals: simultaneous "
+        f"clock{statistic}; intervals: simultaneous "
         f"{100 * (1 - summary['alpha']):.0f} % "
         f"({summary['correction']}, over the benchmarks of a comparison and "
         "backend); "
@@ -244,8 +236,10 @@ def keep(ws, day, kind, raw, files, series, stamp):
     return folder / "record.md"
 
 
-def write_run(ws, raw, summary, stamp):
-    """Keeps a run of `kbb bench run` (kbb.bench.report's `summary`)."""
-    day, verdict = summary["meta"]["date"][:10], summary["verdict"]
-    files = lambda n: texts(summary, f"Benchmark run {n:03d}: {verdict}")  # noqa: E731
-    return keep(ws, day, "", raw, files, raw["meta"]["series"], stamp)
+def write_run(ws, raw, summary, stamp, title=None, intro=(), kind=""):
+    """Keeps a run analysed by kbb.bench.report, its `title` with `{:03d}`
+    for the run's number (default: that of `kbb bench run`)."""
+    title = title or "Benchmark run {:03d}: " + summary["verdict"]
+    files = lambda n: texts(summary, title.format(n), intro)  # noqa: E731
+    day = summary["meta"]["date"][:10]
+    return keep(ws, day, kind, raw, files, raw["meta"]["series"], stamp)

@@ -1,12 +1,9 @@
-"""One benchmark run analysed: `analyse(raw)` turns what `kbb bench run`
-recorded ({"meta", "processes", "rounds"}) into the run's summary (JSON):
-the rounds the load gate dropped; per comparison (each build and the A/A
-control against pristine, each group against the one it stacks on:
-"native over bessel") a row per benchmark with the paired ratio of the
-wall clock, its simultaneous interval, verdict and the smallest
-regression it could have seen (kbb.bench.stats), the CPU-time ratio
-beside it; each build's layer against the backend's own kernel (the
-peer), with the bandwidths as fractions of the triad's; the verdict.
+"""`analyse(raw)`: the summary (JSON) of what `kbb bench run` recorded
+({"meta", "processes", "rounds"}): the rounds the load gate dropped; per
+comparison (each build against pristine, each group against the one it
+stacks on: "native over bessel") a row per benchmark with the paired
+ratio, its interval and verdict (kbb.bench.stats), the CPU-time ratio and
+the share of the triad's bandwidth; each build's layer against the peer.
 """
 
 import math
@@ -61,17 +58,14 @@ def model_bytes(processes):
     }
 
 
-def seconds(processes_samples):
-    return math.exp(stats.statistic(processes_samples))
-
-
 def _paired(before, after):
     d = stats.differences(before, after)
     return math.exp(statistics.fmean(d)) if d else math.nan
 
 
 def _row(before, after, cpu_before, cpu_after, interval, delta):
-    row = {"before_s": seconds(before), "after_s": seconds(after)}
+    row = {"before_s": math.exp(stats.statistic(before))}
+    row["after_s"] = math.exp(stats.statistic(after))
     row.update(ratio=_paired(before, after), cpu_ratio=_paired(cpu_before, cpu_after))
     row["processes"] = [len(before), len(after)]
     if interval:

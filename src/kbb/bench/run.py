@@ -1,17 +1,7 @@
 """`kbb bench run` (`tox -e bench`): timings of pristine keras against
-each patch group, with an A/A control (the method: benchmarks/README.md).
-
-Each build (pristine, the patch groups or --builds, and `aa`, pristine
-again) runs benchmarks/worker.py in a fresh process per backend and round
-(kbb.bench.workers), the threads fixed to --threads; the load gate drops
-the rounds where others took more than --max-load cores; kbb.bench.report
-gives paired intervals and verdicts. A full run is recorded in
-benchmarks/runs/; --quick (one round, a few samples of one case each, no
-A/A control) writes out/bench/quick/ and gives no timing verdict.
-
-Exit status: 0 no regression, 1 a regression, 3 inconclusive (the A/A
-control left its interval, or an interval is too wide: rerun on a quieter
-machine, or with more rounds), 2 an error.
+each patch group, with an A/A control (the method and the exit status:
+benchmarks/README.md, "Timings"). A full run is recorded in
+benchmarks/runs/; --quick writes out/bench/quick/, with no verdict.
 """
 
 import argparse
@@ -36,12 +26,9 @@ from kbb.bench import workers
 from kbb.bench import write_text
 
 WORKER = Path("benchmarks") / "worker.py"
-# Rounds: the units of the intervals (Student's quantile with ROUNDS - 1
-# degrees of freedom). 5 keeps a full run of the four builds near 40 min
-# on 2 cores (benchmarks/README.md has a measured duration).
-ROUNDS = 5
+ROUNDS = 5  # keeps a full run of the four builds near 40 min on 2 cores
 # Samples per benchmark and process: at least MIN, then until BUDGET
-# seconds, at most MAX. --quick: QUICK_SAMPLES, one round.
+# seconds, at most MAX.
 MIN, MAX, BUDGET = 3, 30, 0.2
 QUICK_SAMPLES = 3
 STATUS = {"no regression": 0, "regression": 1, "inconclusive": 3, "smoke": 0}
@@ -54,8 +41,7 @@ PEER = r"^peer\."
 
 
 def worker_env(folder, backend, threads, quick):
-    """The environment of a worker: the build first, threads fixed, and
-    on a GPU device synchronization and memory statistics."""
+    """A worker's environment; on a GPU, with device synchronization."""
     gpu = "1" if shutil.which("nvidia-smi") else ""
     settings = {"KBB_BENCH_QUICK": "1" if quick else "0", "KBB_BENCH_GPU": gpu}
     return workers.env(backend, threads, folder, **settings)
@@ -159,8 +145,7 @@ def finish(args):
 def collect(ws, args, selected):
     """The raw record of a run of the `selected` builds (and the A/A
     control, unless --quick): {"meta", "processes", "rounds"}."""
-    given = ("threads", "rounds", "seed", "backends", "quick", "bench", "max_load")
-    given += ("statistic",)
+    given = "threads rounds seed backends quick bench max_load statistic".split()
     meta = {**record.machine(), **{k: getattr(args, k) for k in given}}
     meta["settings"] = {k: os.environ[k] for k in SETTINGS if k in os.environ}
     meta["samples"] = {"min": args.min_samples, "budget_s": args.budget}

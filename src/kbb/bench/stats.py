@@ -1,45 +1,22 @@
-"""Timing statistics: paired rounds, joint intervals, verdicts.
+"""Timing statistics: paired rounds, joint intervals, verdicts (the method
+and its checks: benchmarks/README.md, "Statistics").
 
-kbb.bench runs every build of a round in adjacent processes (in an order
-shuffled anew in each round), so a round's builds meet the same load. The
-data of one benchmark in one build is {round: samples} (seconds, wall
-clock), one process per round: nested data (rounds, then the samples of a
-process). Hence:
-
-- the statistic of a process is the minimum of its samples (the default;
-  `--statistic median` as runs before 022 used, recorded in each run's
-  meta): on a shared machine the noise within a process is other work
-  slowing some calls down, which the minimum leaves out (Chen & Revels,
-  Robust benchmarking in noisy environments, arXiv:1608.04295, 2016;
-  Python's timeit documentation), while the level of each process, which
-  the spread of the rounds carries, stays in;
-- the difference of a round is after's statistic minus before's, and the
-  estimate of the log ratio is the mean of these differences over the
-  rounds both sides have; its standard error is their standard deviation
-  over sqrt(R): a paired design (Box, Hunter & Hunter, Statistics for
-  Experimenters, 2nd ed., 2005, ch. 3);
-- the intervals of the m benchmarks of one comparison and backend hold
-  together (simultaneous, level 1 - ALPHA): a single-step max-t bootstrap
-  (Westfall & Young, Resampling-Based Multiple Testing, 1993, sect. 2.6;
-  Romano & Wolf, Econometrica 73, 2005) gives the quantile q of the
-  largest studentized deviation. It resamples the rounds, the outer level
-  of the nested data, all benchmarks with the same rounds, so that their
-  correlation is kept (a hierarchical bootstrap resamples the top level:
-  Davison & Hinkley, Bootstrap Methods and their Application, 1997, sect.
-  3.8; each resample studentized by its own standard error, ch. 5). The
-  rounds are few (5 to 20), where a bootstrap quantile is too narrow, so
-  q is taken as a per-benchmark level (2 P(T > q)), kept between ALPHA / m
-  (Bonferroni, when the benchmarks are independent) and ALPHA (when they
-  are one), and the interval uses Student's quantile of that level with
-  R - 1 degrees of freedom (scipy.stats.t). Below BOOT_ROUNDS rounds,
-  Bonferroni. tests/tooling/test_benchstats.py simulates its coverage and
-  its power. The practice follows pyperf's (worker processes, warm-ups,
-  the spread beside every figure, the machine's settings recorded) and
-  asv's (a change called only past a tolerance and a statistical test).
-
-Verdicts, with the tolerance DELTA: Interval.verdict of a benchmark,
-group_verdict of a patch group, run_verdict of a run (the A/A control
-must contain 1 in every interval); `detectable`: what a run could see.
+The data of one benchmark in one build is {round: samples}, one process
+per round. A process's statistic is the minimum of its samples by default
+(`--statistic median` before run 022): the noise within a process is other
+work slowing some calls down, which the minimum leaves out (Chen & Revels,
+Robust benchmarking in noisy environments, arXiv:1608.04295, 2016). The
+log ratio is the mean over the rounds of the paired differences, its
+standard error their sd over sqrt(R) (Box, Hunter & Hunter, Statistics
+for Experimenters, 2nd ed., 2005, ch. 3). The intervals of one comparison
+and backend are simultaneous: a single-step studentized max-t bootstrap
+over the rounds (Westfall & Young, Resampling-Based Multiple Testing,
+1993, sect. 2.6; Romano & Wolf, Econometrica 73, 2005; resampling the top
+level of nested data: Davison & Hinkley, Bootstrap Methods and their
+Application, 1997, sect. 3.8 and ch. 5) whose quantile, with so few
+rounds, is taken as a per-benchmark level kept between ALPHA / m and
+ALPHA, for Student's quantile with R - 1 degrees of freedom; Bonferroni
+below BOOT_ROUNDS rounds.
 """
 
 import math
@@ -48,23 +25,18 @@ import statistics
 from dataclasses import dataclass
 
 ALPHA = 0.05
-# The statistic of a process: `kbb bench run --statistic`.
-STATISTICS = {"min": min, "median": statistics.median}
-# The largest slowdown called "no regression": 5 %, below what a user
-# notices in a training step. Not within reach of a shared 2-core CPU:
-# runs 012 and 013 (the earlier unpaired method) had half-widths of
-# +-43 % to +-74 %; `detectable` states what each run reached.
+STATISTICS = {"min": min, "median": statistics.median}  # `--statistic`
+# The largest slowdown called "no regression": below what a user notices
+# in a training step (benchmarks/README.md).
 DELTA = 0.05
 REPS = 2000
 SEED = 20260
 MIN_ROUNDS = 3  # fewer paired rounds give no interval
-# Fewer rounds than this have too few distinct resamples for the max-t
-# bootstrap (4 rounds: 35): Bonferroni then.
-BOOT_ROUNDS = 8
+BOOT_ROUNDS = 8  # fewer have too few distinct resamples (4 rounds: 35)
 
 
 def t_tail(t, df):
-    """P(T > t) of Student's t with df degrees of freedom (scipy.stats.t).
+    """P(T > t) of Student's t (scipy.stats.t).
 
     >>> round(t_tail(2.0, 10), 4)
     0.0367
@@ -127,8 +99,7 @@ def _se(diffs):
 def joint_level(diffs, alpha=ALPHA, reps=None, rng=None):
     """The per-benchmark two-sided level at which the intervals of `diffs`
     ({name: differences over the same rounds}) hold together with
-    probability 1 - alpha: studentized max-t bootstrap over the rounds,
-    kept between alpha / m and alpha (module doc)."""
+    probability 1 - alpha (module doc)."""
     m = len(diffs)
     rounds = {len(d) for d in diffs.values()}
     if m < 2 or len(rounds) != 1:
@@ -173,11 +144,6 @@ class Interval:
     @property
     def contains_one(self):
         return self.lo <= 1 <= self.hi
-
-    @property
-    def speedup(self):
-        """(speed-up, its lower bound): before / after."""
-        return 1 / self.ratio, 1 / self.hi
 
 
 def compare(before, after, reps=None, alpha=ALPHA):

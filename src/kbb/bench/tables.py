@@ -1,11 +1,6 @@
-"""Markdown of the benchmark runs: labels, numbers, named tables (each
-preceded by its line `<!-- table: NAME -->`, kbb.markdown, so that README,
-docs and `kbb pr` quote it by name), and the index of the runs
-(benchmarks/runs/README.md, and the runs table of docs/benchmarks.md) with
-the smallest regression each could have seen beside its verdict
-(`detectable_cell`): from a run's summary (stats.smallest), from the
-intervals its record.md shows (runs kept as meta.json), or the A/A floor
-of the factor gate of the earlier asv runs, which had no intervals.
+"""Markdown of the benchmark runs: labels, numbers, named tables (quoted
+by name: kbb.markdown), and the index of the runs (benchmarks/runs/
+README.md, and the runs table of docs/benchmarks.md).
 """
 
 import json
@@ -145,7 +140,9 @@ _FLOOR = re.compile(r"floor (\d+\.\d+)")
 
 
 def detectable_cell(s, folder):
-    """The smallest regression a run could have seen, as a table cell."""
+    """The smallest regression a run could have seen, as a table cell: from
+    its summary, from the intervals its record.md shows (runs kept as
+    meta.json), or the A/A floor of the earlier asv runs' factor gate."""
     if "comparisons" in s:
         cells = []
         for name, rows in s["comparisons"].items():

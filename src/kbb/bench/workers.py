@@ -1,18 +1,12 @@
-"""Worker processes: every timing of the workspace runs in fresh processes
-with the threads of every framework fixed (kbb.bench.threads_env) and, for
-a build under test, its unpacked wheel first on PYTHONPATH. `plan` orders
-them in rounds, `run_plan` runs a plan with the Meter around each round,
-`launch` runs one worker and reads the JSON record it writes (`kbb
-counters` too: no rounds there, no meter).
-
-The load gate: is the machine still quiet during a round? The Meter notes
-the load average and the triad bandwidth (benchmarks/triad.py, TRIAD_MIB
-per array, the run's threads) before and after, and the CPU time that
-other processes took over it: the machine's busy time (/proc/stat) less
-ours (os.times), in cores. The load average lags and counts our own
-worker: recorded, not gated. `dropped` drops a round where others took
-more than MAX_LOAD cores, or whose triad bandwidth fell below TRIAD_MIN
-of the run's median (another process held the memory bus).
+"""Worker processes, each fresh, threads fixed (kbb.bench.threads_env), a
+build first on PYTHONPATH: `plan` orders them in rounds, `run_plan` runs a
+plan with the Meter around each round, `launch` runs one worker and reads
+its JSON record. The load gate (benchmarks/README.md): the Meter notes the
+load average and the triad bandwidth before and after a round, and the
+CPU time others took over it (/proc/stat's busy time less ours); `dropped`
+drops a round where others took more than MAX_LOAD cores, or whose triad
+fell below TRIAD_MIN of the run's median (another process held the
+memory bus).
 """
 
 import importlib.util
@@ -73,11 +67,9 @@ def launch(command, env, output, what, folder=None):
 
 
 def run_plan(order, start, meter):
-    """Runs the processes of `order` (plan): `start(slot, name, group)`
-    returns each one's record, which gets its build, round, slot and
-    seconds; `meter` (a Meter) notes what each round met. Logs the
-    progress, and the duration after the first round. ([record], {round:
-    what it met})."""
+    """([record], {round: what `meter` met}) of the processes of `order`:
+    `start(slot, name, group)` returns each one's record, which gets its
+    build, round, slot and seconds."""
     records, met, began = [], {}, time.time()
     rounds = len({r for r, _, _ in order})
     for slot, (r, name, group) in enumerate(order):
