@@ -369,12 +369,13 @@ def test_the_machine_fields_pyperf_records(tmp_path):
 
 def test_doctests_of_the_small_helpers():
     from kbb import bench
+    from kbb.bench import builds
     from kbb.bench import decisions
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import worker
 
-    for module in (bench, decisions, record, report, stats, tables, worker):
+    for module in (bench, builds, decisions, record, report, stats, tables, worker):
         assert doctest.testmod(module).failed == 0, module.__name__
 
 

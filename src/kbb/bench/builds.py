@@ -202,7 +202,12 @@ def series(ws, target, builds=None):
     }
 
 
-def pythonpath(folder):
-    """PYTHONPATH with the build's folder first."""
+def pythonpath(folder, extra=()):
+    """PYTHONPATH with the build's folder first, then `extra`.
+
+    >>> pythonpath("/b", ["/src"]).split(os.pathsep)[:2]
+    ['/b', '/src']
+    """
     rest = os.environ.get("PYTHONPATH")
-    return os.pathsep.join([str(folder), *([rest] if rest else [])])
+    paths = [str(folder), *map(str, extra), *([rest] if rest else [])]
+    return os.pathsep.join(paths)
