@@ -225,16 +225,6 @@ def _branch(ws, pin, checkout, run, group, state, author):
     return lines
 
 
-def _status_lines(evidence, doc_marks):
-    lines = [f"results {len(evidence.records)} figure(s), by pr.toml's environments:"]
-    width = max((len(env) for env, _, _ in evidence.statuses), default=0)
-    for env, state, line in evidence.statuses:
-        said = "" if state == "current" else f": {line}"
-        lines.append(f"  {env.ljust(width)}  {state}{said}")
-    lines += [f"  {mark}" for mark in doc_marks]
-    return lines
-
-
 def _texts(ws, pin, checkout, run, group, folder, state, evidence, config):
     """Renders ISSUE.md and PR.md of the group, without the templates'
     notes, which go to REVIEW.md with the state of the results; returns
@@ -250,8 +240,13 @@ def _texts(ws, pin, checkout, run, group, folder, state, evidence, config):
         texts.write(folder, name, text, state, kept)
         if name == "PR.md":
             state["boxes"] = texts.boxes(text)
+    lines = [f"results {len(evidence.records)} figure(s), by pr.toml's environments:"]
+    width = max((len(env) for env, _, _ in evidence.statuses), default=0)
+    for env, status, line in evidence.statuses:
+        said = "" if status == "current" else f": {line}"
+        lines.append(f"  {env.ljust(width)}  {status}{said}")
     # Only the marks of the tables that the group's texts show.
-    lines = _status_lines(evidence, [m for m in doc_marks if m in shown])
+    lines += [f"  {mark}" for mark in doc_marks if mark in shown]
     review = [f"# Review notes of pr/{group}", "", *lines, "", *review]
     (folder / "REVIEW.md").write_text("\n".join(review).rstrip() + "\n")
     problems = texts.body_problems((folder / "PR.md").read_text(), config.body_lines)

@@ -5,10 +5,8 @@ the tests whose outcome differs from pristine keras', and the causes of
 the failures (see kbb.report)."""
 
 from kbb import BACKENDS
-from kbb.markdown import table
+from kbb.report import data
 from kbb.report.data import NOT_MEASURED
-from kbb.report.data import joined as _lines
-from kbb.report.data import stale
 
 BN_BACKENDS = BACKENDS  # the backends upstream-bn runs on
 # The builds, by environment: pristine first, the one the others compare with.
@@ -63,7 +61,7 @@ def _counts_rows(results, diffs):
                 against = f"{count} differ" if count else "identical"
                 more = len(added(_entry(results, BN_ENVS[0], backend), entry))
                 against += f" (+{more} new, passed)" if more else ""
-            cells = (f"{entry[o]}{stale(entry)}" for o in COUNTS)
+            cells = (f"{entry[o]}{data.stale(entry)}" for o in COUNTS)
             rows.append((backend, f"`{env}`", f"`{entry['keras']}`", *cells, against))
     return rows
 
@@ -97,7 +95,9 @@ def _failure_rows(results):
                 continue
             measured.setdefault(backend, set()).add(env)
             for test, message in entry.get("messages", {}).items():
-                found = causes.setdefault(_cause(message), {})
+                # The first sentence, fit for a code span.
+                cause = message.split(". ")[0].replace("`", "'")
+                found = causes.setdefault(cause, {})
                 found.setdefault((backend, test), set()).add(env)
     rows = []
     for message, found in sorted(causes.items(), key=lambda c: (-len(c[1]), c[0])):
@@ -113,11 +113,6 @@ def _failure_rows(results):
     return rows or [("none", "", "", "", "")]
 
 
-def _cause(message):
-    """A failure message's first sentence, fit for a code span."""
-    return message.split(". ")[0].replace("`", "'")
-
-
 def values(results):
     diffs = {}
     for backend in BN_BACKENDS:
@@ -127,12 +122,13 @@ def values(results):
             if before and after:
                 diffs[backend, env] = differences(before, after)
     head = ("backend", "build", "keras", *COUNTS, "outcomes against pristine")
-    counts = table(head, _counts_rows(results, diffs), "upstream-bn")
     failures = "cause | tests | files | backends | builds"
     return {
-        "upstream_bn_table": _lines(counts),
+        "upstream_bn_table": data.table(
+            head, _counts_rows(results, diffs), "upstream-bn"
+        ),
         "upstream_bn_differences": _difference_lines(diffs),
-        "upstream_bn_failures": _lines(
-            table(failures, _failure_rows(results), "upstream-bn-failures")
+        "upstream_bn_failures": data.table(
+            failures, _failure_rows(results), "upstream-bn-failures"
         ),
     }
