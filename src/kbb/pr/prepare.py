@@ -135,9 +135,22 @@ def prepare(ws, pin, groups=None, newest_git=None, offline=False):
     author = identity(checkout)
     failed = []
     for group in groups:
-        trouble = _group(
-            ws, pin, checkout, run, group, (tools, offline, evidence, config, author)
-        )
+        folder = ws.pr_out(pin.target, group)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = load_state(folder)
+        lines, trouble = checks.report_lines(pin, run, group, tools, offline)
+        if group in run.pinned.tips:
+            lines += _branch(ws, pin, checkout, run, group, state, author)
+            more, problems = _texts(
+                ws, pin, checkout, run, group, folder, state, evidence, config
+            )
+            lines += more
+            trouble += problems
+        state["problems"] = trouble
+        save_state(ws, pin, folder, state)
+        (folder / "report.txt").write_text("\n".join(lines) + "\n")
+        print(f"{pin.target}: group {group}")
+        print("\n".join("  " + line for line in lines), flush=True)
         if trouble:
             failed.append(f"{group}: {'; '.join(trouble)}")
     if failed:
@@ -160,27 +173,6 @@ def _tests(ws, pin, config, run):
                     for env in envs
                 ]
     return found
-
-
-def _group(ws, pin, checkout, run, group, context):
-    tools, offline, evidence, config, author = context
-    folder = ws.pr_out(pin.target, group)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = load_state(folder)
-    lines, trouble = checks.report_lines(pin, run, group, tools, offline)
-    if group in run.pinned.tips:
-        lines += _branch(ws, pin, checkout, run, group, state, author)
-        more, problems = _texts(
-            ws, pin, checkout, run, group, folder, state, evidence, config
-        )
-        lines += more
-        trouble += problems
-    state["problems"] = trouble
-    save_state(ws, pin, folder, state)
-    (folder / "report.txt").write_text("\n".join(lines) + "\n")
-    print(f"{pin.target}: group {group}")
-    print("\n".join("  " + line for line in lines), flush=True)
-    return trouble
 
 
 def _branch(ws, pin, checkout, run, group, state, author):
