@@ -68,13 +68,6 @@ _LISTS = ("version-files",)
 _KEYS = (*_REQUIRED, *_GIT, "series", "newest", *_LAYOUTS)
 
 
-def _type_problem(key, value):
-    if key not in _LISTS:
-        return None if isinstance(value, str) else "a string"
-    strings = isinstance(value, list) and all(isinstance(i, str) for i in value)
-    return None if strings else "a list of strings"
-
-
 def _check_keys(table, where):
     unknown = ", ".join(sorted(set(table) - set(_KEYS)))
     missing = ", ".join(key for key in _REQUIRED if key not in table)
@@ -83,8 +76,11 @@ def _check_keys(table, where):
     if found:
         raise KbbError(f"{where} {'; '.join(found)}")
     for key, value in table.items():
-        what = _type_problem(key, value)
-        if what:
+        what, fits = "a string", isinstance(value, str)
+        if key in _LISTS:
+            what = "a list of strings"
+            fits = isinstance(value, list) and all(isinstance(i, str) for i in value)
+        if not fits:
             raise KbbError(
                 f"{where} {key} must be {what}, not {type(value).__name__} "
                 f"{json.dumps(value, default=str)}"

@@ -16,7 +16,6 @@ that changes no byte keeps every result current.
 
 import dataclasses
 import json
-import os
 import re
 from pathlib import Path
 
@@ -55,11 +54,10 @@ def installed_builds(prefix):
 
 def write(directory, env, records, builds):
     """Writes ENV.json (the one writer of results)."""
-    os.makedirs(directory, exist_ok=True)
     data = {"format": FORMAT, "env": env, "builds": builds, "records": records}
-    with open(os.path.join(directory, f"{env}.json"), "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.write("\n")
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=1, sort_keys=True)
+    (Path(directory) / f"{env}.json").write_text(text + "\n")
 
 
 @dataclasses.dataclass
@@ -148,12 +146,8 @@ def status(ws, directory, env, pin):
     if not path.is_file():
         return "missing", f"{ws.shown(path)}: run `tox -e {env}`"
     reason = staleness(ws, load(path), pin)
-    if reason:
-        return "stale", reason
-    return (
-        "current",
-        f"{ws.shown(path)}: current for patches/{pin.series}/ and pins.toml",
-    )
+    current = f"{ws.shown(path)}: current for patches/{pin.series}/ and pins.toml"
+    return ("stale", reason) if reason else ("current", current)
 
 
 # Generated documents carry the same stamp, as a comment line: the groups

@@ -27,19 +27,18 @@ def lint_tools(config):
     """'ruff 0.9.2, ...': the installed lint tools, checked against pr.toml."""
     found = []
     for requirement in config.lint_requires:
-        name = Requirement(requirement).name
+        wanted = Requirement(requirement)
         try:
-            version = importlib.metadata.version(name)
+            version = importlib.metadata.version(wanted.name)
         except importlib.metadata.PackageNotFoundError:
             version = None
-        wanted = Requirement(requirement).specifier
-        if version is None or not wanted.contains(version, prereleases=True):
+        if version is None or not wanted.specifier.contains(version, prereleases=True):
             raise KbbError(
                 f"pr/{config.directory.name}/pr.toml lints with {requirement}, "
                 f"but {sys.executable} has {version or 'none'}: run `tox -e pr`, "
                 f"or `pip install {requirement}`"
             )
-        found.append(f"{name} {version}")
+        found.append(f"{wanted.name} {version}")
     return ", ".join(found) or "the installed tools"
 
 
@@ -130,11 +129,8 @@ def check(ws, pin, checkout, source, config, series, newest_git, offline):
             git("checkout", "-q", "--detach", commit, cwd=tree)
             files = sorted(python_files(group, tree))
             lives["pinned", group] = (live.dead(tree, files), spelled)
-            lints[group] = (
-                files,
-                _lint_as_released(config, tree, files, translate),
-                [],
-            )
+            findings = _lint_as_released(config, tree, files, translate)
+            lints[group] = (files, findings, [])
     attempt = None
     if newest.commit:
         with scratch(checkout, newest.commit) as tree:

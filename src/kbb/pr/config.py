@@ -32,28 +32,6 @@ class Config:
         )
 
 
-def _config(path, data):
-    lint, results = data["lint"], data["results"]
-    commands = tuple(tuple(c) for c in lint["commands"])
-    implementations = results["implementation"]
-    if isinstance(implementations, str):
-        implementations = [implementations]
-    labels = results.get("labels", {})
-    return Config(
-        directory=path.parent,
-        lint_requires=tuple(lint.get("requires", ())),
-        lint_commands=commands,
-        implementations=tuple(implementations),
-        labels={i: labels.get(i, i) for i in implementations},
-        version_key=results["version-key"],
-        envs=tuple(results["envs"]),
-        tables={k: tuple(v) for k, v in data.get("tables", {}).items()},
-        body_lines=data.get("texts", {}).get("pr-body-lines"),
-        ci_envs=tuple(results.get("ci-envs", ())),
-        tests=results.get("tests", {}),
-    )
-
-
 def load(ws, target):
     path = ws.pr_config(target) / "pr.toml"
     if not path.is_file():
@@ -68,7 +46,24 @@ def load(ws, target):
                 f"pr/{target}/pr.toml: [docs] took the first table of a document; "
                 "name the table instead: [tables] PLACEHOLDER = [FILE, NAME]"
             )
-        config = _config(path, data)
+        lint, results = data["lint"], data["results"]
+        implementations = results["implementation"]
+        if isinstance(implementations, str):
+            implementations = [implementations]
+        labels = results.get("labels", {})
+        config = Config(
+            directory=path.parent,
+            lint_requires=tuple(lint.get("requires", ())),
+            lint_commands=tuple(tuple(c) for c in lint["commands"]),
+            implementations=tuple(implementations),
+            labels={i: labels.get(i, i) for i in implementations},
+            version_key=results["version-key"],
+            envs=tuple(results["envs"]),
+            tables={k: tuple(v) for k, v in data.get("tables", {}).items()},
+            body_lines=data.get("texts", {}).get("pr-body-lines"),
+            ci_envs=tuple(results.get("ci-envs", ())),
+            tests=results.get("tests", {}),
+        )
     except tomllib.TOMLDecodeError as e:
         raise KbbError(f"pr/{target}/pr.toml: {e}") from None
     except KeyError as e:

@@ -25,14 +25,6 @@ def module_name(path):
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _file(tree, module):
-    base = tree.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def _imports(path, module):
     """The modules that `path` (module `module`) imports, and candidates:
     `from a import b` names `a` and `a.b`, whichever exists."""
@@ -66,9 +58,12 @@ def live_files(tree, packages):
         if module in seen or not module:
             continue
         seen.add(module)
-        path = _file(tree, module)
-        if path is None:
+        base = tree.joinpath(*module.split("."))
+        found = [base.with_suffix(".py"), base / "__init__.py"]
+        found = [path for path in found if path.is_file()]
+        if not found:
             continue
+        path = found[0]
         files.add(path.relative_to(tree).as_posix())
         parents = module.split(".")
         todo += [".".join(parents[:i]) for i in range(1, len(parents))]

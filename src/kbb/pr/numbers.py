@@ -59,9 +59,8 @@ def _issue_table(records, pin, config):
     key, order = config.version_key, config.implementations
     several = len(order) > 1
     head = [pin.project, "backend"] + (["implementation"] if several else [])
-    head += "`moving_variance`,biased rule,unbiased rule,variance of the data".split(
-        ","
-    )
+    head += ["`moving_variance`", "biased rule", "unbiased rule"]
+    head += ["variance of the data"]
     rows = []
     for r in sorted(
         records,

@@ -135,9 +135,22 @@ def prepare(ws, pin, groups=None, newest_git=None, offline=False):
     author = identity(checkout)
     failed = []
     for group in groups:
-        trouble = _group(
-            ws, pin, checkout, run, group, (tools, offline, evidence, config, author)
-        )
+        folder = ws.pr_out(pin.target, group)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = load_state(folder)
+        lines, trouble = checks.report_lines(pin, run, group, tools, offline)
+        if group in run.pinned.tips:
+            lines += _branch(ws, pin, checkout, run, group, state, author)
+            more, problems = _texts(
+                ws, pin, checkout, run, group, folder, state, evidence, config
+            )
+            lines += more
+            trouble += problems
+        state["problems"] = trouble
+        save_state(ws, pin, folder, state)
+        (folder / "report.txt").write_text("\n".join(lines) + "\n")
+        print(f"{pin.target}: group {group}")
+        print("\n".join("  " + line for line in lines), flush=True)
         if trouble:
             failed.append(f"{group}: {'; '.join(trouble)}")
     if failed:
@@ -160,27 +173,6 @@ def _tests(ws, pin, config, run):
                     for env in envs
                 ]
     return found
-
-
-def _group(ws, pin, checkout, run, group, context):
-    tools, offline, evidence, config, author = context
-    folder = ws.pr_out(pin.target, group)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = load_state(folder)
-    lines, trouble = checks.report_lines(pin, run, group, tools, offline)
-    if group in run.pinned.tips:
-        lines += _branch(ws, pin, checkout, run, group, state, author)
-        more, problems = _texts(
-            ws, pin, checkout, run, group, folder, state, evidence, config
-        )
-        lines += more
-        trouble += problems
-    state["problems"] = trouble
-    save_state(ws, pin, folder, state)
-    (folder / "report.txt").write_text("\n".join(lines) + "\n")
-    print(f"{pin.target}: group {group}")
-    print("\n".join("  " + line for line in lines), flush=True)
-    return trouble
 
 
 def _branch(ws, pin, checkout, run, group, state, author):
@@ -225,16 +217,6 @@ def _branch(ws, pin, checkout, run, group, state, author):
     return lines
 
 
-def _status_lines(evidence, doc_marks):
-    lines = [f"results {len(evidence.records)} figure(s), by pr.toml's environments:"]
-    width = max((len(env) for env, _, _ in evidence.statuses), default=0)
-    for env, state, line in evidence.statuses:
-        said = "" if state == "current" else f": {line}"
-        lines.append(f"  {env.ljust(width)}  {state}{said}")
-    lines += [f"  {mark}" for mark in doc_marks]
-    return lines
-
-
 def _texts(ws, pin, checkout, run, group, folder, state, evidence, config):
     """Renders ISSUE.md and PR.md of the group, without the templates'
     notes, which go to REVIEW.md with the state of the results; returns
@@ -250,8 +232,13 @@ def _texts(ws, pin, checkout, run, group, folder, state, evidence, config):
         texts.write(folder, name, text, state, kept)
         if name == "PR.md":
             state["boxes"] = texts.boxes(text)
+    lines = [f"results {len(evidence.records)} figure(s), by pr.toml's environments:"]
+    width = max((len(env) for env, _, _ in evidence.statuses), default=0)
+    for env, status, line in evidence.statuses:
+        said = "" if status == "current" else f": {line}"
+        lines.append(f"  {env.ljust(width)}  {status}{said}")
     # Only the marks of the tables that the group's texts show.
-    lines = _status_lines(evidence, [m for m in doc_marks if m in shown])
+    lines += [f"  {mark}" for mark in doc_marks if mark in shown]
     review = [f"# Review notes of pr/{group}", "", *lines, "", *review]
     (folder / "REVIEW.md").write_text("\n".join(review).rstrip() + "\n")
     problems = texts.body_problems((folder / "PR.md").read_text(), config.body_lines)

@@ -107,10 +107,11 @@ def _authorship(checkout, state, group):
     return []
 
 
-def _ready(ws, pin, checkout, groups):
+def push(ws, pin, remote, groups=None):
+    checkout = ws.checkout(pin.target)
     config = pr_config.load(ws, pin.target)
-    ready = []
-    for group in groups:
+    ready = []  # every group is checked before any is pushed
+    for group in groups or ws.series(pin).groups:
         folder = ws.pr_out(pin.target, group)
         state = load_state(folder)
         if "commit" not in state or not (folder / "PR.md").is_file():
@@ -124,12 +125,6 @@ def _ready(ws, pin, checkout, groups):
                 f"{ws.shown(folder)}: {'; '.join(found)}; nothing was pushed"
             )
         ready.append((group, folder, state))
-    return ready
-
-
-def push(ws, pin, remote, groups=None):
-    checkout = ws.checkout(pin.target)
-    ready = _ready(ws, pin, checkout, groups or ws.series(pin).groups)
     url = git("remote", "get-url", remote, cwd=checkout, check=False).stdout.strip()
     url = url or remote
     fork = (github(url) or "YOUR-GITHUB-USER/").split("/")[0]

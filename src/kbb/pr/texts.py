@@ -80,7 +80,9 @@ def changed_files(checkout, start, end, skipped=()):
     return "\n".join(f"- `{p}`: +{counts[p][0]} -{counts[p][1]}" for p in paths)
 
 
-def _test_changes(texts):
+def tests(texts):
+    """What the patches change in upstream's test files: the tests they add,
+    the ones they rewrite (a `def` removed and added), the other changes."""
     added, removed, other = {}, {}, {}
     for text in texts:
         for file, _, hunks in file_diffs(text)[1]:
@@ -91,13 +93,6 @@ def _test_changes(texts):
                     added.setdefault(file, []).extend(new)
                     removed.setdefault(file, []).extend(gone)
                     other[file] = other.get(file, 0) + (not new)
-    return added, removed, other
-
-
-def tests(texts):
-    """What the patches change in upstream's test files: the tests they add,
-    the ones they rewrite (a `def` removed and added), the other changes."""
-    added, removed, other = _test_changes(texts)
     lines = []
     for file, names in added.items():
         parts = []
@@ -169,17 +164,6 @@ def split_notes(text):
     return markdown.strip_comments(text), notes
 
 
-def stack(series, group):
-    index = series.groups.index(group)
-    if index == 0:
-        return ""
-    return (
-        f"Stacked on the `{series.groups[index - 1]}` pull request "
-        "([kbb: fill in its link]): its first commits are that pull request's, "
-        "to be merged first.\n"
-    )
-
-
 def table_values(ws, pin, group, evidence, config):
     """The placeholders of the measured figures and of the named tables of
     pr.toml, and the marks of the documents that are missing or stale."""
@@ -200,7 +184,14 @@ def values(ws, pin, checkout, run, group, evidence, config):
     marks of the documents that are missing or stale."""
     series, attempt = run.series, run.pinned
     index = series.groups.index(group)
-    start = attempt.tips[series.groups[index - 1]] if index else attempt.base
+    start, stack = attempt.base, ""
+    if index:
+        start = attempt.tips[series.groups[index - 1]]
+        stack = (
+            f"Stacked on the `{series.groups[index - 1]}` pull request "
+            "([kbb: fill in its link]): its first commits are that pull request's, "
+            "to be merged first.\n"
+        )
     end = attempt.tips[group]
     patches = series.group_patches(group)
     skipped = [p for p in patches if p.name in attempt.skipped]
@@ -212,7 +203,7 @@ def values(ws, pin, checkout, run, group, evidence, config):
         commits=commit_sections(checkout, start, end, patches, attempt.skipped),
         files=changed_files(checkout, start, end, skipped),
         tests=tests(run.texts[p.name] for p in patches),
-        stack=stack(series, group),
+        stack=stack,
     )
     return found, marks
 

@@ -18,20 +18,12 @@ from packaging.version import Version
 
 from kbb import BACKENDS
 from kbb import results as results_file
-from kbb.markdown import table
+from kbb.report import data
 from kbb.report import evidence
 from kbb.report import matrix
 from kbb.report import upstream
-from kbb.report.data import CHANNELS
 from kbb.report.data import CONVERGENCE_N
-from kbb.report.data import MOMENTUM
 from kbb.report.data import NOT_MEASURED
-from kbb.report.data import envs as _envs
-from kbb.report.data import joined as _lines
-from kbb.report.data import load
-from kbb.report.data import per_env
-from kbb.report.data import stale
-from kbb.report.data import value as _value
 
 TEMPLATE = Path(__file__).parents[1] / "templates" / "analysis.md"
 
@@ -59,8 +51,8 @@ def moving_mse(n, rule, momentum):
 
 def convergence_sd(n, rule):
     """Sampling sd of the mean over channels of a converged moving variance."""
-    var = (1 - MOMENTUM) / (1 + MOMENTUM) * estimator_variance(n, rule)
-    return math.sqrt(var / CHANNELS)
+    var = (1 - data.MOMENTUM) / (1 + data.MOMENTUM) * estimator_variance(n, rule)
+    return math.sqrt(var / data.CHANNELS)
 
 
 # Tables: each a function of the results, each named.
@@ -77,7 +69,7 @@ def header_values(results):
     return {
         "regenerate": f"tox -e {','.join(results.envs)}\ntox -e report",
         "not_measured": NOT_MEASURED,
-        "results_read": _lines(table(head, rows, "results-read")),
+        "results_read": data.table(head, rows, "results-read"),
         "missing_results": f"Expected results missing: {missing}.\n" if missing else "",
     }
 
@@ -95,11 +87,11 @@ def math_values():
     )
     sd = math.sqrt(0.01 / 1.99 * estimator_variance(2, "unbiased"))
     return {
-        "math_table": _lines(table(head, rows, "math")),
+        "math_table": data.table(head, rows, "math"),
         "single_channel_sd": f"{sd:.3f}",
-        "channels": CHANNELS,
-        "momentum": MOMENTUM,
-        "torch_momentum": f"{1 - MOMENTUM:.1f}",
+        "channels": data.CHANNELS,
+        "momentum": data.MOMENTUM,
+        "torch_momentum": f"{1 - data.MOMENTUM:.1f}",
         "masked": f"{0.25 * 20 / 19:.4f}",
     }
 
@@ -113,14 +105,13 @@ def reproduction_values(results):
     for env in results.keras_envs:
         entry = results.first(scenario="issue-8982", env=env)
         keras = build_label(entry["keras"]) if entry else f"`{env}`"
-        rows += [
-            (keras, *row[1:]) for row in per_env(results, [env], "issue-8982", columns)
-        ]
+        (row,) = data.per_env(results, [env], "issue-8982", columns)
+        rows.append((keras, *row[1:]))
     head = (
         "keras | backend | moving_variance | variance of the data "
         "| biased rule | unbiased rule"
     )
-    return {"reproduction_table": _lines(table(head, rows, "reproduction"))}
+    return {"reproduction_table": data.table(head, rows, "reproduction")}
 
 
 def build_label(version):
@@ -159,8 +150,8 @@ def _convergence_rows(results):
 def comparison_values(results):
     rows = []
     for label, by_n in _convergence_rows(results):
-        cells = [_value(by_n[n], "converged", ".4f") for n in CONVERGENCE_N]
-        rows.append((label, *cells, _envs(by_n.values())))
+        cells = [data.value(by_n[n], "converged", ".4f") for n in CONVERGENCE_N]
+        rows.append((label, *cells, data.envs(by_n.values())))
     formulas = (
         ("expected, biased rule: (n - 1) / n", biased_expectation),
         ("expected, unbiased rule", lambda n: 1.0),
@@ -172,7 +163,7 @@ def comparison_values(results):
     for label, cell in formulas:
         rows.append((label, *(f"{cell(n):.4f}" for n in CONVERGENCE_N), "formula"))
     head = ("implementation", *(f"n = {n}" for n in CONVERGENCE_N), "measured in")
-    return {"comparison_table": _lines(table(head, rows, "comparison"))}
+    return {"comparison_table": data.table(head, rows, "comparison")}
 
 
 def change_values(results):
@@ -191,7 +182,7 @@ def change_values(results):
             after = results.first(build="patched", backend=backend, n=n, **common)
             if before and after:
                 ratio = after["converged"] / before["converged"]
-                cells.append(f"{ratio:.4f}{stale(before, after)}")
+                cells.append(f"{ratio:.4f}{data.stale(before, after)}")
             else:
                 cells.append(NOT_MEASURED)
         measured.append((f"measured, {backend} backend", *cells))
@@ -199,8 +190,8 @@ def change_values(results):
     head = "n | moving variance x | change | inference outputs x"
     columns = ("", *(f"n = {n}" for n in CONVERGENCE_N))
     return {
-        "change_table": _lines(table(head, rows, "change")),
-        "change_measured_table": _lines(table(columns, measured, "change-measured")),
+        "change_table": data.table(head, rows, "change"),
+        "change_measured_table": data.table(columns, measured, "change-measured"),
     }
 
 
@@ -225,7 +216,7 @@ def render(results):
 
 def write(ws, results_dir=None, output=None):
     """Writes the analysis; returns (path, notes about missing or stale data)."""
-    results = load(ws, results_dir or ws.results)
+    results = data.load(ws, results_dir or ws.results)
     stamp = results_file.stamp_line(ws, ws.pin("keras"), results.group)
     text = render(results) + "\n" + stamp + "\n"
     path = Path(output or ws.docs / "analysis.md")

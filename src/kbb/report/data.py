@@ -7,6 +7,7 @@ import dataclasses
 from packaging.version import Version
 
 from kbb import KbbError
+from kbb import markdown
 from kbb import results as results_file
 
 NOT_MEASURED = "not measured in this run"
@@ -36,19 +37,15 @@ class Results:
         found = []
         for source in sorted(self.sources, key=lambda s: (bool(s.stale), s.env)):
             for entry in source.entries:
-                entry = {
-                    **entry,
-                    "env": source.env,
-                    "stale": source.stale,
-                    "build": _build(entry),
-                }
+                entry = dict(
+                    entry, env=source.env, stale=source.stale, build=_build(entry)
+                )
                 if all(entry.get(key) == value for key, value in match.items()):
                     found.append(entry)
         return found
 
     def first(self, **match):
-        found = self.find(**match)
-        return found[0] if found else None
+        return next(iter(self.find(**match)), None)
 
     @property
     def keras_envs(self):
@@ -143,5 +140,6 @@ def per_env(results, envs, scenario, columns):
     return rows
 
 
-def joined(table_lines):
-    return "\n".join(table_lines)
+def table(head, rows, name):
+    """The text of a named table (kbb.markdown)."""
+    return "\n".join(markdown.table(head, rows, name))

@@ -2,20 +2,8 @@
 other implementations, distributed training, checkpoints (see kbb.report)."""
 
 from kbb import BACKENDS
-from kbb.markdown import table
+from kbb.report import data
 from kbb.report.data import NOT_MEASURED
-from kbb.report.data import joined as _lines
-from kbb.report.data import per_env
-from kbb.report.data import stale
-from kbb.report.data import value as _value
-
-
-def _max_by(entries, key, group):
-    """{group value: max of entry[key]} over `entries`."""
-    out = {}
-    for entry in entries:
-        out[entry[group]] = max(out.get(entry[group], 0.0), entry[key])
-    return out
 
 
 def _parity_table(results, scenario, counts=(2, 3, 8, 64)):
@@ -23,14 +11,17 @@ def _parity_table(results, scenario, counts=(2, 3, 8, 64)):
     for env in results.evidence_envs:
         for backend in BACKENDS:
             entries = results.find(scenario=scenario, env=env, backend=backend)
-            worst = _max_by(entries, "max_relative_difference", "n")
-            late = stale(*entries[:1])
+            worst = {}  # n -> the largest difference
+            for entry in entries:
+                difference = entry["max_relative_difference"]
+                worst[entry["n"]] = max(worst.get(entry["n"], 0.0), difference)
+            late = data.stale(*entries[:1])
             cells = [
                 f"{worst[n]:.1e}{late}" if n in worst else NOT_MEASURED for n in counts
             ]
             rows.append((f"`{env}`", backend, *cells))
     head = ("environment", "Keras backend", *(f"n = {n}" for n in counts))
-    return _lines(table(head, rows, scenario))
+    return data.table(head, rows, scenario)
 
 
 def _agreement_table(results):
@@ -39,12 +30,12 @@ def _agreement_table(results):
         entries = results.find(scenario="backend-agreement", env=env)
         if entries:
             worst = max(entries, key=lambda e: e["max_relative_difference"])
-            cell = _value(worst, "max_relative_difference", ".1e")
+            cell = data.value(worst, "max_relative_difference", ".1e")
             rows.append((f"`{env}`", len(entries), cell, worst["case"]))
         else:
             rows.append((f"`{env}`", NOT_MEASURED, NOT_MEASURED, NOT_MEASURED))
     head = "environment | cases | largest difference | in case"
-    return _lines(table(head, rows, "backend-agreement"))
+    return data.table(head, rows, "backend-agreement")
 
 
 def _one_value_table(results):
@@ -57,15 +48,15 @@ def _one_value_table(results):
             else NOT_MEASURED
         )
         fused = (
-            _value(entry, "fused_moving_variance", ".4f")
+            data.value(entry, "fused_moving_variance", ".4f")
             if entry and "fused_moving_variance" in entry
             else "-"
         )
         rows.append(
-            (rank, pytorch, _value(entry, "keras_moving_variance", ".4f"), fused)
+            (rank, pytorch, data.value(entry, "keras_moving_variance", ".4f"), fused)
         )
     head = "rank | PyTorch | Keras moving_variance | FusedBatchNormV3"
-    return _lines(table(head, rows, "one-value-per-channel"))
+    return data.table(head, rows, "one-value-per-channel")
 
 
 def parity_values(results):
@@ -96,7 +87,8 @@ def _mirrored_rows(results, env, loop, synchronized):
             synchronized,
             index,
             ", ".join(map(str, replica["count"])),
-            ", ".join(f"{v:.4f}" for v in replica["moving_variance"]) + stale(entry),
+            ", ".join(f"{v:.4f}" for v in replica["moving_variance"])
+            + data.stale(entry),
             f"{replica['max_relative_error']:.1e}",
         )
         for index, replica in enumerate(entry["replicas"])
@@ -118,16 +110,16 @@ def distributed_values(results):
             ", ".join(f"{v:.4f}" for v in entry[key]) if entry else NOT_MEASURED
             for key in ("single", "distributed")
         ]
-        worst = _value(entry, "max_relative_difference", ".1e")
-        jax_rows.append((f"`{env}`", _value(entry, "devices", "d"), *values, worst))
+        worst = data.value(entry, "max_relative_difference", ".1e")
+        jax_rows.append((f"`{env}`", data.value(entry, "devices", "d"), *values, worst))
     head = (
         "environment | loop | synchronized | replica | count | "
         "moving_variance (3 channels) | error"
     )
     jax_head = "environment | devices | one device | DataParallel | largest difference"
     return {
-        "mirrored_table": _lines(table(head, rows, "mirrored")),
-        "jax_table": _lines(table(jax_head, jax_rows, "jax-data-parallel")),
+        "mirrored_table": data.table(head, rows, "mirrored"),
+        "jax_table": data.table(jax_head, jax_rows, "jax-data-parallel"),
     }
 
 
@@ -137,11 +129,11 @@ def checkpoint_values(results):
         ("keras", None),
         ("max_abs_prediction_difference", ".1e"),
     ]
-    rows = per_env(results, results.evidence_envs, "checkpoint", columns)
+    rows = data.per_env(results, results.evidence_envs, "checkpoint", columns)
     head = (
         "environment | saved by keras | loaded by keras | largest prediction difference"
     )
-    return {"checkpoints_table": _lines(table(head, rows, "checkpoints"))}
+    return {"checkpoints_table": data.table(head, rows, "checkpoints")}
 
 
 def noticeable_values(results):
@@ -154,7 +146,7 @@ def noticeable_values(results):
             "`moving_variance`: in the reproduction above (n = 2) it is "
             f"{after['moving_variance']:.4f} instead of "
             f"{before['moving_variance']:.4f} (the data's variance: "
-            f"{after['data_variance']:.4f}){stale(before, after)}, and inference "
+            f"{after['data_variance']:.4f}){data.stale(before, after)}, and inference "
             "outputs shrink by about sqrt((n - 1) / n) against a model trained with "
             "pristine Keras, towards the scale the layer had in training."
         )

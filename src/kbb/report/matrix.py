@@ -4,10 +4,8 @@ Keras' CI (tests/upstream_plugin.py), and the side-by-side training against
 tf_keras (tests/evidence/test_tf_keras_parity.py).
 """
 
-from kbb.markdown import table
+from kbb.report import data
 from kbb.report.data import NOT_MEASURED
-from kbb.report.data import joined as _lines
-from kbb.report.data import stale
 
 # The cells of Keras' CI beyond the default list: (env, what it runs).
 MATRIX_ENVS = (
@@ -37,11 +35,11 @@ def matrix_values(results):
             rows.append((f"`{env}`", cell, NOT_MEASURED, "", "", "", "", ""))
         for entry in entries:
             tests = ", ".join(f"`{t}`" for t in entry["tests"])
-            counts = (f"{entry[o]}{stale(entry)}" for o in OUTCOMES)
+            counts = (f"{entry[o]}{data.stale(entry)}" for o in OUTCOMES)
             rows.append((f"`{env}`", cell, f"`{entry['keras']}`", tests, *counts))
     head = "environment | backend | keras | tests | " + " | ".join(OUTCOMES)
     return {
-        "ci_matrix_table": _lines(table(head, rows, "ci-matrix")),
+        "ci_matrix_table": data.table(head, rows, "ci-matrix"),
         "integration_table": _integration_table(results),
     }
 
@@ -53,23 +51,15 @@ def _integration_table(results):
             # A --git-url names a folder or mirror of the machine that ran.
             url = "the pinned git-url" if e["git_url"] == "pinned" else "`--git-url`"
             status = "passed" if e["exitstatus"] == 0 else f"exit {e['exitstatus']}"
-            test, keras = f"`{e['test']}`" + _data(e), f"`{e['keras']}`"
+            test, keras = f"`{e['test']}`", f"`{e['keras']}`"
+            if e.get("data"):  # a run on tests/stand_in_mnist.py's data
+                test += f", on {e['data']}"
             time = f"{e['seconds']:.0f} s"
-            rows.append((test, e["backend"], keras, url, status + stale(e), time))
+            rows.append((test, e["backend"], keras, url, status + data.stale(e), time))
     if not rows:
         rows.append((NOT_MEASURED, "", "", "", "", ""))
     head = "script | backend | keras | repository | result | time"
-    return _lines(table(head, rows, "upstream-integration"))
-
-
-def _data(entry):
-    """The script cell's note for a run on tests/stand_in_mnist.py's data."""
-    return f", on {entry['data']}" if entry.get("data") else ""
-
-
-def _ratio(entry):
-    low, high = f"{entry['ratio_min']:.6f}", f"{entry['ratio_max']:.6f}"
-    return low if low == high else f"{low} to {high}"
+    return data.table(head, rows, "upstream-integration")
 
 
 def parity_values(results):
@@ -82,7 +72,9 @@ def parity_values(results):
             if entry is None:
                 cells += [NOT_MEASURED] * 2
                 continue
-            cells += [_ratio(entry) + stale(entry), f"{entry['predictions_gap']:.1e}"]
+            low, high = f"{entry['ratio_min']:.6f}", f"{entry['ratio_max']:.6f}"
+            ratio = low if low == high else f"{low} to {high}"
+            cells += [ratio + data.stale(entry), f"{entry['predictions_gap']:.1e}"]
         rows.append(cells)
     if not rows:
         rows.append([NOT_MEASURED] * 6)
@@ -90,4 +82,4 @@ def parity_values(results):
         "n | n/(n-1) | ratio, before the fix | predictions, before the fix | "
         "ratio, with the fix | predictions, with the fix"
     )
-    return {"tf_keras_parity_table": _lines(table(head, rows, "tf-keras-parity"))}
+    return {"tf_keras_parity_table": data.table(head, rows, "tf-keras-parity")}

@@ -5,10 +5,8 @@ the tests whose outcome differs from pristine keras', and the causes of
 the failures (see kbb.report)."""
 
 from kbb import BACKENDS
-from kbb.markdown import table
+from kbb.report import data
 from kbb.report.data import NOT_MEASURED
-from kbb.report.data import joined as _lines
-from kbb.report.data import stale
 
 BN_BACKENDS = BACKENDS  # the backends upstream-bn runs on
 # The builds, by environment: pristine first, the one the others compare with.
@@ -35,36 +33,36 @@ def added(before, after):
     return sorted(t for t, o in new.items() if t not in old and o == "passed")
 
 
-def _entry(results, env, backend):
-    return results.first(scenario="upstream-tests", env=env, backend=backend)
-
-
-def _envs(results):
-    """pristine's and the fix's environments, and the native group's if
-    recorded."""
+def _measured(results):
+    """{(backend, env): its entry, or None} of each build on each backend:
+    pristine's and the fix's, and the native group's if recorded."""
     native = results.find(scenario="upstream-tests", env=BN_ENVS[2])
-    return BN_ENVS if native else BN_ENVS[:2]
+    return {
+        (backend, env): results.first(
+            scenario="upstream-tests", env=env, backend=backend
+        )
+        for backend in BN_BACKENDS
+        for env in (BN_ENVS if native else BN_ENVS[:2])
+    }
 
 
-def _counts_rows(results, diffs):
+def _counts_rows(measured, diffs):
     rows = []
-    for backend in BN_BACKENDS:
-        for env in _envs(results):
-            entry = _entry(results, env, backend)
-            if entry is None:
-                rows.append((backend, f"`{env}`", NOT_MEASURED, "", "", "", "", ""))
-                continue
-            if env == BN_ENVS[0]:
-                against = "(the reference)"
-            elif (backend, env) not in diffs:
-                against = NOT_MEASURED
-            else:
-                count = len(diffs[backend, env])
-                against = f"{count} differ" if count else "identical"
-                more = len(added(_entry(results, BN_ENVS[0], backend), entry))
-                against += f" (+{more} new, passed)" if more else ""
-            cells = (f"{entry[o]}{stale(entry)}" for o in COUNTS)
-            rows.append((backend, f"`{env}`", f"`{entry['keras']}`", *cells, against))
+    for (backend, env), entry in measured.items():
+        if entry is None:
+            rows.append((backend, f"`{env}`", NOT_MEASURED, "", "", "", "", ""))
+            continue
+        if env == BN_ENVS[0]:
+            against = "(the reference)"
+        elif (backend, env) not in diffs:
+            against = NOT_MEASURED
+        else:
+            count = len(diffs[backend, env])
+            against = f"{count} differ" if count else "identical"
+            more = len(added(measured[backend, BN_ENVS[0]], entry))
+            against += f" (+{more} new, passed)" if more else ""
+        cells = (f"{entry[o]}{data.stale(entry)}" for o in COUNTS)
+        rows.append((backend, f"`{env}`", f"`{entry['keras']}`", *cells, against))
     return rows
 
 
@@ -86,25 +84,25 @@ def _difference_lines(diffs):
     return f"Outcomes against pristine's: {NOT_MEASURED}.\n"
 
 
-def _failure_rows(results):
+def _failure_rows(measured):
     """One row per failure message: its tests, and the builds they failed
     on ("all": every build measured on their backend)."""
-    causes, measured = {}, {}
-    for backend in BN_BACKENDS:
-        for env in _envs(results):
-            entry = _entry(results, env, backend)
-            if entry is None:
-                continue
-            measured.setdefault(backend, set()).add(env)
-            for test, message in entry.get("messages", {}).items():
-                found = causes.setdefault(_cause(message), {})
-                found.setdefault((backend, test), set()).add(env)
+    causes, ran = {}, {}
+    for (backend, env), entry in measured.items():
+        if entry is None:
+            continue
+        ran.setdefault(backend, set()).add(env)
+        for test, message in entry.get("messages", {}).items():
+            # The first sentence, fit for a code span.
+            cause = message.split(". ")[0].replace("`", "'")
+            found = causes.setdefault(cause, {})
+            found.setdefault((backend, test), set()).add(env)
     rows = []
     for message, found in sorted(causes.items(), key=lambda c: (-len(c[1]), c[0])):
         tests = {test for _, test in found}
         files = sorted({t.split("::")[0].removeprefix("keras/src/") for t in tests})
         backends = [b for b in BN_BACKENDS if any(b == k[0] for k in found)]
-        if all(where == measured[b] for (b, _), where in found.items()):
+        if all(where == ran[b] for (b, _), where in found.items()):
             builds = "all"
         else:
             builds = ", ".join(sorted({f"`{e}`" for w in found.values() for e in w}))
@@ -113,26 +111,20 @@ def _failure_rows(results):
     return rows or [("none", "", "", "", "")]
 
 
-def _cause(message):
-    """A failure message's first sentence, fit for a code span."""
-    return message.split(". ")[0].replace("`", "'")
-
-
 def values(results):
-    diffs = {}
-    for backend in BN_BACKENDS:
-        before = _entry(results, BN_ENVS[0], backend)
-        for env in _envs(results)[1:]:
-            after = _entry(results, env, backend)
-            if before and after:
-                diffs[backend, env] = differences(before, after)
+    measured, diffs = _measured(results), {}
+    for (backend, env), after in measured.items():
+        before = measured[backend, BN_ENVS[0]]
+        if env != BN_ENVS[0] and before and after:
+            diffs[backend, env] = differences(before, after)
     head = ("backend", "build", "keras", *COUNTS, "outcomes against pristine")
-    counts = table(head, _counts_rows(results, diffs), "upstream-bn")
     failures = "cause | tests | files | backends | builds"
     return {
-        "upstream_bn_table": _lines(counts),
+        "upstream_bn_table": data.table(
+            head, _counts_rows(measured, diffs), "upstream-bn"
+        ),
         "upstream_bn_differences": _difference_lines(diffs),
-        "upstream_bn_failures": _lines(
-            table(failures, _failure_rows(results), "upstream-bn-failures")
+        "upstream_bn_failures": data.table(
+            failures, _failure_rows(measured), "upstream-bn-failures"
         ),
     }
