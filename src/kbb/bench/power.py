@@ -34,7 +34,7 @@ SLOW_BLOCKS = 15  # of the true ratio's measure, in one process
 CASES = (
     r"^layer\.BatchNormLayer\.time_forward_backward\('(511x64|4096x1024|32x28x28x64)'"
 )
-ROUNDS = 10  # 5 processes each, under 2 min on 2 cores: the run within 20 min
+ROUNDS = 20  # 5 processes each, about 50 s a round on 2 cores (run 017)
 # At 0.2 s per benchmark the 50 ms steps got 4 samples, and their medians
 # spread by +-30 % in a quiet window (run 016).
 BUDGET, MIN_SAMPLES = 1.0, 12
@@ -95,7 +95,10 @@ def noise(raw, summary, name):
     """{key: standard deviation of the rounds' log ratio} of a comparison:
     the paired noise that sets the power (stats.power)."""
     before, after = summary["pairs"].get(name, (None, None))
-    data = report.by_build(raw["processes"], drop=summary["rounds"]["dropped"])
+    data = report.located(
+        report.by_build(raw["processes"], drop=summary["rounds"]["dropped"]),
+        raw.get("meta", {}).get("statistic", "median"),
+    )
     out = {}
     for key in data.get(after, {}):
         d = stats.differences(data[before].get(key, {}), data[after][key])
