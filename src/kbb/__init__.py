@@ -1,21 +1,22 @@
 """keras-bn-bessel's tooling: pinned upstreams and their patch series.
 
-Packages by job, each importing only from those above it in this list
-(`kbb --help` lists the commands):
+Packages by job, on levels: a module imports only from the levels below
+its own (`kbb --help` lists the commands):
 
-- `kbb.cli`: the one command, every job a subcommand;
-- `kbb.study`: what the fix changes for models retrained with it;
-- `kbb.bench`: timings, exact counters, run records, their aggregate;
-  `kbb.mutants`: the tests must catch every plausible wrong fix;
-- `kbb.pr`: the upstream pull requests; `kbb.build`: wheels and installs;
-- `kbb.upstream`: the patch queue on a pinned upstream checkout (fetch,
-  checkout, am, apply, export, mirror, keep);
-- `kbb.workspace`: every path; `kbb.report`: docs/analysis.md;
-- `kbb.pins`, `kbb.results`, `kbb.series`, `kbb.git`, `kbb.layout`: the
-  models (pins, recorded figures, the series as text, git plumbing, pure
-  layout translation);
-- this module (errors and logging), `kbb.markdown` (the one table
-  writer), `kbb.files`, `kbb.lock`, `kbb.wheelfile`.
+9. `kbb.cli`: the one command, every job a subcommand;
+8. `kbb.study`: what the fix changes for models retrained with it;
+7. `kbb.bench`: timings, exact counters, run records, their aggregate;
+   `kbb.mutants`: the tests must catch every plausible wrong fix;
+   `kbb.status`: where the workspace stands;
+6. `kbb.pr`: the upstream pull requests; `kbb.build`: wheels, installs;
+5. `kbb.upstream`: the patch queue on a pinned upstream checkout (fetch,
+   checkout, am, apply, export, mirror, keep);
+4. `kbb.workspace`: every path; `kbb.report`: docs/analysis.md;
+3. `kbb.pins`, `kbb.results`, `kbb.series`, `kbb.layout`: the models
+   (pins, recorded figures, the series as text, layout translation);
+2. `kbb.git`: git plumbing, without the user's configuration;
+1. this module (errors, logging, the backends), `kbb.markdown` (the one
+   table writer), `kbb.files`, `kbb.lock`, `kbb.wheelfile`.
 """
 
 import re
