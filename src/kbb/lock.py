@@ -1,7 +1,6 @@
-"""One kbb at a time per workspace: the lock that every entry point takes
-(`kbb`, which the study, the mutants and tox run; the benchmarks and the
-counters, `benchbuilds`). Its file says who holds it; a waiter says so
-every few seconds."""
+"""One kbb at a time per workspace: the lock that every `kbb` command
+that changes something takes (kbb.cli). Its file says who holds it; a
+waiter says so every few seconds."""
 
 import contextlib
 import fcntl

@@ -6,6 +6,7 @@ keeps in each checkout, its git config `kbb.*` and refs `refs/kbb/*`
 (docs/workflow.md). It reads only: it takes no lock and writes nothing."""
 
 import json
+import re
 from collections import Counter
 
 from kbb import KbbError
@@ -21,6 +22,15 @@ from kbb.upstream.apply import applied
 from kbb.upstream.checkout import made_from
 from kbb.upstream.checkout import source_of
 from kbb.upstream.checkout import verify
+
+
+def short(value):
+    """A digest (40 or 64 hex digits) to its first 12; anything else whole.
+
+    >>> short("8bbecfd3d424" + "0" * 52), short("keras-nightly")
+    ('8bbecfd3d424', 'keras-nightly')
+    """
+    return value[:12] if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", value) else value
 
 
 def arguments(parser):
@@ -151,6 +161,6 @@ def _checkout_lines(checkout):
     unexported = checkout["unexported"]
     out.append(("unexported", f"{len(unexported)} commit(s)"))
     out += [("", f"{line} (on {', '.join(on)})") for line, on in unexported.items()]
-    config = " ".join(f"{k}={v[:12]}" for k, v in checkout["config"].items())
+    config = " ".join(f"{k}={short(v)}" for k, v in checkout["config"].items())
     refs = ", ".join(f"{kind} {n}" for kind, n in checkout["refs"].items())
     return out + [("git config", config), ("refs/kbb/", refs or "none")]

@@ -322,7 +322,7 @@ def test_records_index_and_aggregate(tmp_path):
     assert "0 of 3 runs count" in doc
 
 
-def test_asv_runs_the_branches_of_benchbuilds():
+def test_asv_runs_the_branches_of_the_builds():
     from kbb.bench import builds
     from kbb.workspace import Workspace
 

@@ -14,6 +14,7 @@ MODULES = (
     "kbb.report.analysis",
     "kbb.report.data",
     "kbb.pr.live",
+    "kbb.status",
 )
 
 

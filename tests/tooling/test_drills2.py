@@ -144,8 +144,8 @@ def test_kbb_acts_on_the_clone_you_stand_in(toy, monkeypatch, capsys):
     assert "no pins.toml in" in errors(capsys.readouterr().err)[0]
 
 
-# Drill: a waiter was silent; `python -m kbb.bench` and `kbb.bench.counters`
-# built and applied without the lock.
+# Drill: a waiter was silent; the benchmarks and the counters built and
+# applied without the lock (now `kbb bench` and `kbb counters` hold it).
 
 
 def hold_lock(toy, seconds):
