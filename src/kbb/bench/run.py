@@ -26,7 +26,7 @@ from kbb.bench import workers
 from kbb.bench import write_text
 
 WORKER = Path("benchmarks") / "worker.py"
-ROUNDS = 5  # keeps a full run of the four builds near 40 min on 2 cores
+ROUNDS = 5  # a full run of the four builds: 25 min on 2 cores (run 023)
 # Samples per benchmark and process: at least MIN, then until BUDGET
 # seconds, at most MAX.
 MIN, MAX, BUDGET = 3, 30, 0.2
