@@ -204,6 +204,20 @@ def commit_tree(repo, tree, parents, message, env):
     return git("commit-tree", tree, *args, cwd=repo, input=message, env=env).strip()
 
 
+def commit_patch(repo, base, patch, ref, message, env):
+    """Commits `patch` on `base` as `ref` (by the identity and date of
+    `env`), in a temporary index: the checkout's files and branches stay as
+    they are. Returns the commit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        index = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+        git("read-tree", base, cwd=repo, env=index)
+        git("apply", "--cached", str(patch), cwd=repo, env=index)
+        tree = git("write-tree", cwd=repo, env=index).strip()
+    sha = commit_tree(repo, tree, [base], message, env)
+    git("update-ref", ref, sha, cwd=repo)
+    return sha
+
+
 def read_blobs(repo, ids):
     """{id: bytes} of the blobs `ids`, read by one `git cat-file --batch`."""
     unique = list(dict.fromkeys(ids))

@@ -36,8 +36,7 @@ from pathlib import Path
 from kbb import KbbError
 from kbb import build
 from kbb import log
-from kbb.git import commit_tree
-from kbb.git import git
+from kbb.git import commit_patch
 from kbb.git import identity_env
 from kbb.markdown import table
 from kbb.upstream import apply
@@ -92,19 +91,6 @@ class Outcome:
     backends: list = field(default_factory=list)
     failed: list = field(default_factory=list)
     caught: bool = False
-
-
-def commit_patch(checkout, base, patch, ref, message, env=IDENTITY):
-    """Commits `patch` on `base` as `ref`, in a temporary index (the
-    checkout's files and branches stay as they are); returns the commit."""
-    with tempfile.TemporaryDirectory() as tmp:
-        index = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
-        git("read-tree", base, cwd=checkout, env=index)
-        git("apply", "--cached", str(patch), cwd=checkout, env=index)
-        tree = git("write-tree", cwd=checkout, env=index).strip()
-    sha = commit_tree(checkout, tree, [base], message, env)
-    git("update-ref", ref, sha, cwd=checkout)
-    return sha
 
 
 def load_mutants(ws, target, selected):

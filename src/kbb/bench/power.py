@@ -25,7 +25,7 @@ from kbb.bench import run
 from kbb.bench import stats
 from kbb.bench import tables
 from kbb.bench import workers
-from kbb.git import git
+from kbb.git import commit_patch
 
 MUTANTS = Path("benchmarks") / "mutants"
 SLOW_BLOCKS = 15  # of the true ratio's measure, in one process
@@ -62,16 +62,9 @@ def mutants(root):
 
 def commit(checkout, name, patch):
     """Commits `patch` on group/bessel as refs/kbb/bench/NAME; the ref."""
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {**GIT_ENV, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        git("read-tree", BASE, cwd=checkout, env=env)
-        git("apply", "--cached", str(patch), cwd=checkout, env=env)
-        tree = git("write-tree", cwd=checkout, env=env).strip()
-        message = f"Benchmark mutant {name}\n"
-        sha = git("commit-tree", tree, "-p", BASE, cwd=checkout, env=env, input=message)
-        sha = sha.strip()
     ref = f"refs/kbb/bench/{name}"
-    git("update-ref", ref, sha, cwd=checkout)
+    message = f"Benchmark mutant {name}\n"
+    commit_patch(checkout, BASE, patch, ref, message, GIT_ENV)
     return ref
 
 
