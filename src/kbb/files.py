@@ -30,6 +30,19 @@ def disk_error(error):
     return KbbError(f"{error.strerror}{where}: {mend}; nothing was half-written")
 
 
+def write_text(path, text):
+    """Writes `text` to `path` whole or not at all; returns `path`."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.part")  # the umask's mode
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def copy(source, dest):
     """Copies the file `source` to `dest` (a file path) whole or not at
     all; returns `dest`."""

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 from kbb import KbbError
+from kbb.files import write_text
 
 FORMAT = 2
 BUILDS_FILE = "kbb-builds.json"
@@ -43,7 +44,7 @@ def record_build(prefix, build):
     path = Path(prefix) / BUILDS_FILE
     builds = installed_builds(prefix)
     builds[build.target] = dataclasses.asdict(build)
-    path.write_text(json.dumps(builds, indent=1, sort_keys=True) + "\n")
+    write_text(path, json.dumps(builds, indent=1, sort_keys=True) + "\n")
 
 
 def installed_builds(prefix):
@@ -57,7 +58,7 @@ def write(directory, env, records, builds):
     data = {"format": FORMAT, "env": env, "builds": builds, "records": records}
     Path(directory).mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, indent=1, sort_keys=True)
-    (Path(directory) / f"{env}.json").write_text(text + "\n")
+    write_text(Path(directory) / f"{env}.json", text + "\n")
 
 
 @dataclasses.dataclass

@@ -5,9 +5,6 @@ docs/benchmarks.md), `counters` (the exact counters), `power` (benchmark
 mutants) and `decisions` (the native group's rules). The suite they run
 is benchmarks/."""
 
-import os
-from pathlib import Path
-
 
 def threads_env(threads):
     """The environment that fixes the threads of every framework a worker
@@ -33,13 +30,3 @@ def threads_env(threads):
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "PYTHONHASHSEED": "0",
     }
-
-
-def write_text(path, text):
-    """Writes `text` to `path` whole or not at all: to a temporary name
-    beside it, then renamed; returns `path`."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.part")
-    partial.write_text(text)
-    os.replace(partial, path)
-    return path

@@ -10,11 +10,11 @@ from pathlib import Path
 from kbb.bench import builds
 from kbb.bench import stats
 from kbb.bench import tables
-from kbb.bench import write_text
 from kbb.bench.tables import index
 from kbb.bench.tables import label
 from kbb.bench.tables import runs
 from kbb.bench.tables import table
+from kbb.files import write_text
 from kbb.results import stamp_line
 
 RUNS = Path("benchmarks") / "runs"

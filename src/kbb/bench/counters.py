@@ -18,7 +18,7 @@ from kbb import log
 from kbb.bench import builds
 from kbb.bench import record
 from kbb.bench import workers
-from kbb.bench import write_text
+from kbb.files import write_text
 
 # "tensorflow-onednn": oneDNN's optimizations on (the default on CPUs with
 # AVX512-VNNI and newer), where the native group uses FusedBatchNormV3.

@@ -26,7 +26,7 @@ from kbb.bench import record
 from kbb.bench import stats
 from kbb.bench import tables
 from kbb.bench import workers
-from kbb.bench import write_text
+from kbb.files import write_text
 
 # "KIND CASE" per configuration (SUITE: the benchmarks of each KIND), eager
 # (PyTorch) or graph (TensorFlow), sizes below and above 32768 values.

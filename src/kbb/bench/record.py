@@ -17,7 +17,7 @@ from kbb.bench import aggregate
 from kbb.bench import builds
 from kbb.bench import stats
 from kbb.bench import tables
-from kbb.bench import write_text
+from kbb.files import write_text
 
 RUNS = Path("benchmarks") / "runs"
 SCRATCH = Path("out") / "bench" / "quick"

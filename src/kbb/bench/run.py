@@ -23,7 +23,7 @@ from kbb.bench import record
 from kbb.bench import report
 from kbb.bench import stats
 from kbb.bench import workers
-from kbb.bench import write_text
+from kbb.files import write_text
 
 WORKER = Path("benchmarks") / "worker.py"
 ROUNDS = 5  # a full run of the four builds: 25 min on 2 cores (run 023)

@@ -9,6 +9,7 @@ from kbb import KbbError
 from kbb import log
 from kbb import redact
 from kbb import results
+from kbb.files import write_text
 from kbb.git import BOT
 from kbb.git import commit_tree
 from kbb.git import commits
@@ -92,7 +93,7 @@ def save_state(ws, pin, folder, state):
     group = state.get("group")
     state.update(series=results.series_digest(ws, pin, group), pin=pin.digest())
     state["seal"] = seal(state)
-    (folder / "state.json").write_text(json.dumps(state, indent=1) + "\n")
+    write_text(folder / "state.json", json.dumps(state, indent=1) + "\n")
 
 
 def rewrite(repo, base, tip, author):

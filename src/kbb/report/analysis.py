@@ -18,6 +18,7 @@ from packaging.version import Version
 
 from kbb import BACKENDS
 from kbb import results as results_file
+from kbb.files import write_text
 from kbb.report import data
 from kbb.report import evidence
 from kbb.report import matrix
@@ -221,7 +222,7 @@ def write(ws, results_dir=None, output=None):
     text = render(results) + "\n" + stamp + "\n"
     path = Path(output or ws.docs / "analysis.md")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    write_text(path, text)
     notes = [f"{s.env}: stale, {s.stale}" for s in results.sources if s.stale]
     missing = sum(
         line.count(NOT_MEASURED) for line in text.splitlines() if line.startswith("|")
