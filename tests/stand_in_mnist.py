@@ -1,5 +1,5 @@
 """Runs an upstream integration script with stand-in MNIST data, for a
-machine that cannot download MNIST (tests/upstream_integration.py
+machine that cannot download MNIST (tests/upstream/test_integration.py
 --stand-in-mnist):
 
     python tests/stand_in_mnist.py SCRIPT

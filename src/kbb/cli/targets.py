@@ -17,6 +17,7 @@ from kbb import redact
 from kbb.pr import prepare
 from kbb.pr import push
 from kbb.report import analysis
+from kbb.report import tf_keras
 from kbb.series import provenance_missing
 from kbb.series import unparsable
 from kbb.upstream import apply
@@ -115,9 +116,15 @@ def cmd_pr(ws, pin, args):
 
 
 def cmd_report(ws, args, argv):
-    """Writes docs/analysis.md from the tests' recorded figures."""
+    """Writes docs/analysis.md (or docs/tf-keras.md's tables) from the
+    tests' recorded figures."""
     with lock.locked(ws, " ".join(["kbb", *argv])):
-        path, notes = analysis.write(ws, args.results, args.output)
+        if args.tf_keras and args.output:
+            raise KbbError("--tf-keras writes docs/tf-keras.md: leave out --output")
+        if args.tf_keras:
+            path, notes = tf_keras.write(ws, args.results), []
+        else:
+            path, notes = analysis.write(ws, args.results, args.output)
     for note in notes:
         log(note)
     print(path)
@@ -261,10 +268,12 @@ def register(command):
     sub = command(
         "report",
         "write docs/analysis.md from out/results/*.json (the tests' figures)",
-        ["kbb report", "kbb report --output /tmp/analysis.md"],
+        ["kbb report", "kbb report --output /tmp/analysis.md", "kbb report --tf-keras"],
     )
     sub.add_argument("--results", type=Path, help="results folder (out/results)")
     sub.add_argument("--output", type=Path, help="output file (docs/analysis.md)")
+    tables = "write the named tables of docs/tf-keras.md instead (no --output)"
+    sub.add_argument("--tf-keras", action="store_true", help=tables)
     sub.set_defaults(run=cmd_report)
 
 

@@ -1,71 +1,58 @@
-"""Writes the named tables of docs/tf-keras.md that the tf-keras pull
-request's texts show (pr/tf-keras/pr.toml [tables]), from the records of
-`tox -e tf-keras-pristine,tf-keras-patched` in out/results/, and stamps the
-document with the series and pin they were measured on (`kbb pr` marks a
-table stale when they change). It refuses a missing or stale result.
+"""The named tables of docs/tf-keras.md that the tf-keras pull request's
+texts show (pr/tf-keras/pr.toml [tables]), from the records of `tox -e
+tf-keras-pristine,tf-keras-patched` in out/results/ (`kbb report
+--tf-keras`), stamped with the series and pin they were measured on (`kbb
+pr` marks a table stale when they change). A missing or stale result is
+refused.
 
 The tables name the builds by version and commit: the pinned release (its
 git tag's commit, pins.toml) and the same release with this pull request.
-
-    python tests/tf_keras/tables.py        # tox -e tf-keras-tables
 """
 
-import sys
-
+from kbb import KbbError
 from kbb import markdown
 from kbb import results
-from kbb.workspace import Workspace
+from kbb.files import write_text
 
 ENVS = ("tf-keras-pristine", "tf-keras-patched")
 DOC = "docs/tf-keras.md"
-BEGIN = "<!-- begin: tables written by tests/tf_keras/tables.py -->"
-END = "<!-- end: tables written by tests/tf_keras/tables.py -->"
+BEGIN = "<!-- begin: tables written by kbb report --tf-keras -->"
+END = "<!-- end: tables written by kbb report --tf-keras -->"
 LABELS = {"tf-keras-fused": "fused", "tf-keras-nonfused": "non-fused"}
 
 
-def load(ws, pin):
-    """{env: records} of the current results; exits on a missing or stale one."""
+def load(ws, directory, pin):
+    """{env: records} of the current results."""
     found = {}
     for env in ENVS:
-        state, line = results.status(ws, ws.results, env, pin)
+        state, line = results.status(ws, directory, env, pin)
         if state != "current":
-            sys.exit(f"tests/tf_keras/tables.py: {state}: {line}")
-        found[env] = results.load(ws.results / f"{env}.json").records
+            raise KbbError(f"{state}: {line}")
+        found[env] = results.load(directory / f"{env}.json").records
     return found
 
 
-def reproduction(builds, found, env_list):
-    rows = []
-    for env in env_list:
-        for r in found[env]:
-            if r.get("scenario") == "issue-8982":
-                rows.append(
-                    [
-                        builds[env],
-                        f"{r['moving_variance']:.4f}",
-                        f"{r['biased_reference']:.4f}",
-                        f"{r['unbiased_reference']:.4f}",
-                        f"{r['data_variance']:.4f}",
-                    ]
-                )
-    head = [
-        "tf-keras",
-        "`moving_variance`",
-        "biased rule",
-        "unbiased rule",
-        "variance of the data",
+def reproduction(builds, found, envs):
+    figures = ("moving_variance", "biased_reference", "unbiased_reference")
+    figures += ("data_variance",)
+    rows = [
+        [builds[env], *(f"{r[k]:.4f}" for k in figures)]
+        for env in envs
+        for r in found[env]
+        if r.get("scenario") == "issue-8982"
     ]
-    return head, rows
+    head = ["tf-keras", "`moving_variance`", "biased rule", "unbiased rule"]
+    return head + ["variance of the data"], rows
 
 
-def convergence(short, found, env_list):
+def convergence(short, found, envs):
     cell = {
         (env, r["implementation"], r["n"]): r["converged"]
-        for env in env_list
+        for env in envs
         for r in found[env]
         if r.get("scenario") == "convergence"
     }
-    columns = [(env, i) for env in env_list for i in LABELS]
+    columns = [(env, i) for env in envs for i in LABELS]
     head = ["n", "(n - 1) / n"]
     head += [f"{LABELS[i]}, {short[env]}" for env, i in columns]
     rows = []
@@ -120,17 +107,13 @@ def render(ws, pin, found):
     return "\n".join(parts)
 
 
-def main():
-    ws = Workspace.find()
+def write(ws, directory=None):
+    """Writes the tables into DOC, between BEGIN and END; returns its path."""
     pin = ws.pin("tf-keras")
     path = ws.root / DOC
     text = path.read_text()
     if text.count(BEGIN) != 1 or text.count(END) != 1:
-        sys.exit(f"tests/tf_keras/tables.py: {DOC} needs one {BEGIN} and one {END}")
+        raise KbbError(f"{DOC} needs one {BEGIN} and one {END}")
     start, end = text.index(BEGIN), text.index(END) + len(END)
-    path.write_text(text[:start] + render(ws, pin, load(ws, pin)) + text[end:])
-    print(f"tests/tf_keras/tables.py: wrote the tables of {DOC}")
-
-
-if __name__ == "__main__":
-    main()
+    found = load(ws, directory or ws.results, pin)
+    return write_text(path, text[:start] + render(ws, pin, found) + text[end:])
