@@ -6,7 +6,6 @@ import ctypes
 import errno
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from kbb import KbbError
@@ -32,30 +31,27 @@ def disk_error(error):
 
 def write_text(path, text):
     """Writes `text` to `path` whole or not at all; returns `path`."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.part")  # the umask's mode
-    try:
-        partial.write_text(text)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return path
+    return _replace(path, lambda partial: partial.write_text(text))
 
 
 def copy(source, dest):
     """Copies the file `source` to `dest` (a file path) whole or not at
     all; returns `dest`."""
-    dest = Path(dest)
-    fd, partial = tempfile.mkstemp(prefix=f".{dest.name}-", dir=dest.parent)
-    os.close(fd)
+    return _replace(dest, lambda partial: shutil.copyfile(source, partial))
+
+
+def _replace(path, write):
+    """Has `write` make `path`'s content under a temporary name beside it,
+    then renames that into `path`; removes it on any failure."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.part")  # the umask's mode
     try:
-        shutil.copyfile(source, partial)
-        os.replace(partial, dest)
+        write(partial)
+        os.replace(partial, path)
     except BaseException:
-        os.unlink(partial)
+        partial.unlink(missing_ok=True)
         raise
-    return dest
+    return path
 
 
 def swap(new, old):

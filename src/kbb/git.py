@@ -157,20 +157,6 @@ def commits(repo, *spec):
     return git("rev-list", "--reverse", *spec, cwd=repo).split()
 
 
-def describe(repo, *spec):
-    """'abc123def456 Subject' of each commit of `git log SPEC...`, oldest first."""
-    out = git("log", "--reverse", "--format=%h %s", "--abbrev=12", *spec, cwd=repo)
-    return out.splitlines()
-
-
-def branches(repo, pattern):
-    """{branch name: commit} of the branches matching `pattern`."""
-    out = git(
-        "for-each-ref", "--format=%(refname:short) %(objectname)", pattern, cwd=repo
-    )
-    return dict(line.split() for line in out.splitlines())
-
-
 def update_refs(repo, updates):
     """Moves (commit) or deletes (None) refs in one transaction: all or none,
     so that no interrupt leaves some moved and others not."""

@@ -201,16 +201,11 @@ def hunks(text):
     >>> hunks("diff --git a/f.py b/f.py\\n@@ -1 +1 @@\\n-a\\n+b\\n@@ -9 +9 @@ x\\n")
     [('f.py', 1, 2, '@@ -1 +1 @@'), ('f.py', 2, 2, '@@ -9 +9 @@')]
     """
-    found, current, counts = [], None, {}
-    for line in text.splitlines():
-        match = re.match(r"diff --git a/(\S+) b/", line)
-        if match:
-            current = match.group(1)
-            continue
-        if line.startswith("@@ ") and current:
-            counts[current] = counts.get(current, 0) + 1
-            found.append((current, counts[current], line.split(" @@")[0] + " @@"))
-    return [(f, n, counts[f], h) for f, n, h in found]
+    return [
+        (file, number, len(parts), part.split(" @@")[0] + " @@")
+        for file, _, parts in file_diffs(text)[1]
+        for number, part in enumerate(parts, 1)
+    ]
 
 
 def file_diffs(text):

@@ -47,12 +47,15 @@ def collect(ws):
     """{"root", "targets": {target: its state}, "other": [stale results and
     documents of no pinned target]}."""
     pins = ws.pins()
-    files = results.load_all(ws.results)
+    stale = {
+        env: results.stale_builds(ws, found)
+        for env, found in results.load_all(ws.results).items()
+    }
     docs = {p: results.stamped(p.read_text()) for p in sorted(ws.docs.glob("*.md"))}
     other = [
         reason
-        for found in files.values()
-        for target, reason in results.stale_builds(ws, found).items()
+        for builds in stale.values()
+        for target, reason in builds.items()
         if target not in pins and reason
     ] + [
         f"{ws.shown(path)} was generated for {target}, which pins.toml does not pin"
@@ -62,12 +65,12 @@ def collect(ws):
     ]
     return {
         "root": str(ws.root),
-        "targets": {t: _target(ws, pin, files, docs) for t, pin in pins.items()},
+        "targets": {t: _target(ws, pin, stale, docs) for t, pin in pins.items()},
         "other": other,
     }
 
 
-def _target(ws, pin, files, docs):
+def _target(ws, pin, stale, docs):
     try:
         groups, problem = ws.series(pin).groups, None
     except KbbError as e:
@@ -79,9 +82,9 @@ def _target(ws, pin, files, docs):
         "series_problem": problem,
         "checkout": _checkout(ws, pin),
         "results": {
-            env: results.stale_builds(ws, found)[pin.target]
-            for env, found in files.items()
-            if pin.target in found.builds
+            env: builds[pin.target]
+            for env, builds in stale.items()
+            if pin.target in builds
         },
         "documents": {
             ws.shown(path): results.doc_staleness(ws, path, pin)

@@ -5,16 +5,10 @@ with plain arguments: the upstream checkout's commands per target
 (kbb.cli.targets), the benchmarks, the study, the mutants and the status
 (kbb.cli.jobs).
 
-Exit status, the same for every command:
-
-    0    done; every check held (no regression, counters as expected)
-    1    a check failed: a regression, counters that differ, a mutant
-         that survived, a benchmark mutant the method did not see
-    2    an error, reported as one line that says how to mend it (and
-         argparse's usage errors)
-    3    inconclusive: the timings cannot decide (too noisy, too few
-         rounds left by the load gate); rerun on a quieter machine
-    130  interrupted; the command says what it left and how to resume
+Exit status, the same for every command (the table in docs/workflow.md
+says each one's meaning): 0 done, every check held; 1 a check failed; 2 an
+error, said in one line with its mend (and argparse's usage errors); 3
+inconclusive timings; 130 interrupted, saying what was left.
 """
 
 import argparse

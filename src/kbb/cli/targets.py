@@ -25,21 +25,20 @@ from kbb.upstream import checkout
 from kbb.upstream import export
 
 
-def _fetch(ws, pin, args, ref=None):
-    """The checkout; with `ref`, the series applied if needed for it."""
+def _fetch(ws, pin, args):
+    """The checkout; for a command with --ref, the series applied if needed
+    for it."""
     source = args.source or os.environ.get("KBB_SOURCE") or None
-    made = checkout.ensure(ws, pin, source, args.git_url)
-    if ref:
-        apply.ensure_applied(ws, pin, ref)
-    return made
+    checkout.ensure(ws, pin, source, args.git_url)
+    if "ref" in args:
+        apply.ensure_applied(ws, pin, args.ref)
 
 
 def cmd_fetch(ws, pin, args):
-    print(_fetch(ws, pin, args))
+    print(ws.checkout(pin.target))
 
 
 def cmd_apply(ws, pin, args):
-    _fetch(ws, pin, args)
     apply.apply(ws, pin, force=args.force)
 
 
@@ -49,7 +48,6 @@ def cmd_export(ws, pin, args):
 
 
 def cmd_wheel(ws, pin, args):
-    _fetch(ws, pin, args, args.ref)
     path = build.wheel(ws, pin, args.ref)
     if args.output:
         args.output.mkdir(parents=True, exist_ok=True)
@@ -58,12 +56,10 @@ def cmd_wheel(ws, pin, args):
 
 
 def cmd_install(ws, pin, args):
-    _fetch(ws, pin, args, args.ref)
     print(build.install(ws, pin, args.ref, no_deps=not args.deps))
 
 
 def cmd_tree(ws, pin, args):
-    _fetch(ws, pin, args, args.ref)
     print(build.tree(ws, pin, args.ref, args.dest))
 
 
@@ -106,7 +102,6 @@ def cmd_check(ws, pin, args):
 
 def cmd_pr(ws, pin, args):
     """Prepares the upstream pull requests, or pushes one (see kbb.pr)."""
-    _fetch(ws, pin, args)
     if args.push:
         push.push(ws, pin, args.push, args.group)
     else:
@@ -131,7 +126,8 @@ def cmd_report(ws, args, argv):
     return 0
 
 
-# name: (function, help, examples after `kbb NAME`, --source and --git-url).
+# name: (function, help, examples after `kbb NAME`, whether it runs on the
+# checkout, made or verified first: --source, --git-url).
 COMMANDS = {
     "fetch": (cmd_fetch, "make .upstream/TARGET (cached)", ["keras"], True),
     "apply": (
@@ -197,7 +193,7 @@ FORCE = {
 def register(command):
     """Adds the commands on targets, and `report`, to the `kbb` parser."""
     subs = {}
-    for name, (func, help, examples, source) in COMMANDS.items():
+    for name, (func, help, examples, fetch) in COMMANDS.items():
         sub = subs[name] = command(
             name, help, [f"kbb {name} {example}".rstrip() for example in examples]
         )
@@ -205,8 +201,8 @@ def register(command):
         sub.add_argument(
             "targets", nargs=nargs, metavar="TARGET", help="keras, tf-keras"
         )
-        sub.set_defaults(func=func, run=run)
-        if source:
+        sub.set_defaults(func=func, run=run, fetch=fetch)
+        if fetch:
             sub.add_argument(
                 "--source",
                 choices=("sdist", "git"),
@@ -291,6 +287,8 @@ def run(ws, args, argv):
     with held:
         for count, pin in enumerate(pins, 1):
             try:
+                if args.fetch:
+                    _fetch(ws, pin, args)
                 status = max(status, args.func(ws, pin, args) or 0)
             except KbbError as e:
                 if args.command != "pr" or count == len(pins):

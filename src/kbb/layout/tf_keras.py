@@ -1,33 +1,29 @@
 """tf-keras' two layouts: its git repository's and its PyPI sdist's.
 
 tf-keras' `pip_build.py` makes the sdist from the repository: it copies
-`tf_keras/X` to `tf_keras/src/X` (leaving out tests and the `tools` and
-`integration_test` folders), rewrites the package's imports in every `.py`
-file (`convert_keras_imports`: `from tf_keras.a` becomes
-`from tf_keras.src.a`, and so on; protobuf imports and lines that start or
-end a docstring are left as they are), writes each file back as
-`"\\n".join(lines) + "\\n"`, so with one more newline at its end, and
-generates the public API files (`tf_keras/__init__.py`, `tf_keras/api/`,
-...), the compiled protobuf modules and `setup.py`.
-
-`SdistToGit` undoes the copy and the rewrite exactly, so that the series can
-be kept in the git layout, with the repository's blob ids. Both directions
-check that the other one gives the file back, so a file that the rewrite
-cannot reproduce fails loudly rather than producing a wrong patch.
+`tf_keras/X` to `tf_keras/src/X`, rewrites the package's imports and writes
+each file back with one more newline at its end (docs/tf-keras.md, "Two
+layouts, one series", says what exactly). `SdistToGit` undoes the copy and
+the rewrite exactly, so that the series can be kept in the git layout, with
+the repository's blob ids; both directions check that the other one gives
+the file back, so a file that the rewrite cannot reproduce fails loudly
+rather than producing a wrong patch.
 """
 
 from kbb import KbbError
 
 _PACKAGE = "tf_keras"
 _SRC = f"{_PACKAGE}/src/"
-# (repository, sdist) spellings, in the order pip_build.py rewrites them.
-_REWRITES = (
+# (repository, sdist) spellings, in the order pip_build.py rewrites them;
+# undone in the reverse order.
+_TO_SDIST = (
     ("import tf_keras.", "import tf_keras.src."),
     ("from tf_keras.", "from tf_keras.src."),
     ("from tf_keras import", "from tf_keras.src import"),
     ("import tf_keras as ", "import tf_keras.src as "),
     ('globals(), "tf_keras.', 'globals(), "tf_keras.src.'),
 )
+_TO_GIT = [(sdist, repository) for repository, sdist in reversed(_TO_SDIST)]
 _BARE = ("import tf_keras", "import tf_keras.src as tf_keras")
 # Folders of the repository that the sdist does not ship: pip_build.py
 # leaves out the first two, and ships `protobuf` compiled, elsewhere.
@@ -45,44 +41,37 @@ def _kept(line):
     )
 
 
-def to_sdist_line(line):
-    """A line of the repository as pip_build.py rewrites it for the sdist.
-
-    >>> to_sdist_line("from tf_keras.layers import Dense")
-    'from tf_keras.src.layers import Dense'
-    >>> to_git_line("import tf_keras.src as tf_keras")
-    'import tf_keras'
-    """
+def _rewrite_line(line, rewrites, bare):
+    """`line` with each (old, new) of `rewrites` replaced, or with `bare`
+    (old, new) when it is that whole import; a line that pip_build.py never
+    rewrites as it is."""
     if _kept(line):
         return line
-    if line.strip() == _BARE[0]:
-        return line.replace(*_BARE)
-    for repository, sdist in _REWRITES:
-        line = line.replace(repository, sdist)
-    return line
-
-
-def to_git_line(line):
-    """The repository's line that pip_build.py made `line` from."""
-    if _kept(line):
-        return line
-    if line.strip() == _BARE[1]:
-        return line.replace(_BARE[1], _BARE[0])
-    for repository, sdist in reversed(_REWRITES):
-        line = line.replace(sdist, repository)
+    if line.strip() == bare[0]:
+        return line.replace(*bare)
+    for old, new in rewrites:
+        line = line.replace(old, new)
     return line
 
 
 def to_sdist_text(text):
-    """What pip_build.py makes of a repository file."""
-    return "\n".join(map(to_sdist_line, text.split("\n"))) + "\n"
+    """What pip_build.py makes of a repository file.
+
+    >>> to_sdist_text("from tf_keras.layers import Dense")
+    'from tf_keras.src.layers import Dense\\n'
+    >>> to_git_text("import tf_keras.src as tf_keras\\n")
+    'import tf_keras'
+    """
+    lines = [_rewrite_line(line, _TO_SDIST, _BARE) for line in text.split("\n")]
+    return "\n".join(lines) + "\n"
 
 
 def to_git_text(text):
     """The repository file that pip_build.py made `text` from."""
     if not text.endswith("\n"):
         raise ValueError("no final newline")
-    return "\n".join(map(to_git_line, text[:-1].split("\n")))
+    lines = text[:-1].split("\n")
+    return "\n".join(_rewrite_line(line, _TO_GIT, _BARE[::-1]) for line in lines)
 
 
 def _checked(path, data, convert, back):

@@ -131,20 +131,12 @@ def _back_to(checkout, where):
 def _am(checkout, pin, series, source, base):
     """The one git am loop, on the checkout or on its mirror."""
     translator = layout.translator(pin.layout(source), pin.series_layout)
-    files = series.files()
-    if translator is None:
-        omit = am.missing_tests(checkout, base, files)
-        attempt = am.try_series(checkout, series, (source, pin.target), omit)
-        tips = {group: attempt.tips.get(group, base) for group in series.groups}
-        return attempt, tips
-    return mirror.am_translated(
-        checkout,
-        series,
-        (source, pin.target),
-        base,
-        translator,
-        lambda tree, commit: am.missing_tests(tree, commit, files),
-    )
+    where = (source, pin.target)
+    if translator is not None:
+        return mirror.am_translated(checkout, series, where, base, translator)
+    omit = am.missing_tests(checkout, base, series.files())
+    attempt = am.try_series(checkout, series, where, omit)
+    return attempt, {group: attempt.tips.get(group, base) for group in series.groups}
 
 
 def _report(pin, series, source, attempt):

@@ -10,8 +10,6 @@ import time
 
 from kbb import KbbError
 from kbb import log
-from kbb.git import branches
-from kbb.git import describe
 from kbb.git import git
 from kbb.git import rev
 from kbb.git import update_refs
@@ -23,11 +21,9 @@ def tips(checkout):
     """{name: commit} of every place a user may have committed to: each
     local branch but kbb's own pr/* (remade by `kbb pr`), a detached HEAD,
     each stash entry."""
-    found = {
-        name: commit
-        for name, commit in branches(checkout, "refs/heads").items()
-        if not name.startswith("pr/")
-    }
+    named = "--format=%(refname:short) %(objectname)"
+    heads = git("for-each-ref", named, "refs/heads", cwd=checkout).splitlines()
+    found = dict(line.split() for line in heads if not line.startswith("pr/"))
     if not on_branch(checkout) and rev(checkout, "HEAD"):
         found["HEAD"] = rev(checkout, "HEAD")
     stashes = git("stash", "list", "--format=%gd %H", cwd=checkout, check=False)
@@ -43,9 +39,11 @@ def unexported(checkout, held=()):
     exporting or cleaning would leave behind."""
     refs = ("refs/kbb/applied", "pristine", *held)
     keep = [commit for ref in refs if (commit := rev(checkout, ref))]
+    oneline = ("log", "--reverse", "--format=%h %s", "--abbrev=12")
     lost = {}
     for name, commit in tips(checkout).items():
-        for line in describe(checkout, commit, "--not", *keep, _BACKUPS):
+        out = git(*oneline, commit, "--not", *keep, _BACKUPS, cwd=checkout)
+        for line in out.splitlines():
             lost.setdefault(line, []).append(name)
     return lost
 

@@ -79,12 +79,13 @@ def replay(repo, commit, onto, translate):
     return commit_tree(repo, tree, [onto], message.rstrip("\n") + "\n", env)
 
 
-def am_translated(checkout, series, where, base, translator, omit):
+def am_translated(checkout, series, where, base, translator):
     """The series applied to a mirror of `base`, replayed onto `base`:
     returns (attempt of the mirror, {group: tip in the checkout})."""
     mirror = translate_tree(checkout, base, translator.to_series)
+    omit = am.missing_tests(checkout, mirror, series.files())
     with scratch(checkout, mirror) as worktree:
-        attempt = am.try_series(worktree, series, where, omit(worktree, mirror))
+        attempt = am.try_series(worktree, series, where, omit)
     if attempt.failed is not None:
         return attempt, {}
     mapped, tip = {mirror: base}, base
