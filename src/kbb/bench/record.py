@@ -180,10 +180,8 @@ def _rounds(summary):
 
 
 def detectable_text(summary, name):
-    """ "smallest regression it could have seen": stored in the summary, or
-    from the rows' intervals (records made before it was stored)."""
-    rows, stored = summary["comparisons"].get(name, {}), summary.get("detectable", {})
-    found = stored.get(name) or stats.smallest(rows, summary["delta"])
+    """ "smallest regression it could have seen", as the summary stores it."""
+    found = summary["detectable"].get(name)
     if not found:
         return "smallest detectable regression: none (no interval)"
     return (
