@@ -48,9 +48,9 @@ step "timings: kbb bench run"
     --backends "${BACKENDS:-jax,torch}" --rounds "${ROUNDS:-3}" --output "$out/run"
 status=$?
 
-step "whole training steps, kernel against composed path: native_models.py"
-PYTHONPATH="$carry/builds/native:$PYTHONPATH" "$python" "$root/benchmarks/native_models.py" \
+step "whole training steps, kernel against composed path: kbb bench models"
+PYTHONPATH="$carry/builds/native:$PYTHONPATH" "$python" -m kbb --root "$root" bench models \
     --device cuda --processes "${ROUNDS:-3}" --record "$out/native-models" \
-    || echo "native_models: failed"
+    || echo "kbb bench models: failed"
 step "done: $out (status $status)"
 exit $status

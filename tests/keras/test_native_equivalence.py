@@ -620,10 +620,10 @@ def render(folder):
         before = before[: before.index(marker)]
     table = "\n".join(lines) + "\n"
     doc.write_text(before + marker + source + table + text[end:])
-    sys.path.insert(0, str(root / "benchmarks"))
-    from native_models import stamp_native_doc
+    from kbb.bench.models import stamp_native_doc
+    from kbb.workspace import Workspace
 
-    stamp_native_doc()
+    stamp_native_doc(Workspace.find(root))
 
 
 if __name__ == "__main__":

@@ -128,7 +128,7 @@ def test_worker_env_fixes_every_thread_pool(tmp_path):
     assert threads_env(2).items() <= env.items()
     counting = inspect.getsource(counters.measure)
     assert "workers.env(" in counting and "os.cpu_count()" in counting
-    native = (ROOT / "benchmarks" / "native_models.py").read_text()
+    native = (ROOT / "src" / "kbb" / "bench" / "models.py").read_text()
     assert "workers.env(" in native and "OMP_NUM_THREADS" not in native
 
 
@@ -162,8 +162,9 @@ def test_the_plan_runs_in_rounds_with_the_meter_around_each():
 
     events = []
 
-    def start(slot, name, group):
+    def start(slot, name, group, output):
         events.append((name, group))
+        assert output.parent.is_dir()
         return {"slot seen": slot}
 
     order = workers.plan(["a", "b"], ["x"], 2, seed=1)
@@ -251,7 +252,7 @@ def test_labels():
     )
 
 
-def test_records_index_and_aggregate(tmp_path):
+def test_records_index_and_aggregate(tmp_path, monkeypatch):
     root = tmp_path
     (root / "docs").mkdir()
     runs = root / record.RUNS
@@ -284,13 +285,15 @@ def test_records_index_and_aggregate(tmp_path):
     )
 
     class Ws:
-        pass
+        def pin(self, target):
+            return target
 
     ws = Ws()
     ws.root = root
+    monkeypatch.setattr(record.results, "stamp_line", lambda ws, pin: STAMP)
     for seed in (1, 2):
         data = raw(seed=seed)
-        record.write_run(ws, data, report.analyse(data), STAMP)
+        record.save(ws, data, report.analyse(data), "Benchmark run {:03d}")
     assert sorted(p.name for p in runs.iterdir()) == [
         "001-2026-11-20",
         "002-2026-11-30",

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from kbb.bench import power
+from kbb.bench import stats
 from kbb.bench import tables
 
 ROOT = Path(__file__).parents[2]
@@ -93,9 +94,15 @@ def test_the_smallest_detectable_regression_of_each_kind_of_record(tmp_path):
         "detectable": {"bessel": {"best": 1.1, "median": 1.2}},
     }
     assert tables.detectable_cell(new, tmp_path) == "bessel 1.10x (median 1.20x)"
-    # A run recorded before the figure was stored: from its intervals.
-    old = {"comparisons": {"bessel": {"a": {"lo": 0.9, "hi": 1.1}}}, "delta": 0.05}
-    assert tables.detectable_cell(old, tmp_path).startswith("bessel 1.16x")
+    # Every recorded summary stores it (runs 012 and 013 since a migration),
+    # per row too: what its intervals give.
+    for name, s in tables.runs(ROOT / "benchmarks" / "runs"):
+        if "comparisons" in s:
+            rows = s["comparisons"].items()
+            smallest = {n: stats.smallest(r, s["delta"]) for n, r in rows}
+            assert s["detectable"] == smallest, name
+            for r in (r for _, by_key in rows for r in by_key.values() if "hi" in r):
+                assert r["detectable"] == stats.detectable(r["lo"], r["hi"], s["delta"])
     (tmp_path / "record.md").write_text("| x | 0.66 [0.40, 1.08] | undecided |\n")
     assert tables.detectable_cell({}, tmp_path).startswith("1.73x")
     asv = {"verdict": "passed (A/A floor 1.41)"}

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -69,22 +68,20 @@ def measure(ws, args):
     path in one process of benchmarks/worker.py --paths per round."""
     configs = args.configs.split(",")
     worker = ws.root / "benchmarks" / "worker.py"
-    with tempfile.TemporaryDirectory() as tmp:
 
-        def start(slot, _build, config):
-            out = Path(tmp) / f"{slot}.json"
-            names = [benchmark(case) for case in CASES[config]]
-            command = [worker, out, "--paths", ",".join(PATHS), "--case", *names]
-            command += ["--min", MIN_SAMPLES, "--max", 10**9, "--warmup", WARMUP]
-            command += ["--budget", args.budget, "--seed", args.seed + slot]
-            onednn = str(int(config.endswith("onednn")))
-            env = workers.env(config.split("-")[0], args.threads, KBB_BENCH_BACKENDS="")
-            env["TF_ENABLE_ONEDNN_OPTS"] = onednn
-            return {**workers.launch(command, env, out, config), "config": config}
+    def start(slot, _build, config, out):
+        names = [benchmark(case) for case in CASES[config]]
+        command = [worker, out, "--paths", ",".join(PATHS), "--case", *names]
+        command += ["--min", MIN_SAMPLES, "--max", 10**9, "--warmup", WARMUP]
+        command += ["--budget", args.budget, "--seed", args.seed + slot]
+        onednn = str(int(config.endswith("onednn")))
+        env = workers.env(config.split("-")[0], args.threads, KBB_BENCH_BACKENDS="")
+        env["TF_ENABLE_ONEDNN_OPTS"] = onednn
+        return {**workers.launch(command, env, out, config), "config": config}
 
-        order = workers.plan(["native"], configs, args.processes, args.seed)
-        meter = workers.Meter(ws.root, args.threads)
-        processes, rounds = workers.run_plan(order, start, meter)
+    order = workers.plan(["native"], configs, args.processes, args.seed)
+    meter = workers.Meter(ws.root, args.threads)
+    processes, rounds = workers.run_plan(order, start, meter)
     samples = {c: {} for c in configs}
     short = {benchmark(case): case for c in configs for case in CASES[c]}
     for p in processes:  # in round order
@@ -229,9 +226,8 @@ def keep_run(ws, data, found, meta, drop, args):
         text = record_text(number, meta, found, args)
         return {"meta.json": json.dumps(meta, indent=1) + "\n", "record.md": text}
 
-    day, stamp = meta["date"][:10], results.stamp_line(ws, ws.pin("keras"))
     series = builds.series(ws, "keras")
-    return record.keep(ws, day, "native-decisions", data, files, series, stamp)
+    return record.keep(ws, meta["date"][:10], "native-decisions", data, files, series)
 
 
 def record_text(number, meta, found, args):

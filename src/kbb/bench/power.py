@@ -17,7 +17,6 @@ from pathlib import Path
 
 from kbb import KbbError
 from kbb import log
-from kbb import results
 from kbb.bench import builds
 from kbb.bench import record
 from kbb.bench import report
@@ -206,7 +205,6 @@ def write(ws, raw, summary, scratch):
     if scratch:
         folder = scratch if isinstance(scratch, Path) else ws.root / SCRATCH
         title = f"Power run {folder.name}: {power['status']}"
-        return record.write(folder, raw, record.texts(summary, title, intro))
-    stamp = results.stamp_line(ws, ws.pin("keras"))
+        return record.save(ws, raw, summary, title, intro, folder=folder)
     title = "Power run {:03d}: " + power["status"]
-    return record.write_run(ws, raw, summary, stamp, title, intro, "power")
+    return record.save(ws, raw, summary, title, intro, "power")

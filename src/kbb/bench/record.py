@@ -13,6 +13,7 @@ import statistics
 import subprocess
 from pathlib import Path
 
+from kbb import results
 from kbb.bench import aggregate
 from kbb.bench import builds
 from kbb.bench import stats
@@ -179,10 +180,8 @@ def _rounds(summary):
 
 
 def detectable_text(summary, name):
-    """ "smallest regression it could have seen": stored in the summary, or
-    from the rows' intervals (records made before it was stored)."""
-    rows, stored = summary["comparisons"].get(name, {}), summary.get("detectable", {})
-    found = stored.get(name) or stats.smallest(rows, summary["delta"])
+    """ "smallest regression it could have seen", as the summary stores it."""
+    found = summary["detectable"].get(name)
     if not found:
         return "smallest detectable regression: none (no interval)"
     return (
@@ -193,14 +192,6 @@ def detectable_text(summary, name):
 
 def _load(values):
     return "/".join(f"{v:.1f}" for v in values) if values else "?"
-
-
-def texts(summary, title, intro=()):
-    """{file name: text} of a run analysed by kbb.bench.report."""
-    return {
-        "summary.json": json.dumps(summary, indent=1) + "\n",
-        "record.md": markdown(summary, title, intro),
-    }
 
 
 def write(folder, raw, files):
@@ -216,30 +207,32 @@ def write(folder, raw, files):
     return folder / "record.md"
 
 
-def write_folder(folder, raw, summary):
-    """A run's files in a folder of the caller's (not recorded)."""
-    title = "Smoke run (--quick)" if summary["verdict"] == "smoke" else "Run"
-    return write(folder, raw, texts(summary, f"{title}: {summary['verdict']}"))
-
-
-def keep(ws, day, kind, raw, files, series, stamp):
+def keep(ws, day, kind, raw, files, series):
     """Keeps a run as benchmarks/runs/NNN-DAY[-KIND]/: raw.json.gz and
-    `files(NNN)` ({name: text}), then rewrites the index and the aggregate,
-    whose `stamp` line names the `series` the run measured. Its record.md."""
+    `files(NNN)` ({name: text}), then rewrites the index and the aggregate
+    (counting the runs of `series`, stamped with keras' pin now). Its
+    record.md."""
     runs = ws.root / RUNS
     taken = [int(m[1]) for p in runs.glob("*") if (m := re.match(r"(\d{3})-", p.name))]
     number = max(taken, default=0) + 1
     folder = runs / (f"{number:03d}-{day}" + (f"-{kind}" if kind else ""))
     folder.mkdir(parents=True)
     write(folder, raw, files(number))
-    aggregate.write(ws.root, series, stamp)
+    aggregate.write(ws.root, series, results.stamp_line(ws, ws.pin("keras")))
     return folder / "record.md"
 
 
-def write_run(ws, raw, summary, stamp, title=None, intro=(), kind=""):
-    """Keeps a run analysed by kbb.bench.report, its `title` with `{:03d}`
-    for the run's number (default: that of `kbb bench run`)."""
-    title = title or "Benchmark run {:03d}: " + summary["verdict"]
-    files = lambda n: texts(summary, title.format(n), intro)  # noqa: E731
+def save(ws, raw, summary, title, intro=(), kind="", folder=None):
+    """Writes a run analysed by kbb.bench.report into `folder`, or keeps it
+    (`title` with `{:03d}` for the run's number); its record.md."""
+
+    def files(number=None):
+        return {
+            "summary.json": json.dumps(summary, indent=1) + "\n",
+            "record.md": markdown(summary, title.format(number), intro),
+        }
+
+    if folder is not None:
+        return write(folder, raw, files())
     day = summary["meta"]["date"][:10]
-    return keep(ws, day, kind, raw, files, raw["meta"]["series"], stamp)
+    return keep(ws, day, kind, raw, files, raw["meta"]["series"])

@@ -10,14 +10,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from kbb import BACKENDS
 from kbb import KbbError
 from kbb import log
-from kbb import results
 from kbb.bench import builds
 from kbb.bench import record
 from kbb.bench import report
@@ -59,19 +57,17 @@ def run(ws, folders, args):
     samples = QUICK_SAMPLES if args.quick else None
     sampling = ["--min", samples or args.min_samples, "--max", samples or MAX]
     sampling += ["--budget", 0 if samples else args.budget, "--bench", args.bench]
-    with tempfile.TemporaryDirectory() as tmp:
 
-        def start(slot, build, backend):
-            out = Path(tmp) / f"{slot}.json"
-            command = [ws.root / WORKER, out, "--seed", slot, *sampling]
-            if build != builds.PRISTINE:
-                command += ["--skip", PEER]
-            folder = folders[build]
-            env = worker_env(folder, backend, args.threads, args.quick)
-            return workers.launch(command, env, out, f"{build} on {backend}", folder)
+    def start(slot, build, backend, out):
+        command = [ws.root / WORKER, out, "--seed", slot, *sampling]
+        if build != builds.PRISTINE:
+            command += ["--skip", PEER]
+        folder = folders[build]
+        env = worker_env(folder, backend, args.threads, args.quick)
+        return workers.launch(command, env, out, f"{build} on {backend}", folder)
 
-        order = workers.plan(list(folders), args.backends, args.rounds, args.seed)
-        return workers.run_plan(order, start, workers.Meter(ws.root, args.threads))
+    order = workers.plan(list(folders), args.backends, args.rounds, args.seed)
+    return workers.run_plan(order, start, workers.Meter(ws.root, args.threads))
 
 
 def builds_of(ws, carried, selected, names):
@@ -194,13 +190,13 @@ def main(ws, args):
         return export_builds(ws, args.export_builds, selected)
     raw, _ = collect(ws, args, selected)
     summary = report.analyse(raw, args.delta, quick=args.quick)
+    verdict = summary["verdict"]
     if args.output or args.quick or args.no_record:
-        where = record.write_folder(
-            args.output or ws.root / record.SCRATCH, raw, summary
-        )
+        title = "Smoke run (--quick)" if verdict == "smoke" else "Run"
+        folder = args.output or ws.root / record.SCRATCH
+        where = record.save(ws, raw, summary, f"{title}: {verdict}", folder=folder)
     else:
-        stamp = results.stamp_line(ws, ws.pin("keras"))
-        where = record.write_run(ws, raw, summary, stamp)
+        where = record.save(ws, raw, summary, "Benchmark run {:03d}: " + verdict)
     log(f"wrote {where}")
     log(f"verdict: {summary['verdict']}")
     return STATUS[summary["verdict"]]

@@ -16,6 +16,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,23 +69,25 @@ def launch(command, env, output, what, folder=None):
 
 def run_plan(order, start, meter):
     """([record], {round: what `meter` met}) of the processes of `order`:
-    `start(slot, name, group)` returns each one's record, which gets its
-    build, round, slot and seconds."""
+    `start(slot, name, group, output)` runs each one, a worker that writes
+    its record to `output` (a file in a temporary folder), and returns the
+    record, which gets its build, round, slot and seconds."""
     records, met, began = [], {}, time.time()
     rounds = len({r for r, _, _ in order})
-    for slot, (r, name, group) in enumerate(order):
-        if slot == 0 or order[slot - 1][0] != r:
-            meter.start()
-        log(f"[{slot + 1}/{len(order)}] round {r + 1}: {name} on {group}")
-        t0 = time.time()
-        found = start(slot, name, group)
-        found.update(build=name, round=r, slot=slot, seconds=time.time() - t0)
-        records.append(found)
-        if slot + 1 == len(order) or order[slot + 1][0] != r:
-            met[str(r)] = meter.stop()
-            if r == order[0][0] and rounds > 1:
-                spent = (time.time() - began) / 60
-                log(f"round 1 took {spent:.1f} min: about {spent * rounds:.0f} min")
+    with tempfile.TemporaryDirectory() as tmp:
+        for slot, (r, name, group) in enumerate(order):
+            if slot == 0 or order[slot - 1][0] != r:
+                meter.start()
+            log(f"[{slot + 1}/{len(order)}] round {r + 1}: {name} on {group}")
+            t0 = time.time()
+            found = start(slot, name, group, Path(tmp) / f"{slot}.json")
+            found.update(build=name, round=r, slot=slot, seconds=time.time() - t0)
+            records.append(found)
+            if slot + 1 == len(order) or order[slot + 1][0] != r:
+                met[str(r)] = meter.stop()
+                if r == order[0][0] and rounds > 1:
+                    spent = (time.time() - began) / 60
+                    log(f"round 1 took {spent:.1f} min: about {spent * rounds:.0f} min")
     return records, met
 
 

@@ -1,8 +1,8 @@
-"""The commands that are not per target: `kbb bench run|power|aggregate|
-asv`, `counters`, `decisions`, `study`, `mutants` and `status`. Each job's
-module adds its own options (`arguments(parser)`) and runs from the parsed
-arguments (`main(ws, args)`, which returns the exit status); the heavy
-imports (numpy, the frameworks) wait until a job runs."""
+"""The commands that are not per target: `kbb bench run|power|models|
+aggregate|asv`, `counters`, `decisions`, `study`, `mutants` and `status`.
+Each job's module adds its own options (`arguments(parser)`) and runs
+from the parsed arguments (`main(ws, args)`, which returns the exit
+status); the heavy imports (numpy, the frameworks) wait until a job runs."""
 
 from kbb import lock
 from kbb import mutants
@@ -10,6 +10,7 @@ from kbb import status
 from kbb.bench import aggregate
 from kbb.bench import counters
 from kbb.bench import decisions
+from kbb.bench import models
 from kbb.bench import power
 from kbb.bench import run as bench_run
 from kbb.study import run as study_run
@@ -29,6 +30,15 @@ BENCH = {
         power,
         "can the timing method see a known regression? (benchmark mutants)",
         ["kbb bench power", "kbb bench power --rounds 3 --no-record"],
+    ),
+    "models": (
+        models,
+        "whole training steps on the native group's kernel and composite paths",
+        [
+            "kbb bench models --record benchmarks/runs/NNN-DAY-native-models",
+            "kbb bench models --quick",
+            "kbb bench models --render benchmarks/runs/NNN-DAY-native-models",
+        ],
     ),
     "aggregate": (
         aggregate,
