@@ -34,6 +34,11 @@ def write_text(path, text):
     return _replace(path, lambda partial: partial.write_text(text))
 
 
+def write_bytes(path, data):
+    """Writes `data` to `path` whole or not at all; returns `path`."""
+    return _replace(path, lambda partial: partial.write_bytes(data))
+
+
 def copy(source, dest):
     """Copies the file `source` to `dest` (a file path) whole or not at
     all; returns `dest`."""

@@ -129,3 +129,11 @@ def test_a_power_run_is_written_with_its_table_first(tmp_path):
     assert text.startswith("# Power run again: held\n\n## Power: the benchmark")
     assert "<!-- table: power -->" in text and "## Against the peer kernel" in text
     assert (folder / "raw.json.gz").is_file() and (folder / "summary.json").is_file()
+    # Re-analysed in a recorded run's folder: its number, as when it was kept;
+    # the same samples give the same bytes.
+    folder = tmp_path / "022-2026-12-05-power"
+    text = power.write(None, raw, summary, folder).read_text()
+    assert text.startswith("# Power run 022: held\n")
+    before = (folder / "raw.json.gz").read_bytes()
+    power.write(None, raw, summary, folder)
+    assert (folder / "raw.json.gz").read_bytes() == before

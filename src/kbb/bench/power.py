@@ -204,7 +204,9 @@ def write(ws, raw, summary, scratch):
     ]
     if scratch:
         folder = scratch if isinstance(scratch, Path) else ws.root / SCRATCH
-        title = f"Power run {folder.name}: {power['status']}"
+        number = re.match(r"\d{3}-", folder.name)  # a recorded run's folder
+        name = number[0][:3] if number else folder.name
+        title = f"Power run {name}: {power['status']}"
         return record.save(ws, raw, summary, title, intro, folder=folder)
     title = "Power run {:03d}: " + power["status"]
     return record.save(ws, raw, summary, title, intro, "power")

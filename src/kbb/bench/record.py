@@ -18,6 +18,7 @@ from kbb.bench import aggregate
 from kbb.bench import builds
 from kbb.bench import stats
 from kbb.bench import tables
+from kbb.files import write_bytes
 from kbb.files import write_text
 
 RUNS = Path("benchmarks") / "runs"
@@ -198,10 +199,10 @@ def write(folder, raw, files):
     """Writes raw.json.gz and `files` ({name: text}) into `folder`, each
     whole or not at all; returns its record.md."""
     folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / ".raw.json.gz.part"
-    with gzip.open(partial, "wt") as f:
-        json.dump(raw, f)
-    os.replace(partial, folder / "raw.json.gz")
+    # No time or name in the gzip header: the same samples, the same bytes.
+    write_bytes(
+        folder / "raw.json.gz", gzip.compress(json.dumps(raw).encode(), mtime=0)
+    )
     for name, text in files.items():
         write_text(folder / name, text)
     return folder / "record.md"
