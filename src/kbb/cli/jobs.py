@@ -97,7 +97,7 @@ def _job(module, name):
 
 def register(command):
     """Adds the jobs to the `kbb` parser."""
-    sub = command("bench", "benchmarks: timings, their power, aggregate, asv")
+    sub = command("bench", "benchmarks: timings, their power, models, aggregate, asv")
     bench = sub.add_subparsers(dest="job", required=True, metavar="JOB")
     for name, (module, help, examples) in {**BENCH, **JOBS}.items():
         under = {"under": bench} if name in BENCH else {}

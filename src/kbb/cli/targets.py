@@ -263,7 +263,8 @@ def register(command):
     pr.add_argument("--json", action=flag, help="also print each group's state as JSON")
     sub = command(
         "report",
-        "write docs/analysis.md from out/results/*.json (the tests' figures)",
+        "write docs/analysis.md (--tf-keras: docs/tf-keras.md's tables) from "
+        "out/results/*.json, the tests' figures",
         ["kbb report", "kbb report --output /tmp/analysis.md", "kbb report --tf-keras"],
     )
     sub.add_argument("--results", type=Path, help="results folder (out/results)")
