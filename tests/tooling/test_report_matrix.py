@@ -1,5 +1,5 @@
 """The tables of docs/analysis.md about Keras' CI matrix and tf_keras parity
-(kbb.report.matrix), rendered from fixture results."""
+(kbb.report.upstream, kbb.report.evidence), rendered from fixture results."""
 
 import dataclasses
 

@@ -13,6 +13,7 @@ from packaging.requirements import Requirement
 
 from kbb import KbbError
 from kbb import layout
+from kbb import results
 from kbb.git import git
 from kbb.git import rev
 from kbb.git import scratch
@@ -94,8 +95,7 @@ class Run:
     newest_attempt: am.Attempt | None
     lint: dict  # group -> (files, findings, the files linted on the newest upstream)
     live: dict  # (base, group) -> (dead files, the layout of the backends' ops)
-    # (base, group) -> [(env, state, line)]: the group's regression tests there
-    tests: dict = dataclasses.field(default_factory=dict)
+    tests: dict  # (base, group) -> [(env, state, line)]: its regression tests there
 
 
 def check(ws, pin, checkout, source, config, series, newest_git, offline):
@@ -147,7 +147,26 @@ def check(ws, pin, checkout, source, config, series, newest_git, offline):
                 if more:
                     found = findings + lint(config, tree, more)
                     lints[group] = (sorted(files + more), found, more)
-    return Run(series, texts, source, pinned, newest, attempt, lints, lives)
+    tests = _tests(ws, pin, config, newest)
+    return Run(series, texts, source, pinned, newest, attempt, lints, lives, tests)
+
+
+def _tests(ws, pin, config, newest):
+    """(base, group) -> [(env, state, line)]: the results of the envs that
+    ran each group's regression tests on each base (pr.toml [results.tests]);
+    the newest sdist's envs say nothing of upstream's default branch."""
+    pins = {"pinned": pin}
+    if newest.source == "sdist" and pin.newest:
+        pins["newest"] = ws.pin(pin.newest)
+    found = {}
+    for group, bases in config.tests.items():
+        for base, envs in bases.items():
+            if base in pins:
+                found[base, group] = [
+                    (env, *results.status(ws, ws.results, env, pins[base]))
+                    for env in envs
+                ]
+    return found
 
 
 def live_lines(run, base, group):

@@ -13,18 +13,6 @@ import ast
 from pathlib import Path
 
 
-def module_name(path):
-    """The module of a source file.
-
-    >>> module_name("keras/src/ops/nn.py")
-    'keras.src.ops.nn'
-    >>> module_name("keras/src/ops/__init__.py")
-    'keras.src.ops'
-    """
-    parts = list(Path(path).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
 def _imports(path, module):
     """The modules that `path` (module `module`) imports, and candidates:
     `from a import b` names `a` and `a.b`, whichever exists."""
@@ -73,7 +61,11 @@ def live_files(tree, packages):
 
 def dead(tree, files):
     """The Python files among `files` that the package never imports (test
-    files, which test runners collect, are not asked about)."""
+    files, which test runners collect, are not asked about).
+
+    >>> dead("any-tree", ["keras/src/ops/nn_test.py", "README.md"])
+    []
+    """
     sources = [f for f in files if f.endswith(".py") and not f.endswith("_test.py")]
     packages = {f.split("/")[0] for f in sources}
     live = live_files(tree, packages) if sources else set()

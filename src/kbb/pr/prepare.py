@@ -131,7 +131,6 @@ def prepare(ws, pin, groups=None, newest_git=None, offline=False):
         )
     source = source_of(checkout)
     run = checks.check(ws, pin, checkout, source, config, series, newest_git, offline)
-    run.tests = _tests(ws, pin, config, run)
     evidence = numbers.collect(ws, pin, config)
     author = identity(checkout)
     failed = []
@@ -156,24 +155,6 @@ def prepare(ws, pin, groups=None, newest_git=None, offline=False):
             failed.append(f"{group}: {'; '.join(trouble)}")
     if failed:
         raise KbbError(f"{pin.target} is not ready for upstream: {' | '.join(failed)}")
-
-
-def _tests(ws, pin, config, run):
-    """(base, group) -> [(env, state, line)]: the results of the envs that
-    ran each group's regression tests on each base (pr.toml [results.tests]);
-    the newest sdist's envs say nothing of upstream's default branch."""
-    pins = {"pinned": pin}
-    if run.newest.source == "sdist" and pin.newest:
-        pins["newest"] = ws.pin(pin.newest)
-    found = {}
-    for group, bases in config.tests.items():
-        for base, envs in bases.items():
-            if base in pins:
-                found[base, group] = [
-                    (env, *results.status(ws, ws.results, env, pins[base]))
-                    for env in envs
-                ]
-    return found
 
 
 def _branch(ws, pin, checkout, run, group, state, author):

@@ -21,7 +21,6 @@ from kbb import results as results_file
 from kbb.files import write_text
 from kbb.report import data
 from kbb.report import evidence
-from kbb.report import matrix
 from kbb.report import upstream
 from kbb.report.data import CONVERGENCE_N
 from kbb.report.data import NOT_MEASURED
@@ -101,13 +100,12 @@ def reproduction_values(results):
     """The reproduction per build and backend, labelled by keras' version
     (what a reader upstream knows), not by the environment."""
     keys = "moving_variance data_variance biased_reference unbiased_reference".split()
-    columns = [("backend", None)] + [(key, ".4f") for key in keys]
     rows = []
     for env in results.keras_envs:
         entry = results.first(scenario="issue-8982", env=env)
         keras = build_label(entry["keras"]) if entry else f"`{env}`"
-        (row,) = data.per_env(results, [env], "issue-8982", columns)
-        rows.append((keras, *row[1:]))
+        backend = entry["backend"] if entry else NOT_MEASURED
+        rows.append((keras, backend, *(data.value(entry, k, ".4f") for k in keys)))
     head = (
         "keras | backend | moving_variance | variance of the data "
         "| biased rule | unbiased rule"
@@ -152,7 +150,9 @@ def comparison_values(results):
     rows = []
     for label, by_n in _convergence_rows(results):
         cells = [data.value(by_n[n], "converged", ".4f") for n in CONVERGENCE_N]
-        rows.append((label, *cells, data.envs(by_n.values())))
+        names = sorted({entry["env"] for entry in by_n.values() if entry})
+        measured_in = ", ".join(f"`{name}`" for name in names) or NOT_MEASURED
+        rows.append((label, *cells, measured_in))
     formulas = (
         ("expected, biased rule: (n - 1) / n", biased_expectation),
         ("expected, unbiased rule", lambda n: 1.0),
@@ -204,10 +204,9 @@ def render(results):
         **comparison_values(results),
         **change_values(results),
         **evidence.parity_values(results),
-        **matrix.parity_values(results),
+        **evidence.tf_keras_parity_values(results),
         **evidence.distributed_values(results),
         **evidence.checkpoint_values(results),
-        **matrix.matrix_values(results),
         **upstream.values(results),
         **evidence.noticeable_values(results),
     }

@@ -19,7 +19,7 @@ MOMENTUM, CHANNELS = 0.9, 1024
 @dataclasses.dataclass
 class Source:
     env: str
-    entries: list
+    entries: list  # each with "env", "stale" and "build" (see Results.find)
     builds: str  # the versions measured, for the header table
     stale: str | None
 
@@ -34,15 +34,12 @@ class Results:
         """The entries whose fields equal `match`, current files first,
         each with "env", "stale" and "build" (of keras3 and tf-keras:
         pristine, patched or another group)."""
-        found = []
-        for source in sorted(self.sources, key=lambda s: (bool(s.stale), s.env)):
-            for entry in source.entries:
-                entry = dict(
-                    entry, env=source.env, stale=source.stale, build=_build(entry)
-                )
-                if all(entry.get(key) == value for key, value in match.items()):
-                    found.append(entry)
-        return found
+        return [
+            entry
+            for source in sorted(self.sources, key=lambda s: (bool(s.stale), s.env))
+            for entry in source.entries
+            if all(entry.get(key) == value for key, value in match.items())
+        ]
 
     def first(self, **match):
         return next(iter(self.find(**match)), None)
@@ -95,7 +92,9 @@ def load(ws, directory):
     sources = []
     for env, f in found.items():
         versions = ", ".join(sorted(b.version for b in f.builds.values()))
-        sources.append(Source(env, f.records, versions or "unstamped", _stale(ws, f)))
+        stale = _stale(ws, f)
+        entries = [dict(r, env=env, stale=stale, build=_build(r)) for r in f.records]
+        sources.append(Source(env, entries, versions or "unstamped", stale))
     return Results(sources, envs, _last_group(ws, found.values()))
 
 
@@ -119,25 +118,6 @@ def stale(*entries):
 
 def value(entry, key, spec):
     return NOT_MEASURED if entry is None else format(entry[key], spec) + stale(entry)
-
-
-def envs(entries):
-    names = sorted({e["env"] for e in entries if e})
-    return ", ".join(f"`{name}`" for name in names) if names else NOT_MEASURED
-
-
-def per_env(results, envs, scenario, columns):
-    """A row per environment: its first entry of `scenario`, one cell per
-    (key, format spec) of `columns` (spec None: the value as it is)."""
-    rows = []
-    for env in envs:
-        entry = results.first(scenario=scenario, env=env)
-        cells = [
-            value(entry, key, spec) if spec else (entry[key] if entry else NOT_MEASURED)
-            for key, spec in columns
-        ]
-        rows.append((f"`{env}`", *cells))
-    return rows
 
 
 def table(head, rows, name):

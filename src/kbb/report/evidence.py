@@ -1,9 +1,12 @@
 """The tables of docs/analysis.md that tests/evidence measures: parity with
-other implementations, distributed training, checkpoints (see kbb.report)."""
+other implementations (tf_keras side by side: test_tf_keras_parity.py),
+distributed training, checkpoints (see kbb.report)."""
 
 from kbb import BACKENDS
 from kbb.report import data
 from kbb.report.data import NOT_MEASURED
+
+PARITY_ENVS = ("evidence-pristine", "evidence-patched")  # tf_keras parity
 
 
 def _parity_table(results, scenario, counts=(2, 3, 8, 64)):
@@ -74,6 +77,29 @@ def parity_values(results):
     }
 
 
+def tf_keras_parity_values(results):
+    counts = sorted({e["n"] for e in results.find(scenario="tf-keras-parity")})
+    rows = []
+    for n in counts:
+        cells = [n, f"{n / (n - 1):.6f}"]
+        for env in PARITY_ENVS:
+            entry = results.first(scenario="tf-keras-parity", env=env, n=n)
+            if entry is None:
+                cells += [NOT_MEASURED] * 2
+                continue
+            low, high = f"{entry['ratio_min']:.6f}", f"{entry['ratio_max']:.6f}"
+            ratio = low if low == high else f"{low} to {high}"
+            cells += [ratio + data.stale(entry), f"{entry['predictions_gap']:.1e}"]
+        rows.append(cells)
+    if not rows:
+        rows.append([NOT_MEASURED] * 6)
+    head = (
+        "n | n/(n-1) | ratio, before the fix | predictions, before the fix | "
+        "ratio, with the fix | predictions, with the fix"
+    )
+    return {"tf_keras_parity_table": data.table(head, rows, "tf-keras-parity")}
+
+
 def _mirrored_rows(results, env, loop, synchronized):
     entry = results.first(
         scenario="mirrored", env=env, loop=loop, synchronized=synchronized
@@ -124,12 +150,12 @@ def distributed_values(results):
 
 
 def checkpoint_values(results):
-    columns = [
-        ("saved_by", None),
-        ("keras", None),
-        ("max_abs_prediction_difference", ".1e"),
-    ]
-    rows = data.per_env(results, results.evidence_envs, "checkpoint", columns)
+    rows = []
+    for env in results.evidence_envs:
+        entry = results.first(scenario="checkpoint", env=env)
+        versions = (entry["saved_by"], entry["keras"]) if entry else [NOT_MEASURED] * 2
+        difference = data.value(entry, "max_abs_prediction_difference", ".1e")
+        rows.append((f"`{env}`", *versions, difference))
     head = (
         "environment | saved by keras | loaded by keras | largest prediction difference"
     )

@@ -1,17 +1,69 @@
-"""The section of docs/analysis.md about upstream's test files that use
-BatchNormalization outside its own folder (tests/upstream_bn.py, `tox -e
-upstream-bn-{pristine,patched,native}`): each build's counts per backend,
-the tests whose outcome differs from pristine keras', and the causes of
-the failures (see kbb.report)."""
+"""The tables of docs/analysis.md about upstream's own tests (see
+kbb.report): the counts of upstream's tests in each cell of Keras' CI
+(tests/upstream_plugin.py) and its integration tests; and upstream's test
+files that use BatchNormalization outside its own folder
+(tests/upstream_bn.py, `tox -e upstream-bn-{pristine,patched,native}`):
+each build's counts per backend, the tests whose outcome differs from
+pristine keras', and the causes of the failures."""
 
 from kbb import BACKENDS
 from kbb.report import data
 from kbb.report.data import NOT_MEASURED
 
+# The cells of Keras' CI beyond the default list: (env, what it runs).
+MATRIX_ENVS = (
+    ("patched", "tensorflow"),
+    ("patched-jax", "jax"),
+    ("patched-torch", "torch"),
+    ("pristine-numpy", "numpy"),
+    ("patched-numpy", "numpy"),
+    ("pristine-openvino", "openvino"),
+    ("patched-openvino", "openvino"),
+    ("pristine-nnx", "jax, NNX (flax)"),
+    ("patched-nnx", "jax, NNX (flax)"),
+    ("pristine-multidevice", "jax, 4 CPU devices, `-m multi_device`"),
+    ("patched-multidevice", "jax, 4 CPU devices, `-m multi_device`"),
+)
+# Upstream's integration tests: pristine keras, the fix.
+INTEGRATION_ENVS = ("integration-pristine", "integration")
+OUTCOMES = ("passed", "skipped", "failed", "error")  # the CI matrix's columns
+
 BN_BACKENDS = BACKENDS  # the backends upstream-bn runs on
 # The builds, by environment: pristine first, the one the others compare with.
 BN_ENVS = ("upstream-bn-pristine", "upstream-bn-patched", "upstream-bn-native")
-COUNTS = ("passed", "failed", "skipped", "error")
+COUNTS = ("passed", "failed", "skipped", "error")  # upstream-bn's columns
+
+
+def _matrix_table(results):
+    rows = []
+    for env, cell in MATRIX_ENVS:
+        entries = results.find(scenario="upstream-tests", env=env)
+        if not entries:
+            rows.append((f"`{env}`", cell, NOT_MEASURED, "", "", "", "", ""))
+        for entry in entries:
+            tests = ", ".join(f"`{t}`" for t in entry["tests"])
+            counts = (f"{entry[o]}{data.stale(entry)}" for o in OUTCOMES)
+            rows.append((f"`{env}`", cell, f"`{entry['keras']}`", tests, *counts))
+    head = "environment | backend | keras | tests | " + " | ".join(OUTCOMES)
+    return data.table(head, rows, "ci-matrix")
+
+
+def _integration_table(results):
+    rows = []
+    for env in INTEGRATION_ENVS:
+        for e in results.find(scenario="upstream-integration", env=env):
+            # A --git-url names a folder or mirror of the machine that ran.
+            url = "the pinned git-url" if e["git_url"] == "pinned" else "`--git-url`"
+            status = "passed" if e["exitstatus"] == 0 else f"exit {e['exitstatus']}"
+            test, keras = f"`{e['test']}`", f"`{e['keras']}`"
+            if e.get("data"):  # a run on tests/stand_in_mnist.py's data
+                test += f", on {e['data']}"
+            time = f"{e['seconds']:.0f} s"
+            rows.append((test, e["backend"], keras, url, status + data.stale(e), time))
+    if not rows:
+        rows.append((NOT_MEASURED, "", "", "", "", ""))
+    head = "script | backend | keras | repository | result | time"
+    return data.table(head, rows, "upstream-integration")
 
 
 def differences(before, after):
@@ -120,6 +172,8 @@ def values(results):
     head = ("backend", "build", "keras", *COUNTS, "outcomes against pristine")
     failures = "cause | tests | files | backends | builds"
     return {
+        "ci_matrix_table": _matrix_table(results),
+        "integration_table": _integration_table(results),
         "upstream_bn_table": data.table(
             head, _counts_rows(measured, diffs), "upstream-bn"
         ),
