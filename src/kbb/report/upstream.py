@@ -2,7 +2,7 @@
 kbb.report): the counts of upstream's tests in each cell of Keras' CI
 (tests/upstream_plugin.py) and its integration tests; and upstream's test
 files that use BatchNormalization outside its own folder
-(tests/upstream_bn.py, `tox -e upstream-bn-{pristine,patched,native}`):
+(tests/upstream/test_bn.py, `tox -e upstream-bn-{pristine,patched,native}`):
 each build's counts per backend, the tests whose outcome differs from
 pristine keras', and the causes of the failures."""
 
