@@ -171,11 +171,17 @@ def check_fix(ws, pin, backends, checked):
             checked.add(backend)
 
 
-def test_mutant(ws, pin, mutant, every_backend, checked):
-    outcome = Outcome(mutant)
+def commit(checkout, mutant):
+    """Commits `mutant` on group/bessel as refs/kbb/mutants/NAME, by
+    IDENTITY; returns the commit."""
     ref = f"refs/kbb/mutants/{mutant.name}"
     message = f"Mutant {mutant.name}: {mutant.summary}\n"
-    sha = commit_patch(ws.checkout(pin.target), BASE, mutant.patch, ref, message)
+    return commit_patch(checkout, BASE, mutant.patch, ref, message, IDENTITY)
+
+
+def test_mutant(ws, pin, mutant, every_backend, checked):
+    outcome = Outcome(mutant)
+    sha = commit(ws.checkout(pin.target), mutant)
     with tempfile.TemporaryDirectory() as tmp:
         name, tree = prepare(ws, pin, sha, tmp)
         for backend in mutant.backends:
