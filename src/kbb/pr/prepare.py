@@ -148,7 +148,7 @@ def prepare(ws, pin, groups=None, newest_git=None, offline=False):
             trouble += problems
         state["problems"] = trouble
         save_state(ws, pin, folder, state)
-        (folder / "report.txt").write_text("\n".join(lines) + "\n")
+        write_text(folder / "report.txt", "\n".join(lines) + "\n")
         print(f"{pin.target}: group {group}")
         print("\n".join("  " + line for line in lines), flush=True)
         if trouble:
@@ -222,7 +222,7 @@ def _texts(ws, pin, checkout, run, group, folder, state, evidence, config):
     # Only the marks of the tables that the group's texts show.
     lines += [f"  {mark}" for mark in doc_marks if mark in shown]
     review = [f"# Review notes of pr/{group}", "", *lines, "", *review]
-    (folder / "REVIEW.md").write_text("\n".join(review).rstrip() + "\n")
+    write_text(folder / "REVIEW.md", "\n".join(review).rstrip() + "\n")
     problems = texts.body_problems((folder / "PR.md").read_text(), config.body_lines)
     lines.append(f"texts   {ws.shown(folder)}/ISSUE.md, PR.md; notes: REVIEW.md")
     lines += [f"  {note}" for note in kept] + [f"  {p}" for p in problems]

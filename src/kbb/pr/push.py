@@ -9,6 +9,7 @@ import subprocess
 
 from kbb import KbbError
 from kbb import redact
+from kbb.files import write_text
 from kbb.git import cause
 from kbb.git import git
 from kbb.git import rev
@@ -146,7 +147,7 @@ def _open(ws, pin, group, folder, state, fork):
     upstream = github(pin.git_url)
     title, _, body = (folder / "PR.md").read_text().partition("\n")
     body_file = ws.shown(folder / "PR.body.md")
-    (folder / "PR.body.md").write_text(body.lstrip("\n"))
+    write_text(folder / "PR.body.md", body.lstrip("\n"))
     base, head = state["upstream_branch"], f"{fork}:pr/{group}"
     command = ["gh", "pr", "create", "--repo", str(upstream), "--base", base]
     command += ["--head", head, "--title", title.removeprefix("# ").strip()]

@@ -12,6 +12,7 @@ from pathlib import Path
 from kbb import KbbError
 from kbb import markdown
 from kbb import results
+from kbb.files import write_text
 from kbb.git import commits
 from kbb.git import git
 from kbb.pr.numbers import numbers
@@ -230,10 +231,10 @@ def write(folder, name, text, state, notes):
     path, new = folder / name, folder / name.replace(".md", ".new.md")
     rendered = state.get("rendered", {})
     if path.is_file() and sha(path.read_text()) != rendered.get(name):
-        new.write_text(text)
+        write_text(new, text)
         notes.append(f"{name} has your edits, kept; the new rendering is {new.name}")
         return
-    path.write_text(text)
+    write_text(path, text)
     new.unlink(missing_ok=True)
     rendered[name] = sha(text)
     state["rendered"] = rendered
