@@ -6,6 +6,7 @@ The sdist builds with an in-tree PEP 517 backend that needs no package, so
 `pip download` and `pip wheel` work offline.
 """
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -289,6 +290,26 @@ class Toy:
 PROVENANCE = (
     "\n\nBug: https://example.org/bug/1\nOrigin: vendor, tests\nForwarded: no\n"
 )
+
+
+def record_results(ws, target, env, patched, records):
+    """out/results/ENV.json of the fixture `records` (on TensorFlow), as
+    measured on `target`'s pinned release or on its group/bessel build
+    (current for the workspace `ws`)."""
+    pin = ws.pin(target)
+    version = f"{pin.version}+bessel1" if patched else pin.version
+    build = results.Build(
+        target=target,
+        ref="group/bessel" if patched else "pristine",
+        commit="0" * 40,
+        version=version,
+        series=results.series_digest(ws, pin) if patched else None,
+        unexported=False,
+        pin=pin.digest(),
+    )
+    records = [{"keras": version, "backend": "tensorflow", **r} for r in records]
+    builds = {target: dataclasses.asdict(build)}
+    results.write(ws.root / "out" / "results", env, records, builds)
 
 
 @pytest.fixture

@@ -1,33 +1,16 @@
 """The tables of docs/analysis.md about Keras' CI matrix and tf_keras parity
 (kbb.report.upstream, kbb.report.evidence), rendered from fixture results."""
 
-import dataclasses
-
+from conftest import record_results
 from kbb import markdown
-from kbb import results
 from kbb.pr import config as pr_config
 from kbb.pr import numbers
 from kbb.report import analysis
 
 
 def write(ws, env, patched, records):
-    pin = ws.pin("keras")
-    version = f"{pin.version}+bessel1" if patched else pin.version
-    build = results.Build(
-        target="keras",
-        ref="group/bessel" if patched else "pristine",
-        commit="0" * 40,
-        version=version,
-        series=results.series_digest(ws, pin) if patched else None,
-        unexported=False,
-        pin=pin.digest(),
-    )
-    records = [
-        {"implementation": "keras3", "keras": version, "backend": "tensorflow", **r}
-        for r in records
-    ]
-    directory = ws.root / "out" / "results"
-    results.write(directory, env, records, {"keras": dataclasses.asdict(build)})
+    records = [{"implementation": "keras3", **r} for r in records]
+    record_results(ws, "keras", env, patched, records)
 
 
 def parity(n, ratio, gap, predictions):

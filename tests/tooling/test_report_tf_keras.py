@@ -1,10 +1,9 @@
 """The named tables of docs/tf-keras.md (`kbb report --tf-keras`,
 kbb.report.tf_keras), rendered from fixture results."""
 
-import dataclasses
-
 import pytest
 
+from conftest import record_results
 from kbb import KbbError
 from kbb import markdown
 from kbb import results
@@ -17,20 +16,7 @@ DOC = (
 
 
 def write(ws, env, patched, records):
-    pin = ws.pin("tf-keras")
-    version = f"{pin.version}+bessel1" if patched else pin.version
-    build = results.Build(
-        target="tf-keras",
-        ref="group/bessel" if patched else "pristine",
-        commit="0" * 40,
-        version=version,
-        series=results.series_digest(ws, pin) if patched else None,
-        unexported=False,
-        pin=pin.digest(),
-    )
-    records = [{"keras": version, "backend": "tensorflow", **r} for r in records]
-    builds = {"tf-keras": dataclasses.asdict(build)}
-    results.write(ws.root / "out" / "results", env, records, builds)
+    record_results(ws, "tf-keras", env, patched, records)
 
 
 def figures(variance, converged):
