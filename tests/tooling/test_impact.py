@@ -3,6 +3,7 @@ results: plain Python, no ML framework, no numpy."""
 
 import math
 import statistics
+from dataclasses import asdict
 
 import pytest
 
@@ -136,7 +137,7 @@ def _results():
         for r in runs
         if r["build"] == "fix"
     ]
-    settings = config.QUICK.as_dict()
+    settings = asdict(config.QUICK)
     settings["backends"] = ["tensorflow", "torch"]
     return {
         "settings": settings,
