@@ -37,7 +37,7 @@ def paths(ws, args):
     if args.quick:
         base = args.out or ws.root / "out" / "impact-quick"
         return base / "impact.json", base / "impact.md", base / "impact.png", base
-    results = ws.root / "study" / "results" / "impact.json"
+    results = ws.root / render.RESULTS  # the path the page names
     work = ws.root / "out" / "impact"
     return results, ws.docs / "impact.md", ws.docs / "impact.png", work
 

@@ -11,6 +11,7 @@ that stopped leaves none, and a resumed run starts it again.
 import argparse
 import itertools
 import json
+import math
 import os
 import sys
 import time
@@ -129,7 +130,9 @@ def run_one(model_cfg, split, batch_size, seed, settings):
         "model": model_cfg.name,
         "batch_size": batch_size,
         "seed": seed,
-        "n": data.values_per_channel(model_cfg, batch_size),
+        # The values each BN layer reduces per channel: the batch times the
+        # positions of its feature map (1 after a Dense layer).
+        "n": [batch_size * math.prod(b.input.shape[1:-1]) for b in bns],
         "accuracy": metrics.accuracy(probs, labels),
         "nll": metrics.nll(probs, labels),
         "ece": metrics.ece(probs, labels, settings.ece_bins),
