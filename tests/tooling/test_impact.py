@@ -2,6 +2,8 @@
 results: plain Python, no ML framework, no numpy."""
 
 import math
+import statistics
+from dataclasses import asdict
 
 import pytest
 
@@ -12,19 +14,24 @@ from kbb.study import stats
 
 
 @pytest.mark.parametrize(
-    "p, df, expected",
-    # Student t quantiles from tables.
+    "level, df, expected",
+    # Student t quantiles from tables: the interval's ends, in standard
+    # errors from the mean.
     [
-        (0.975, 1, 12.7062),
-        (0.975, 4, 2.7764),
-        (0.975, 14, 2.1448),
-        (0.95, 9, 1.8331),
-        (0.975, 1000, 1.9623),
-        (0.025, 4, -2.7764),
+        (0.95, 1, 12.7062),
+        (0.95, 4, 2.7764),
+        (0.95, 14, 2.1448),
+        (0.90, 9, 1.8331),
+        (0.95, 1000, 1.9623),
+        (0.99, 4, 4.6041),
     ],
 )
-def test_t_quantile(p, df, expected):
-    assert stats.t_quantile(p, df) == pytest.approx(expected, abs=1e-4)
+def test_t_quantile(level, df, expected):
+    values = [float(i % 3) for i in range(df + 1)]
+    iv = stats.interval(values, level)
+    se = statistics.stdev(values) / math.sqrt(df + 1)
+    assert (iv["high"] - iv["mean"]) / se == pytest.approx(expected, abs=1e-4)
+    assert (iv["low"] - iv["mean"]) / se == pytest.approx(-expected, abs=1e-4)
 
 
 def test_interval():
@@ -130,7 +137,7 @@ def _results():
         for r in runs
         if r["build"] == "fix"
     ]
-    settings = config.QUICK.as_dict()
+    settings = asdict(config.QUICK)
     settings["backends"] = ["tensorflow", "torch"]
     return {
         "settings": settings,

@@ -5,7 +5,6 @@ builds; the runs are every (backend, model, batch size, seed); `QUICK`
 is the smoke run's smaller grid.
 """
 
-from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import replace
 
@@ -75,11 +74,6 @@ class Settings:
     # moments that training sees).
     probe_size: int = 128
     interval: float = 0.95  # two-sided t-interval over seeds
-
-    def as_dict(self):
-        data = asdict(self)
-        data["models"] = [asdict(m) for m in self.models]
-        return data
 
 
 FULL = Settings()

@@ -60,11 +60,3 @@ def build(model, input_shape, classes, settings):
         x = layers.GlobalAveragePooling2D()(x)
     outputs = layers.Dense(classes, activation="softmax")(x)
     return keras.Model(inputs, outputs)
-
-
-def values_per_channel(model, batch_size):
-    """n, the number of values each BN layer reduces per channel: the batch
-    for Dense layers, batch x 8 x 8 and batch x 4 x 4 in the conv net."""
-    if model.kind == "dense":
-        return [batch_size, batch_size]
-    return [batch_size * 64, batch_size * 16]

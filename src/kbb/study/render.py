@@ -7,6 +7,7 @@ sentences that depend on the data are chosen by the data.
 import os
 
 from kbb import markdown
+from kbb.files import write_text
 from kbb.results import stamp_of
 from kbb.study import stats
 from kbb.study.config import BUILDS
@@ -35,6 +36,13 @@ def _iv(iv, fmt):
     return f"{fmt(iv['mean'])} [{fmt(iv['low'])}, {fmt(iv['high'])}]"
 
 
+NAMES = {  # metric: (label, lower is better, format)
+    "accuracy": ("accuracy (pp)", False, _pp),
+    "nll": ("NLL (nats)", True, _num),
+    "ece": ("ECE (pp)", True, _pp),
+}
+
+
 def _layers(values):
     return " / ".join(f"{v:.2f}" for v in values)
 
@@ -61,7 +69,7 @@ def score_table(rows, keys=("model", "batch_size"), name=None):
     body = []
     for r in rows:
         n = " / ".join(map(str, r["n"]))
-        d = [_iv(r["d_accuracy"], _pp), _iv(r["d_nll"], _num), _iv(r["d_ece"], _pp)]
+        d = [_iv(r["d_" + m], fmt) for m, (_, _, fmt) in NAMES.items()]
         body.append(
             [*(r[k] for k in keys), n, r["pairs"], _percents(r["accuracy"]), *d]
         )
@@ -140,13 +148,6 @@ def settings_table(results):
         "versions": ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v),
     }
     return _table(["setting", "value"], rows.items())
-
-
-NAMES = {  # metric: (label, lower is better, format)
-    "accuracy": ("accuracy (pp)", False, _pp),
-    "nll": ("NLL (nats)", True, _num),
-    "ece": ("ECE (pp)", True, _pp),
-}
 
 
 def _split(rows, metric):
@@ -272,4 +273,4 @@ def write(results, page, plot):
     from kbb.study import plot as plotting
 
     plotting.draw(results, plot)
-    page.write_text(page_text(results, os.path.relpath(plot, page.parent)))
+    write_text(page, page_text(results, os.path.relpath(plot, page.parent)))

@@ -11,12 +11,10 @@ resumes where it stopped.
 import hashlib
 import itertools
 import json
-import os
 import subprocess
 import sys
-import threading
 import time
-from concurrent import futures
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
@@ -24,8 +22,8 @@ from kbb import KbbError
 from kbb import build
 from kbb import log
 from kbb.bench import builds as bench_builds
-from kbb.bench import threads_env
-from kbb.results import series_digest
+from kbb.bench import workers
+from kbb.files import write_text
 from kbb.study import config
 from kbb.study import render
 
@@ -39,7 +37,7 @@ def paths(ws, args):
     if args.quick:
         base = args.out or ws.root / "out" / "impact-quick"
         return base / "impact.json", base / "impact.md", base / "impact.png", base
-    results = ws.root / "study" / "results" / "impact.json"
+    results = ws.root / render.RESULTS  # the path the page names
     work = ws.root / "out" / "impact"
     return results, ws.docs / "impact.md", ws.docs / "impact.png", work
 
@@ -50,16 +48,16 @@ def wheels(ws):
     chosen = [bench_builds.Build(label, ref) for label, ref in config.BUILDS.items()]
     folders = bench_builds.unpacked(ws, "keras", chosen)
     made = bench_builds.commits(ws, "keras", chosen)
+    series = bench_builds.series(ws, "keras", chosen)  # of the group builds
     pin = ws.pin("keras")
     builds = {}
     for label, ref in config.BUILDS.items():
         wheel = build.wheel(ws, pin, made[label])
-        group = ref.removeprefix("group/") if ref.startswith("group/") else None
         builds[label] = {
             "ref": ref,
             "keras": wheel.name.split("-")[1],
-            "group": group,
-            "series": series_digest(ws, pin, group) if group else None,
+            "group": ref.removeprefix("group/") if label in series else None,
+            "series": series.get(label),
             "pin": pin.digest(),
             "wheel_sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(),
             "path": folders[label],
@@ -73,7 +71,7 @@ def run_key(settings, builds):
     code = [(HERE / f"{m}.py").read_text() for m in ("config", "data", "metrics")]
     code.append((HERE / "worker.py").read_text())
     wheels = {k: b["wheel_sha256"] for k, b in builds.items()}
-    text = json.dumps([settings.as_dict(), wheels, code], sort_keys=True)
+    text = json.dumps([asdict(settings), wheels, code], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -81,49 +79,39 @@ def run_workers(commands, folder, jobs):
     """Runs `commands` ({name: (argv, env)}), `jobs` at a time, each one's
     output in folder/NAME.log. When one fails, those not started are
     cancelled and those running terminated, then KbbError is raised."""
-    running, stop, guard = set(), threading.Event(), threading.Lock()
-    started = time.monotonic()
-
-    def work(name):
-        with guard:
-            if stop.is_set():
-                return None
-            argv, env = commands[name]
-            with open(folder / f"{name}.log", "w") as out:
-                proc = subprocess.Popen(argv, env=env, stdout=out, stderr=out)
-            running.add(proc)
-        t0 = time.monotonic()
-        code = proc.wait()
-        with guard:
-            running.discard(proc)
-            if code and not stop.is_set():
-                stop.set()  # before another job starts
-                logged = (folder / f"{name}.log").read_text().strip().splitlines()
-                raise KbbError(
-                    f"worker {name} failed (exit {code}): "
-                    f"{logged[-1] if logged else 'no output'}; see "
-                    f"{folder / name}.log, mend it and rerun (finished workers "
-                    "are kept)"
-                )
-        return time.monotonic() - t0
-
-    pool = futures.ThreadPoolExecutor(jobs)
+    waiting, running = list(commands), {}  # {name: (process, start)}
+    started, done = time.monotonic(), 0
     try:
-        pending = {pool.submit(work, name): name for name in commands}
-        for count, done in enumerate(futures.as_completed(pending), 1):
-            seconds = done.result()
-            if seconds is None:  # not started: another one failed
-                continue
-            log(
-                f"[{count}/{len(commands)}] {pending[done]}: {seconds:.0f} s "
-                f"(total {(time.monotonic() - started) / 60:.1f} min)"
-            )
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                name = waiting.pop(0)
+                argv, env = commands[name]
+                with open(folder / f"{name}.log", "w") as out:
+                    proc = subprocess.Popen(argv, env=env, stdout=out, stderr=out)
+                running[name] = proc, time.monotonic()
+            time.sleep(0.2)
+            for name, (proc, t0) in list(running.items()):
+                code = proc.poll()
+                if code is None:
+                    continue
+                del running[name]
+                if code:
+                    logged = (folder / f"{name}.log").read_text().strip().splitlines()
+                    raise KbbError(
+                        f"worker {name} failed (exit {code}): "
+                        f"{logged[-1] if logged else 'no output'}; see "
+                        f"{folder / name}.log, mend it and rerun (finished "
+                        "workers are kept)"
+                    )
+                done += 1
+                now = time.monotonic()
+                log(
+                    f"[{done}/{len(commands)}] {name}: {now - t0:.0f} s "
+                    f"(total {(now - started) / 60:.1f} min)"
+                )
     finally:  # done, failed or interrupted: nothing left running
-        with guard:
-            stop.set()
-            for proc in running:
-                proc.terminate()
-        pool.shutdown(cancel_futures=True)
+        for proc, _ in running.values():
+            proc.terminate()
 
 
 def train(ws, settings, builds, work, quick, jobs):
@@ -136,13 +124,12 @@ def train(ws, settings, builds, work, quick, jobs):
         name = f"{label}-{backend}-{model.name}"
         if (folder / f"{name}.json").exists():
             continue
-        env = {
-            **os.environ,
-            **threads_env(1),  # small models, shared cores; one reduction order
-            "KERAS_BACKEND": backend,
-            "KERAS_HOME": str(work / "keras-home"),
-            "PYTHONPATH": bench_builds.pythonpath(b["path"], [ws.root / "src"]),
-        }
+        env = workers.env(
+            backend,
+            1,  # thread: small models, shared cores; one reduction order
+            KERAS_HOME=str(work / "keras-home"),
+            PYTHONPATH=bench_builds.pythonpath(b["path"], [ws.root / "src"]),
+        )
         out = str(folder / f"{name}.json")
         argv = [sys.executable, "-m", "kbb.study.worker", model.name, out]
         argv += ["--expect-version", b["keras"]] + ["--quick"] * quick
@@ -208,7 +195,7 @@ def write_results(path, results):
     # One run per line: small diffs when regenerated.
     for first in ('{"build"', '{"model"'):
         text = text.replace("," + first, ",\n" + first)
-    path.write_text(text + "\n")
+    write_text(path, text + "\n")
 
 
 def arguments(parser):
@@ -232,7 +219,7 @@ def main(ws, args):
         folder = train(ws, settings, builds, work, args.quick, args.jobs)
         runs, pairing, worker_minutes = collect(settings, builds, folder)
         results = {
-            "settings": settings.as_dict(),
+            "settings": asdict(settings),
             "quick": args.quick,
             "builds": {
                 k: {key: b[key] for key in ("ref", "keras", "group", "series", "pin")}

@@ -1,5 +1,5 @@
-"""Paired differences over seeds, in plain Python (no numpy, no scipy),
-so that `tox -e tooling` tests them with fixture data.
+"""Paired differences over seeds, in plain Python (no numpy; Student's t
+is kbb.bench.stats'), so that `tox -e tooling` tests them with fixture data.
 
 A pair is one (backend, seed): both builds trained from the same seed. The
 interval is Student's t over the pairs' differences (fix - pristine).
@@ -9,7 +9,7 @@ import math
 from statistics import fmean
 from statistics import stdev
 
-from kbb.bench.stats import critical
+from kbb.bench.stats import t_quantile
 from kbb.study.config import BUILDS
 
 # Scores of a run (one number each), and per-BN-layer figures.
@@ -25,14 +25,6 @@ LAYER_METRICS = (
 TRAINING_MODE = ("train_mode_accuracy", "moment_training", "abs_training")
 
 
-def t_quantile(p, df):
-    """The p-quantile of Student's t with df degrees of freedom (the
-    benchmarks' Student quantile, kbb.bench.stats, for one comparison)."""
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    return critical(1, df, alpha=2.0 * (1.0 - p))
-
-
 def interval(values, level):
     """Mean and two-sided t-interval of the mean: a dict mean, low, high,
     pairs. With one value the interval is unknown (None).
@@ -46,8 +38,7 @@ def interval(values, level):
     mean = fmean(values)
     if k < 2:
         return {"mean": mean, "low": None, "high": None, "pairs": k}
-    half = t_quantile(0.5 + level / 2.0, k - 1) * stdev(values)
-    half /= math.sqrt(k)
+    half = t_quantile(1 - level, k - 1) * stdev(values) / math.sqrt(k)
     return {"mean": mean, "low": mean - half, "high": mean + half, "pairs": k}
 
 

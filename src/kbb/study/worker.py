@@ -11,21 +11,22 @@ that stopped leaves none, and a resumed run starts it again.
 import argparse
 import itertools
 import json
+import math
 import os
 import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
+from kbb.files import write_text
 from kbb.study import config
 from kbb.study import data
 from kbb.study import metrics
 
 
-def _load_keras(expect_version):
-    import keras
-
+def _check_keras(expect_version):
     found = (keras.version(), keras.backend.backend())
     if found != (expect_version, os.environ.get("KERAS_BACKEND")):
         sys.exit(
@@ -37,11 +38,6 @@ def _load_keras(expect_version):
         import torch
 
         torch.set_num_threads(1)
-    return keras
-
-
-def _numpy(keras, value):
-    return keras.ops.convert_to_numpy(value)
 
 
 def _z_stats(x, eps, moving=None):
@@ -54,21 +50,20 @@ def _z_stats(x, eps, moving=None):
     return float(np.mean(z * z)), float(np.mean(np.abs(z)))
 
 
-def _training_mode(keras, probe, x, order, batch_size, eps):
-    """Runs `probe` in training mode on x[order] in batches of batch_size:
-    returns (outputs in order, [[mean z**2, mean |z|] per BN layer]). It
-    updates the moving statistics: call it after every inference-mode
-    measurement."""
+def _training_mode(probe, x, batch_size, eps):
+    """Runs `probe` in training mode on x in batches of batch_size: returns
+    (outputs, [[mean z**2, mean |z|] per BN layer]). It updates the moving
+    statistics: call it after every inference-mode measurement."""
     outputs, stats = [], []
-    for start in range(0, len(order), batch_size):
-        batch = x[order[start : start + batch_size]]
-        values = [_numpy(keras, v) for v in probe(batch, training=True)]
+    for start in range(0, len(x), batch_size):
+        batch = probe(x[start : start + batch_size], training=True)
+        values = [keras.ops.convert_to_numpy(v) for v in batch]
         outputs.append(values[-1])
         stats.append([_z_stats(v, eps) for v in values[:-1]])
     return np.concatenate(outputs), np.mean(stats, axis=0).tolist()
 
 
-def _train(keras, model_cfg, split, batch_size, seed, settings):
+def _train(model_cfg, split, batch_size, seed, settings):
     """Builds the model from `seed` and fits it: (model, seconds).
 
     The input is `epochs` seeded permutations of the training split, one
@@ -96,23 +91,22 @@ def _train(keras, model_cfg, split, batch_size, seed, settings):
     return model, time.perf_counter() - started
 
 
-def _inference(keras, probe, bns, x, eps):
+def _inference(probe, moving, x, eps):
     """Inference mode on x: (probabilities, [[mean z**2, mean |z|] per BN
-    layer], the moving variances)."""
+    layer]), with the BN layers' `moving` (mean, variance)."""
     values = probe.predict(x, batch_size=256, verbose=0)
-    moving = [
-        (_numpy(keras, b.moving_mean), _numpy(keras, b.moving_variance)) for b in bns
-    ]
     stats = [_z_stats(v, eps, m) for v, m in zip(values[:-1], moving, strict=True)]
-    return values[-1], stats, [var for _, var in moving]
+    return values[-1], stats
 
 
-def run_one(keras, model_cfg, split, batch_size, seed, settings):
+def run_one(model_cfg, split, batch_size, seed, settings):
     """Trains once and measures: (record, trainable weights)."""
     x_train, _, x_test, y_test, _ = split
-    model, seconds = _train(keras, model_cfg, split, batch_size, seed, settings)
-    weights = [_numpy(keras, w) for w in model.trainable_weights]
+    model, seconds = _train(model_cfg, split, batch_size, seed, settings)
+    to_numpy = keras.ops.convert_to_numpy
+    weights = [to_numpy(w) for w in model.trainable_weights]
     bns = [x for x in model.layers if isinstance(x, keras.layers.BatchNormalization)]
+    moving = [(to_numpy(b.moving_mean), to_numpy(b.moving_variance)) for b in bns]
     probe = keras.Model(model.input, [b.input for b in bns] + [model.output])
     eps = settings.epsilon
     # Seeded subsets for the training-mode passes (batches of batch_size):
@@ -124,11 +118,10 @@ def run_one(keras, model_cfg, split, batch_size, seed, settings):
     x_probe = np.concatenate([x_test[subset], x_train[: settings.probe_size - size]])
     x_seen = x_train[rng.permutation(len(x_train))[: settings.probe_size]]
     # Inference mode first: the training-mode passes move the statistics.
-    probs, z_test, variances = _inference(keras, probe, bns, x_test, eps)
-    _, z_seen, _ = _inference(keras, probe, bns, x_seen, eps)
-    batches = np.arange(settings.probe_size)
-    train_probs, _ = _training_mode(keras, probe, x_probe, batches, batch_size, eps)
-    _, z_training = _training_mode(keras, probe, x_seen, batches, batch_size, eps)
+    probs, z_test = _inference(probe, moving, x_test, eps)
+    _, z_seen = _inference(probe, moving, x_seen, eps)
+    train_probs, _ = _training_mode(probe, x_probe, batch_size, eps)
+    _, z_training = _training_mode(probe, x_seen, batch_size, eps)
     labels = y_test.tolist()
     probs = probs.astype(float).tolist()
     train_probs = train_probs[:size].astype(float).tolist()
@@ -137,7 +130,9 @@ def run_one(keras, model_cfg, split, batch_size, seed, settings):
         "model": model_cfg.name,
         "batch_size": batch_size,
         "seed": seed,
-        "n": data.values_per_channel(model_cfg, batch_size),
+        # The values each BN layer reduces per channel: the batch times the
+        # positions of its feature map (1 after a Dense layer).
+        "n": [batch_size * math.prod(b.input.shape[1:-1]) for b in bns],
         "accuracy": metrics.accuracy(probs, labels),
         "nll": metrics.nll(probs, labels),
         "ece": metrics.ece(probs, labels, settings.ece_bins),
@@ -151,7 +146,7 @@ def run_one(keras, model_cfg, split, batch_size, seed, settings):
         "moment_training": [m2 for m2, _ in z_training],
         "abs_inference_train": [m1 for _, m1 in z_seen],
         "abs_training": [m1 for _, m1 in z_training],
-        "moving_variance_mean": [float(np.mean(v)) for v in variances],
+        "moving_variance_mean": [float(np.mean(var)) for _, var in moving],
         "fit_seconds": round(seconds, 2),
     }, weights
 
@@ -166,11 +161,11 @@ def main(argv=None):
     settings = config.QUICK if args.quick else config.FULL
     model_cfg = {m.name: m for m in settings.models}[args.model]
     started = time.perf_counter()
-    keras = _load_keras(args.expect_version)
+    _check_keras(args.expect_version)
     split = data.load(model_cfg)
     records, arrays = [], {}
     for batch_size, seed in itertools.product(settings.batch_sizes, settings.seeds):
-        record, weights = run_one(keras, model_cfg, split, batch_size, seed, settings)
+        record, weights = run_one(model_cfg, split, batch_size, seed, settings)
         records.append(record)
         arrays.update({f"{batch_size}-{seed}-{i}": w for i, w in enumerate(weights)})
         print(
@@ -187,8 +182,7 @@ def main(argv=None):
         "records": records,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    out.with_suffix(".part").write_text(json.dumps(info))
-    out.with_suffix(".part").replace(out)
+    write_text(out, json.dumps(info))
 
 
 if __name__ == "__main__":
