@@ -13,7 +13,9 @@ import itertools
 import json
 import subprocess
 import sys
+import threading
 import time
+from concurrent import futures
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -79,39 +81,49 @@ def run_workers(commands, folder, jobs):
     """Runs `commands` ({name: (argv, env)}), `jobs` at a time, each one's
     output in folder/NAME.log. When one fails, those not started are
     cancelled and those running terminated, then KbbError is raised."""
-    waiting, running = list(commands), {}  # {name: (process, start)}
-    started, done = time.monotonic(), 0
-    try:
-        while waiting or running:
-            while waiting and len(running) < jobs:
-                name = waiting.pop(0)
-                argv, env = commands[name]
-                with open(folder / f"{name}.log", "w") as out:
-                    proc = subprocess.Popen(argv, env=env, stdout=out, stderr=out)
-                running[name] = proc, time.monotonic()
-            time.sleep(0.2)
-            for name, (proc, t0) in list(running.items()):
-                code = proc.poll()
-                if code is None:
-                    continue
-                del running[name]
-                if code:
-                    logged = (folder / f"{name}.log").read_text().strip().splitlines()
-                    raise KbbError(
-                        f"worker {name} failed (exit {code}): "
-                        f"{logged[-1] if logged else 'no output'}; see "
-                        f"{folder / name}.log, mend it and rerun (finished "
-                        "workers are kept)"
-                    )
-                done += 1
-                now = time.monotonic()
-                log(
-                    f"[{done}/{len(commands)}] {name}: {now - t0:.0f} s "
-                    f"(total {(now - started) / 60:.1f} min)"
+    running, stop, guard = set(), threading.Event(), threading.Lock()
+    started = time.monotonic()
+
+    def work(name):
+        with guard:
+            if stop.is_set():
+                return None
+            argv, env = commands[name]
+            with open(folder / f"{name}.log", "w") as out:
+                proc = subprocess.Popen(argv, env=env, stdout=out, stderr=out)
+            running.add(proc)
+        t0 = time.monotonic()
+        code = proc.wait()
+        with guard:
+            running.discard(proc)
+            if code and not stop.is_set():
+                stop.set()  # before another job starts
+                logged = (folder / f"{name}.log").read_text().strip().splitlines()
+                raise KbbError(
+                    f"worker {name} failed (exit {code}): "
+                    f"{logged[-1] if logged else 'no output'}; see "
+                    f"{folder / name}.log, mend it and rerun (finished workers "
+                    "are kept)"
                 )
+        return time.monotonic() - t0
+
+    pool = futures.ThreadPoolExecutor(jobs)
+    try:
+        pending = {pool.submit(work, name): name for name in commands}
+        for count, done in enumerate(futures.as_completed(pending), 1):
+            seconds = done.result()
+            if seconds is None:  # not started: another one failed
+                continue
+            log(
+                f"[{count}/{len(commands)}] {pending[done]}: {seconds:.0f} s "
+                f"(total {(time.monotonic() - started) / 60:.1f} min)"
+            )
     finally:  # done, failed or interrupted: nothing left running
-        for proc, _ in running.values():
-            proc.terminate()
+        with guard:
+            stop.set()
+            for proc in running:
+                proc.terminate()
+        pool.shutdown(cancel_futures=True)
 
 
 def train(ws, settings, builds, work, quick, jobs):
