@@ -5,16 +5,19 @@ sentences that depend on the data are chosen by the data.
 """
 
 import os
+import string
+from pathlib import Path
 
 from kbb import markdown
 from kbb.files import write_text
 from kbb.results import stamp_of
 from kbb.study import stats
 from kbb.study.config import BUILDS
-from kbb.study.texts import PAGE
 
 OLD, NEW = BUILDS
 RESULTS = "study/results/impact.json"
+# The page's prose, filled in by `page_text` (string.Template, as kbb.report).
+TEMPLATE = Path(__file__).parents[1] / "templates" / "impact.md"
 
 
 def _pp(value):
@@ -246,7 +249,7 @@ def page_text(results, plot_name):
     # kbb's stamp of the fix's build (none in a record without its digests):
     # `kbb pr` quotes the page's tables only while series and pin are those.
     digests = [results["builds"][NEW].get(k) for k in ("group", "series", "pin")]
-    return PAGE.format(
+    return string.Template(TEMPLATE.read_text()).substitute(
         quick="\n**Smoke run (`--quick`): too few steps to mean anything.**\n"
         if results["quick"]
         else "",
@@ -264,7 +267,7 @@ def page_text(results, plot_name):
         plot=plot_name,
         worker_minutes=f"{results['worker_minutes']:.0f}",
         jobs=results["jobs"],
-        stamp=f"\n{stamp_of('keras', *digests)}\n" if digests[1] else "",
+        stamp=f"\n\n{stamp_of('keras', *digests)}" if digests[1] else "",
     )
 
 
