@@ -103,6 +103,14 @@ def test_the_smallest_detectable_regression_of_each_kind_of_record(tmp_path):
             assert s["detectable"] == smallest, name
             for r in (r for _, by_key in rows for r in by_key.values() if "hi" in r):
                 assert r["detectable"] == stats.detectable(r["lo"], r["hi"], s["delta"])
+    # Every run folder is in the index, each linked to a file it has.
+    folders = sorted(p for p in (ROOT / "benchmarks" / "runs").iterdir() if p.is_dir())
+    indexed = tables.runs(ROOT / "benchmarks" / "runs")
+    assert [n for n, _ in indexed] == [p.name for p in folders]
+    for name, s in indexed:
+        assert (
+            ROOT / "benchmarks" / "runs" / name / s.get("record", "record.md")
+        ).is_file()
     (tmp_path / "record.md").write_text("| x | 0.66 [0.40, 1.08] | undecided |\n")
     assert tables.detectable_cell({}, tmp_path).startswith("1.73x")
     asv = {"verdict": "passed (A/A floor 1.41)"}

@@ -143,6 +143,8 @@ def detectable_cell(s, folder):
     """The smallest regression a run could have seen, as a table cell: from
     its summary, from the intervals its record.md shows (runs kept as
     meta.json), or the A/A floor of the earlier asv runs' factor gate."""
+    if "record" in s:
+        return "n/a (two paths of one build)"
     if "comparisons" in s:
         cells = []
         for name, found in s["detectable"].items():
@@ -163,13 +165,29 @@ def detectable_cell(s, folder):
     return "n/a (no interval recorded)"
 
 
+# The file each kind of run folder keeps; for the runs without a record.md
+# (`kbb bench models`, tests/keras/test_native_equivalence.py), what they
+# compare: two paths of one build, not builds.
+RECORDS = {
+    "summary.json": None,
+    "meta.json": None,
+    "models.json": "whole training steps, kernel against composed path",
+    "equivalence.json": "outputs, kernel against composed path",
+}
+
+
 def runs(folder):
-    """[(name, summary or meta)] of the run folders, in order."""
+    """[(name, summary or meta)] of the run folders, in order; a run without
+    a record.md as {"meta", "verdict": what it compares, "record": its file}."""
     out = []
     for path in sorted(p for p in Path(folder).glob("[0-9]*") if p.is_dir()):
-        for name in ("summary.json", "meta.json"):
+        for name, compared in RECORDS.items():
             if (path / name).is_file():
-                out.append((path.name, json.loads((path / name).read_text())))
+                found = json.loads((path / name).read_text())
+                if compared:
+                    meta = {"clock": "n/a", **found["meta"]}
+                    found = {"meta": meta, "verdict": compared, "record": name}
+                out.append((path.name, found))
                 break
     return out
 
@@ -180,7 +198,8 @@ def _index_row(folder, name, s, prefix):
     cpu = f"{meta.get('cpu', '?')} ({', '.join(meta.get('cpu_flags', [])) or '-'})"
     mhz = meta.get("cpu_mhz")
     clock = meta.get("clock", "wall") + (f", {mhz:.0f} MHz" if mhz else "")
-    row = [f"[{name}]({prefix}{name}/record.md)", meta.get("date", "?"), commits]
+    record = s.get("record", "record.md")
+    row = [f"[{name}]({prefix}{name}/{record})", meta.get("date", "?"), commits]
     row += [cpu, clock, meta.get("threads", "?"), meta.get("onednn", "not recorded")]
     return row + [s.get("verdict", "?"), detectable_cell(s, Path(folder) / name)]
 
