@@ -26,6 +26,20 @@ def tables(text):
     return {m.group(1): m.group(2).rstrip("\n") for m in _MARK.finditer(text)}
 
 
+def replace(text, name, lines):
+    """`text` with the table named `name` replaced by `lines` (a `table`'s),
+    or None when it has no such table.
+
+    >>> replace("<!-- table: t -->\\n| x |\\n|---|\\n\\nb", "t", table("y", [], "t"))
+    '<!-- table: t -->\\n| y |\\n|---|\\n\\nb'
+    """
+    for match in _MARK.finditer(text):
+        if match.group(1) == name:
+            new = "\n".join(lines[:-1]) + "\n"
+            return text[: match.start()] + new + text[match.end() :]
+    return None
+
+
 def header(table_text):
     """The column names of a table."""
     first = table_text.split("\n", 1)[0]

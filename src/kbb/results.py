@@ -181,6 +181,16 @@ def stamped(text):
     return [target for target, _ in _STAMPED.findall(text)]
 
 
+def restamped(text, line):
+    """`text` with its stamp lines left out and the stamp `line` at its end.
+
+    >>> restamped("# Doc\\n\\n" + stamp_of("k", None, "1", "2") + "\\n", "<!-- new -->")
+    '# Doc\\n\\n<!-- new -->\\n'
+    """
+    kept = [s for s in text.rstrip("\n").split("\n") if not _STAMPED.fullmatch(s)]
+    return "\n".join(kept).rstrip("\n") + "\n\n" + line + "\n"
+
+
 def doc_staleness(ws, path, pin):
     """Why the generated document `path` is stale for `pin`, or None."""
     text = path.read_text()

@@ -7,6 +7,7 @@ import importlib
 import pytest
 
 MODULES = (
+    "kbb.markdown",
     "kbb.series",
     "kbb.results",
     "kbb.layout.keras",

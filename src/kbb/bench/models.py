@@ -15,11 +15,13 @@ import math
 import statistics
 from pathlib import Path
 
+from kbb import KbbError
 from kbb import markdown
 from kbb.bench import record
 from kbb.bench import workers
 from kbb.bench.stats import mean_interval
 from kbb.files import write_text
+from kbb.results import restamped
 from kbb.results import stamp_line
 
 WORKER = Path("benchmarks") / "models.py"
@@ -126,10 +128,10 @@ def render(ws, folder):
     (which pr/keras/pr.toml quotes), then its stamp."""
     run = json.loads((Path(folder) / "models.json").read_text())
     doc = ws.root / DOC
-    text = doc.read_text()
-    start = text.index("<!-- table: bench-native-models -->")
-    end = text.index("\n\n", start) + 2
-    write_text(doc, text[:start] + "\n".join(table(run)) + "\n" + text[end:])
+    text = markdown.replace(doc.read_text(), "bench-native-models", table(run))
+    if text is None:
+        raise KbbError(f"{DOC} has no table bench-native-models to replace")
+    write_text(doc, text)
     stamp_native_doc(ws)
 
 
@@ -137,10 +139,8 @@ def stamp_native_doc(ws):
     """Writes the stamp line of docs/native-kernels.md: its generated tables
     are of the series up to the native group and of the pins now."""
     doc = ws.root / DOC
-    text = doc.read_text().rstrip("\n").split("\n")
-    lines = [line for line in text if not line.startswith("<!-- kbb-stamp:")]
     stamp = stamp_line(ws, ws.pin("keras"), "native")
-    write_text(doc, "\n".join(lines).rstrip("\n") + "\n\n" + stamp + "\n")
+    write_text(doc, restamped(doc.read_text(), stamp))
 
 
 def arguments(parser):
