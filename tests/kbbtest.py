@@ -92,6 +92,15 @@ class Results:
 
         return record
 
+    def keep_earlier(self, keep):
+        """Adds the records already in $KBB_RESULTS/<env>.json for which
+        `keep(record)` is true: those this session does not measure again."""
+        directory = os.environ.get("KBB_RESULTS")
+        env = os.environ.get("KBB_ENV", "local")
+        path = os.path.join(directory or "", f"{env}.json")
+        if directory and os.path.isfile(path):
+            self.entries += [e for e in results.load(path).records if keep(e)]
+
     def write(self):
         directory = os.environ.get("KBB_RESULTS")
         if directory and self.entries:

@@ -37,7 +37,6 @@ from pathlib import Path
 import pytest
 
 import kbbtest
-from kbb import results as results_file
 
 OPENVINO_EXCLUDES = "keras/src/backend/openvino/excluded_concrete_tests.txt"
 OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
@@ -148,19 +147,14 @@ def _record(stats, exitstatus, config):
     }
     for outcome in OUTCOMES:
         entry[outcome] = len(stats.get(outcome, []))
-    env = os.environ.get("KBB_ENV", "local")
-    path = Path(os.environ["KBB_RESULTS"], f"{env}.json")
     results = kbbtest.Results()
-    if path.is_file():
-        results.entries = [
-            e
-            for e in results_file.load(path).records
-            if not (
-                e.get("scenario") == "upstream-tests"
-                and e.get("tests") == tests
-                and e.get("backend") == name
-            )
-        ]
+    results.keep_earlier(
+        lambda e: not (
+            e.get("scenario") == "upstream-tests"
+            and e.get("tests") == tests
+            and e.get("backend") == name
+        )
+    )
     results.entries.append(entry)
     results.write()
 

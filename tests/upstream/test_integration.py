@@ -38,7 +38,6 @@ import pytest
 import kbbtest
 from conftest import ROOT
 from conftest import workspace
-from kbb import results as results_file
 
 # (script, backend), as Keras' CI runs them (.github/workflows/actions.yml).
 RUNS = (
@@ -76,22 +75,12 @@ def build(request, tmp_path_factory, ref):
         "keras": importlib.metadata.version("keras"),
         "git_url": git_url or "pinned",
     }
-    RESULTS.entries += earlier(commit)
-    RESULTS.write()
-
-
-def earlier(commit):
-    """The recorded runs of the same build that this session did not run
-    again (`-k`), to keep beside its own."""
-    path = Path(os.environ.get("KBB_RESULTS", "."), f"{os.environ.get('KBB_ENV')}.json")
-    if "KBB_RESULTS" not in os.environ or not path.is_file():
-        return []
+    # The recorded runs of the same build that this session left out (-k).
     ran = {(e["test"], e["backend"]) for e in RESULTS.entries}
-    return [
-        e
-        for e in results_file.load(path).records
-        if e.get("commit") == commit and (e["test"], e["backend"]) not in ran
-    ]
+    RESULTS.keep_earlier(
+        lambda e: e.get("commit") == commit and (e["test"], e["backend"]) not in ran
+    )
+    RESULTS.write()
 
 
 @pytest.mark.parametrize(
